@@ -1,0 +1,20 @@
+//! EmotiBot: a real-time, emotion-aware chat server.
+//!
+//! The crate is split so that everything except the reactor is sans-IO: plain state machines that
+//! take bytes, events and a `now` (milliseconds on a monotonic clock) and return what to send.
+//!
+//! - [`timer_wheel`]: hashed timer wheel (O(1) insert, cancel, expiry per tick).
+//! - [`ws`]: WebSocket frame codec and the per-connection WebSocket state machine.
+//! - [`http`]: HTTP/1.1 request heads, routing, static files, the WebSocket upgrade.
+//! - [`emotion`]: the zero-allocation lexicon emotion scorer.
+//! - [`chat`]: the chat protocol: auth, rooms, typing, bot replies, resume.
+//! - [`reactor`]: the single-threaded mio event loop that moves bytes between sockets and the above.
+
+pub mod chat;
+pub mod config;
+pub mod emotion;
+pub mod http;
+pub mod metrics;
+pub mod reactor;
+pub mod timer_wheel;
+pub mod ws;

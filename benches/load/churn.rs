@@ -93,10 +93,7 @@ impl Churn {
             "cycle_p99_ms",
             self.cycle_latency.quantile_us(0.99) / 1000.0,
         );
-        figures.add(
-            "server_cpu_us_per_connection",
-            self.window.server_cpu_us() / self.cycles as f64,
-        );
+        figures.add_server_costs(&self.window, self.cycles, "connection");
         figures.add("failures", self.failures as f64);
         figures
     }

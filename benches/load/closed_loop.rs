@@ -101,13 +101,11 @@ impl ClosedLoop {
             return figures;
         };
         let seconds = window.seconds();
-        let cpu_us = window.server_cpu_us();
         figures.add("msgs_per_s", self.answered as f64 / seconds);
         figures.add("rtt_p50_us", self.latencies.quantile_us(0.5));
         figures.add("rtt_p99_us", self.latencies.quantile_us(0.99));
         figures.add("rtt_p999_us", self.latencies.quantile_us(0.999));
-        figures.add("server_cpu_us_per_msg", cpu_us / self.answered as f64);
-        figures.add("server_cpu_percent", cpu_us / seconds / 1e4);
+        figures.add_server_costs(window, self.answered, "msg");
         figures.add(
             "other_frames_per_msg",
             self.other_frames as f64 / self.answered.max(1) as f64,

@@ -140,17 +140,12 @@ impl Fanout {
         }
         if let Some(window) = &self.window {
             let seconds = window.seconds();
-            let cpu_us = window.server_cpu_us();
             figures.add("deliveries_per_s", self.deliveries as f64 / seconds);
             figures.add("posts_per_s", self.posts_completed as f64 / seconds);
             figures.add("delivery_p50_us", self.latencies.quantile_us(0.5));
             figures.add("delivery_p99_us", self.latencies.quantile_us(0.99));
             figures.add("delivery_p999_us", self.latencies.quantile_us(0.999));
-            figures.add(
-                "server_cpu_us_per_delivery",
-                cpu_us / self.deliveries as f64,
-            );
-            figures.add("server_cpu_percent", cpu_us / seconds / 1e4);
+            figures.add_server_costs(window, self.deliveries, "delivery");
         }
         figures.add("error_frames", self.error_frames as f64);
         figures.add("members_lost", self.lost_members as f64);

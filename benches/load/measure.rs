@@ -7,11 +7,38 @@ use std::time::{Duration, Instant};
 
 /// One run's results, in the order they are printed: `(name with unit, value)`.
 #[derive(Default, Clone, Debug)]
-pub struct Figures(pub Vec<(&'static str, f64)>);
+pub struct Figures(pub Vec<(String, f64)>);
 
 impl Figures {
-    pub fn add(&mut self, name: &'static str, value: f64) {
-        self.0.push((name, value));
+    pub fn add(&mut self, name: impl Into<String>, value: f64) {
+        self.0.push((name.into(), value));
+    }
+
+    /// The server's CPU time and syscalls inside `window`, divided by `count` units of work
+    /// (`unit` names them: `msg`, `delivery`, `connection`). Reads and writes per unit are what
+    /// the floor is made of on this kernel; wake-ups per unit show how much batching happened.
+    pub fn add_server_costs(&mut self, window: &Window, count: u64, unit: &str) {
+        let Some(delta) = window.server_delta() else {
+            return;
+        };
+        let per_unit = |total: u64| total as f64 / count as f64;
+        self.add(format!("server_cpu_us_per_{unit}"), per_unit(delta.cpu_us));
+        self.add(
+            "server_cpu_percent",
+            delta.cpu_us as f64 / window.seconds() / 1e4,
+        );
+        self.add(
+            format!("server_reads_per_{unit}"),
+            per_unit(delta.read_syscalls),
+        );
+        self.add(
+            format!("server_writes_per_{unit}"),
+            per_unit(delta.write_syscalls),
+        );
+        self.add(
+            format!("server_wakeups_per_{unit}"),
+            per_unit(delta.voluntary_switches),
+        );
     }
 }
 
@@ -73,13 +100,19 @@ impl Window {
         }
     }
 
-    /// Server CPU time (utime + stime) spent inside the window, in microseconds.
-    pub fn server_cpu_us(&self) -> f64 {
+    /// What the server spent inside the window (CPU time, syscalls, wake-ups).
+    pub fn server_delta(&self) -> Option<ProcSample> {
         match (self.opened, self.closed) {
-            (Some((_, Some(start))), Some((_, Some(end)))) => {
-                end.cpu_us.saturating_sub(start.cpu_us) as f64
-            }
-            _ => f64::NAN,
+            (Some((_, Some(start))), Some((_, Some(end)))) => Some(ProcSample {
+                rss_kib: end.rss_kib,
+                cpu_us: end.cpu_us.saturating_sub(start.cpu_us),
+                read_syscalls: end.read_syscalls.saturating_sub(start.read_syscalls),
+                write_syscalls: end.write_syscalls.saturating_sub(start.write_syscalls),
+                voluntary_switches: end
+                    .voluntary_switches
+                    .saturating_sub(start.voluntary_switches),
+            }),
+            _ => None,
         }
     }
 }
@@ -122,6 +155,6 @@ pub mod checks {
         window.tick(start + Duration::from_secs(3));
         assert!(window.is_closed());
         assert!((window.seconds() - 2.0).abs() < 1e-9);
-        assert!(window.server_cpu_us().is_nan());
+        assert!(window.server_delta().is_none());
     }
 }

@@ -86,7 +86,6 @@ impl OpenLoop {
             return figures;
         };
         let seconds = window.seconds();
-        let cpu_us = window.server_cpu_us();
         figures.add("offered_per_s", self.rate_per_s);
         figures.add("sent_per_s", self.sent_in_window as f64 / seconds);
         figures.add("answered_per_s", self.answered as f64 / seconds);
@@ -95,8 +94,7 @@ impl OpenLoop {
         figures.add("rtt_p999_us", self.latencies.quantile_us(0.999));
         figures.add("rtt_max_us", self.latencies.quantile_us(1.0));
         figures.add("send_lag_p99_us", self.send_lag.quantile_us(0.99));
-        figures.add("server_cpu_us_per_msg", cpu_us / self.answered as f64);
-        figures.add("server_cpu_percent", cpu_us / seconds / 1e4);
+        figures.add_server_costs(window, self.answered, "msg");
         figures.add("error_frames", self.error_frames as f64);
         figures.add("connections_lost", self.lost as f64);
         figures

@@ -97,11 +97,11 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return head_too_large(),
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => {
-            return Parsed::Invalid(Response::error(
+            return invalid(
                 431,
                 "too_many_headers",
-                "a request may carry at most 32 headers",
-            ))
+                &format!("a request may carry at most {MAX_HEADERS} headers"),
+            )
         }
         Err(error) => return invalid(400, "bad_request", &format!("malformed request: {error}")),
     };
@@ -155,7 +155,7 @@ fn head_too_large() -> Parsed<'static> {
     invalid(
         431,
         "head_too_large",
-        "the request line and headers may take at most 8192 bytes",
+        &format!("the request line and headers may take at most {MAX_HEAD_BYTES} bytes"),
     )
 }
 
@@ -264,7 +264,7 @@ fn body_too_large() -> Response {
     Response::error(
         413,
         "body_too_large",
-        "request bodies may take at most 16384 bytes",
+        &format!("request bodies may take at most {MAX_BODY_BYTES} bytes"),
     )
 }
 
@@ -464,6 +464,41 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(buf)
             );
+        }
+    }
+
+    /// Every strict prefix of a valid request must wait for more bytes, never be refused: the
+    /// reactor may see a request split at any byte.
+    #[test]
+    fn every_prefix_of_a_valid_request_is_partial() {
+        let whole: &[u8] = b"POST /api/dev/token?x=1 HTTP/1.1\r\nHost: localhost:8080\r\n\
+            User-Agent: test/1.0\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n\
+            {\"name\":\"a\"}";
+        for cut in 0..whole.len() {
+            assert!(
+                matches!(parse(&whole[..cut]), Parsed::Partial),
+                "prefix of {cut} bytes"
+            );
+        }
+        let (request, len) = complete(whole);
+        assert_eq!((len, request.body), (whole.len(), &b"{\"name\":\"a\"}"[..]));
+    }
+
+    /// Corrupting any single byte of a request yields some outcome, never a panic, and a
+    /// complete request never claims more bytes than it was given.
+    #[test]
+    fn corrupted_requests_never_panic() {
+        let original: &[u8] =
+            b"GET /ws?token=a%20b HTTP/1.1\r\nHost: h:1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc";
+        for position in 0..original.len() {
+            for replacement in [0u8, b'\r', b'\n', b' ', b':', b'%', b'9', 0x7f, 0xff] {
+                let mut corrupted = original.to_vec();
+                corrupted[position] = replacement;
+                if let Parsed::Complete { request, len } = parse(&corrupted) {
+                    assert!(len <= corrupted.len());
+                    let _ = request.keep_alive();
+                }
+            }
         }
     }
 

@@ -113,7 +113,7 @@ pub struct ChatStats {
     pub authenticated: usize,
     /// Rooms held in memory (with members, retained events or a pending bot reply).
     pub rooms: usize,
-    pub timers_armed: usize,
+    pub timers: usize,
     /// Events held in history rings, over all rooms.
     pub retained_events: usize,
 }
@@ -256,7 +256,7 @@ impl ChatCore {
             sessions: self.session_count,
             authenticated: self.authenticated_count,
             rooms: self.rooms.len(),
-            timers_armed: self.timers.len(),
+            timers: self.timers.len(),
             retained_events: self.retained_events,
         }
     }

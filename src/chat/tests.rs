@@ -1076,7 +1076,7 @@ fn closed_forgets_everything_and_sends_nothing_to_the_closed_connection() {
             sessions: 0,
             authenticated: 0,
             rooms: 0,
-            timers_armed: 0,
+            timers: 0,
             retained_events: 0
         }
     );

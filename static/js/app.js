@@ -29,6 +29,7 @@ const ui = {
   whoamiName: $('whoami-name'),
   status: $('status'),
   statusText: $('status-text'),
+  statusAnnouncer: $('status-announcer'),
   roomList: $('room-list'),
   joinForm: $('join-form'),
   joinInput: $('join-room'),
@@ -647,6 +648,7 @@ function renderMood() {
 
 function renderStatus(detail) {
   const { status, retryAt } = detail;
+  if (status !== state.lastStatus.status) ui.statusAnnouncer.textContent = `Connection ${status}`;
   state.lastStatus = detail;
   clearInterval(state.statusTimer);
   state.statusTimer = null;
@@ -664,7 +666,7 @@ function renderStatus(detail) {
   };
   ui.statusText.textContent = describeNow();
   if (status === 'reconnecting' && retryAt) {
-    // A countdown that updates the visible text; the live region only announces the change of state.
+    // The visible countdown; screen readers hear only the change of state (statusAnnouncer).
     state.statusTimer = setInterval(() => {
       ui.statusText.textContent = describeNow();
     }, 1000);

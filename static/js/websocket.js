@@ -219,7 +219,8 @@ export class EmotiBotWebSocket extends EventTarget {
   join(room) {
     if (room === this.#privateRoom || this.#sharedRooms.has(room)) return;
     this.#sharedRooms.add(room);
-    if (this.#isResumed()) this.#sendJoin(room);
+    // While offline the room is joined on the next `ready`, with everything else.
+    if (this.#ready) this.#sendJoin(room);
   }
 
   /** Leaves a shared room. */
@@ -227,7 +228,7 @@ export class EmotiBotWebSocket extends EventTarget {
     if (!this.#sharedRooms.delete(room)) return;
     this.#lastSeq.delete(room);
     this.#cancelTyping(room);
-    if (this.#isResumed()) this.#send({ type: 'leave', room });
+    if (this.#ready) this.#send({ type: 'leave', room });
   }
 
   // ---- connection lifecycle ----

@@ -63,12 +63,15 @@ const context = await chromium.launchPersistentContext(profileDir, {
 // The DEV MODE server: first the one the Rust test started (by pid), later ones started here.
 let devServer = Number(args['dev-pid']);
 const devArgs = JSON.parse(args['dev-args']);
+const pingFlag = devArgs.indexOf('--ping-interval-ms');
+const pingIntervalMs = pingFlag >= 0 ? Number(devArgs[pingFlag + 1]) : 25_000;
 
 const ctx = {
   devUrl: args['dev-url'],
   secretUrl: args['secret-url'],
   secretToken: args['secret-token'],
   screenshotDir: args.screenshots,
+  pingIntervalMs,
   log,
   async newPage(label) {
     const page = await context.newPage();
@@ -80,6 +83,9 @@ const ctx = {
   },
   async startDevServer() {
     devServer = await startServer(args.bin, devArgs, ctx.devUrl);
+  },
+  signalDevServer(signal) {
+    process.kill(typeof devServer === 'number' ? devServer : devServer.pid, signal);
   },
   async fetchHead(url) {
     const response = await fetch(url);

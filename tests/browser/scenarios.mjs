@@ -1,5 +1,5 @@
 // The browser scenarios of issue 5, each an async function of a shared context `ctx`:
-// {browser, devUrl, secretUrl, secretToken, restartDevServer(), screenshotDir, newPage(label)}.
+// see `ctx` in run.mjs for what they can use (URLs, server control, pages, screenshot folder).
 import path from 'node:path';
 import { assert, sendMessage, signInDev, signInWithToken, waitOnline } from './page-helpers.mjs';
 
@@ -11,6 +11,7 @@ export const scenarios = [
   ['fear message: chip shows fear, bot typing, reply, indicator clears', fearMessageGetsReply],
   ['typing a draft moves the live meter before sending', draftMovesLiveMeter],
   ['server restart: reconnecting, outbox waits, delivered once and in order', outboxSurvivesRestart],
+  ['frozen server: the heartbeat notices within one ping interval, then recovers', heartbeatNoticesFrozenServer],
   ['two tabs of one user see each other; shared room typing clears after 2 s', tabsAndSharedRoom],
   ['message text is rendered as text, never as HTML', textIsNotHtml],
   ['screenshots at desktop and phone sizes; reduced motion honoured', screenshots],
@@ -164,6 +165,28 @@ async function probeRoomHistory({ user }) {
       }
     };
   });
+}
+
+async function heartbeatNoticesFrozenServer(ctx) {
+  const { page, watcher } = await ctx.newPage('hal');
+  await signInDev(page, ctx.devUrl, 'Hal');
+  const interval = ctx.pingIntervalMs;
+  // A stopped process keeps its sockets open: the browser's socket never reports the loss, only
+  // the client's own heartbeat can.
+  ctx.signalDevServer('SIGSTOP');
+  const frozenAt = Date.now();
+  try {
+    await page.locator('#status:not([data-status="online"])').waitFor({ timeout: interval * 2 });
+  } finally {
+    ctx.signalDevServer('SIGCONT');
+  }
+  const noticedAfter = Date.now() - frozenAt;
+  assert(noticedAfter <= interval, `noticed after ${noticedAfter} ms (ping interval ${interval} ms)`);
+  await waitOnline(page, 20_000);
+  await sendMessage(page, 'still here after the freeze');
+  await page.locator('#transcript .message--own[data-state="delivered"]').waitFor({ timeout: 5000 });
+  await ctx.expectClean(watcher);
+  await page.close();
 }
 
 async function tabsAndSharedRoom(ctx) {

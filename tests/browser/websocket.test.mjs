@@ -262,6 +262,23 @@ test('after a server restart the room counters start over and new events are not
   assert.equal(t.events.filter((e) => e.type === 'error' && e.detail.code === 'history_gap').length, 1);
 });
 
+test('join() while the resume replay is still arriving is sent at once', async () => {
+  const t = setup();
+  let socket = await connectReady(t);
+  t.client.join('lobby');
+  socket.receive({ type: 'joined', room: 'lobby', seq: 3 });
+  socket.drop(1006);
+  await t.clock.advance(t.client.retryAt - t.clock.now);
+  socket = t.socket();
+  socket.open();
+  socket.receive(READY); // resume of lobby starts; its barrier pong has not come back yet
+  t.client.join('kitchen');
+  assert.deepEqual(socket.sentOfType('join'), [
+    { type: 'join', room: 'lobby', since: 3 },
+    { type: 'join', room: 'kitchen' },
+  ]);
+});
+
 test('a refused join forgets the room', async () => {
   const t = setup();
   const socket = await connectReady(t);

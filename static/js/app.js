@@ -156,6 +156,7 @@ async function fetchDevToken(user, name) {
 }
 
 function startChat(getToken, name) {
+  resetChatState();
   state.displayName = name || null;
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const url = `${scheme}//${location.host}${state.config.ws_path || '/ws'}`;
@@ -176,6 +177,22 @@ function startChat(getToken, name) {
   ui.chatView.hidden = false;
   wireChatControls();
   client.connect();
+}
+
+// Forgets the previous session's rooms and messages (signing in again may be someone else).
+function resetChatState() {
+  for (const room of state.rooms.values()) {
+    for (const typer of room.typers.values()) clearTimeout(typer.timer);
+  }
+  state.rooms.clear();
+  state.outgoing.clear();
+  state.activeRoom = null;
+  state.user = null;
+  ui.transcript.replaceChildren();
+  ui.roomList.replaceChildren();
+  ui.typingIndicator.textContent = '';
+  ui.draft.value = '';
+  resetLiveMeter();
 }
 
 function signOut(reason) {

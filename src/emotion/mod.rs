@@ -85,3 +85,20 @@ impl Scorer {
         Scores { values }
     }
 }
+pub mod cli {
+    //! Placeholder until the lexicon scorer lands.
+    pub enum OutputFormat {
+        Json,
+        Label,
+    }
+    pub fn analyze(
+        _i: impl std::io::BufRead,
+        _o: impl std::io::Write,
+        _f: OutputFormat,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+    pub fn eval(_p: &std::path::Path, _o: impl std::io::Write) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -237,7 +237,11 @@ fn body_length(request: &Request<'_>) -> Result<usize, Response> {
             )
         } else {
             // RFC 9112 6.3: without chunked as the final coding the length cannot be known.
-            Response::error(400, "bad_transfer_encoding", "unsupported Transfer-Encoding")
+            Response::error(
+                400,
+                "bad_transfer_encoding",
+                "unsupported Transfer-Encoding",
+            )
         });
     }
     Ok(length.unwrap_or(0))

@@ -20,6 +20,8 @@ pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub const CLOSE_NO_STATUS: u16 = 1005;
 pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+/// Never valid on the wire (RFC 6455 7.4.2), so it can stand for "no close code yet".
+const NO_CLOSE_CODE: u16 = 0;
 
 /// A complete data message from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,7 +69,13 @@ pub struct WsConnection {
     /// them as they arrive means the caller never buffers a payload that will not be used.
     skip_remaining: u64,
     fragmented: Option<Box<FragmentedMessage>>,
-    close_code: Option<u16>,
+    /// How many payload bytes of the incomplete text frame at the head of the input have already
+    /// been unmasked and UTF-8 checked, so that a bad text fails before the frame is complete
+    /// and no byte is unmasked or checked twice while it trickles in.
+    text_prefix_checked: u32,
+    /// The first close code sent or received; [`NO_CLOSE_CODE`] until then. A bare u16 rather
+    /// than an `Option` keeps the struct within 32 bytes.
+    close_code: u16,
     state: State,
     /// Set after a header that could not be parsed: frame boundaries are unknown from there on,
     /// so all further input is discarded.
@@ -100,7 +108,8 @@ impl WsConnection {
             max_message_bytes,
             skip_remaining: 0,
             fragmented: None,
-            close_code: None,
+            text_prefix_checked: 0,
+            close_code: NO_CLOSE_CODE,
             state: State::Open,
             framing_lost: false,
         }
@@ -172,7 +181,7 @@ impl WsConnection {
         if self.state == State::Open {
             write_close(out, code, reason);
             self.state = State::CloseSent;
-            self.close_code = Some(code);
+            self.close_code = code;
             self.fragmented = None;
         }
     }
@@ -184,7 +193,7 @@ impl WsConnection {
     /// The close code this connection ended with: the first one sent or received. A close frame
     /// from the peer without a code counts as 1005.
     pub fn close_code(&self) -> Option<u16> {
-        self.close_code
+        (self.close_code != NO_CLOSE_CODE).then_some(self.close_code)
     }
 
     /// Handles the frame (or the skipped bytes) at the start of `buf`.
@@ -224,10 +233,19 @@ impl WsConnection {
         let frame_len = usize::try_from(header.payload_len)
             .map_or(usize::MAX, |len| len.saturating_add(header.header_len));
         if buf.len() < frame_len {
+            // A text frame starts a text message, so its prefix can be checked on its own.
+            if opcode == OpCode::Text
+                && !self.check_text_prefix(&mut buf[header.header_len..], mask)
+            {
+                self.fail(CLOSE_INVALID_PAYLOAD, out);
+                return self.skip_frame(&header);
+            }
             return Step::NeedMore;
         }
         let payload = &mut buf[header.header_len..frame_len];
-        unmask(payload, mask, 0);
+        let already_unmasked =
+            (std::mem::take(&mut self.text_prefix_checked) as usize).min(payload.len());
+        unmask(&mut payload[already_unmasked..], mask, already_unmasked);
         match opcode {
             OpCode::Ping => {
                 write_pong(out, payload);
@@ -301,8 +319,29 @@ impl WsConnection {
         self.skip_frame(header)
     }
 
+    /// Unmasks and UTF-8 checks the newly arrived part of an incomplete text frame's payload.
+    /// Returns false when it already holds a sequence no further bytes can make valid.
+    fn check_text_prefix(&mut self, available: &mut [u8], mask: [u8; 4]) -> bool {
+        let already = self.text_prefix_checked as usize;
+        // Payloads beyond u32 are left to the check on the complete frame.
+        let Ok(available_len) = u32::try_from(available.len()) else {
+            return true;
+        };
+        if available.len() <= already {
+            return true;
+        }
+        unmask(&mut available[already..], mask, already);
+        self.text_prefix_checked = available_len;
+        let resume_at = utf8_resume_point(&available[..already]);
+        match std::str::from_utf8(&available[resume_at..]) {
+            Ok(_) => true,
+            Err(error) => error.error_len().is_none(),
+        }
+    }
+
     /// Consumes the header and arranges for the payload to be discarded as it arrives.
     fn skip_frame(&mut self, header: &FrameHeader) -> Step {
+        self.text_prefix_checked = 0;
         self.skip_remaining = header.payload_len;
         Step::Handled(header.header_len)
     }
@@ -353,7 +392,7 @@ impl WsConnection {
         match payload {
             [] => {
                 write_empty_close(out);
-                self.close_code = Some(CLOSE_NO_STATUS);
+                self.close_code = CLOSE_NO_STATUS;
                 self.state = State::Closed;
             }
             [high, low, reason @ ..] => {
@@ -364,7 +403,7 @@ impl WsConnection {
                     self.fail(CLOSE_INVALID_PAYLOAD, out);
                 } else {
                     write_close(out, code, "");
-                    self.close_code = Some(code);
+                    self.close_code = code;
                     self.state = State::Closed;
                 }
             }
@@ -376,10 +415,11 @@ impl WsConnection {
     /// already sent, and drops any partial message.
     fn fail(&mut self, code: u16, out: &mut Vec<u8>) {
         self.fragmented = None;
+        self.text_prefix_checked = 0;
         if self.state == State::Open {
             write_close(out, code, close_reason(code));
             self.state = State::CloseSent;
-            self.close_code = Some(code);
+            self.close_code = code;
         }
     }
 }
@@ -391,6 +431,19 @@ fn close_reason(code: u16) -> &'static str {
         CLOSE_MESSAGE_TOO_BIG => "message too big",
         _ => "",
     }
+}
+
+/// Where to resume UTF-8 checking of `checked`, bytes already found valid except for possibly an
+/// incomplete sequence (at most 3 bytes, starting with a lead byte) at the end: the first
+/// non-continuation byte among the last three. Continuation bytes before it finish a complete
+/// character, so it is a character boundary.
+fn utf8_resume_point(checked: &[u8]) -> usize {
+    let is_continuation = |byte: u8| byte & 0xC0 == 0x80;
+    let mut resume_at = checked.len().saturating_sub(3);
+    while resume_at < checked.len() && is_continuation(checked[resume_at]) {
+        resume_at += 1;
+    }
+    resume_at
 }
 
 /// Extends the validated prefix of `data` over newly appended bytes. Returns false as soon as
@@ -838,6 +891,51 @@ mod tests {
         let mut input = client_frame(false, 1, b"a");
         input.extend(client_frame(true, 0, &[0xe2, 0x82]));
         assert_eq!(failure_code(&input), Some(1007));
+    }
+
+    #[test]
+    fn invalid_utf8_fails_inside_an_incomplete_single_frame() {
+        // One text frame arriving in three chops; the second holds f4 90 (above U+10FFFF).
+        let mut payload = "κόσμε".as_bytes().to_vec();
+        payload.extend_from_slice(&[0xf4, 0x90, 0x80, 0x80]);
+        payload.extend_from_slice(b"edited");
+        let frame = client_frame(true, 1, &payload);
+        let first_chop = 6 + "κόσμε".len();
+        let mut connection = WsConnection::new(1024);
+        let (_, out) = feed_in_chunks(&mut connection, &[&frame[..first_chop]]);
+        assert!(out.is_empty(), "a valid prefix does not fail");
+        let (_, out) = feed_in_chunks(&mut connection, &[&frame[..first_chop + 2]]);
+        assert_eq!(sent_close_code(&out), Some(1007));
+        assert_eq!(connection.state(), State::CloseSent);
+    }
+
+    #[test]
+    fn text_frame_checked_in_pieces_is_unmasked_exactly_once() {
+        // Every split point, including inside multi-byte characters.
+        let text = "a€b😀c κόσμε";
+        let frame = client_frame(true, 1, text.as_bytes());
+        for split in 1..frame.len() {
+            let mut connection = WsConnection::new(1024);
+            let (messages, out) =
+                feed_in_chunks(&mut connection, &[&frame[..split], &frame[split..]]);
+            assert_eq!(messages, [Owned::Text(text.into())], "split at {split}");
+            assert!(out.is_empty());
+        }
+    }
+
+    #[test]
+    fn resume_point_is_a_character_boundary() {
+        assert_eq!(utf8_resume_point(b""), 0);
+        assert_eq!(utf8_resume_point(b"abcd"), 1);
+        // "é" complete at the end: the window starts on its lead byte or skips its continuation.
+        assert_eq!(utf8_resume_point(&[b'a', b'b', 0xc3, 0xa9]), 1);
+        assert_eq!(utf8_resume_point(&[b'a', b'b', b'c', 0xc3, 0xa9]), 2);
+        assert_eq!(utf8_resume_point(&[b'a', b'b', 0xe2, 0x82, 0xac]), 2);
+        assert_eq!(utf8_resume_point(&[b'a', 0xe2, 0x82, 0xac]), 1);
+        // An incomplete 4-byte sequence at the end starts at its lead byte.
+        assert_eq!(utf8_resume_point(&[b'a', 0xf0, 0x9f, 0x98]), 1);
+        // Last three bytes all continuations of a complete 4-byte character.
+        assert_eq!(utf8_resume_point(&[0xf0, 0x9f, 0x98, 0x80]), 4);
     }
 
     #[test]

@@ -1027,4 +1027,159 @@ mod tests {
         assert_eq!(out[0], frame[0]);
         assert_eq!(out[1] | 0x80, frame[1]);
     }
+
+    /// A small deterministic generator so the stream tests are reproducible.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, bound: usize) -> usize {
+            (self.next() % bound as u64) as usize
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    const TEXTS: [&str; 5] = ["hello", "κόσμε", "a€b😀c", "", "I'm so happy! 😊 très bien"];
+
+    /// A random client stream: mostly well-formed messages (some fragmented, split inside
+    /// characters, with control frames in between), sometimes a violation or a close.
+    fn random_client_stream(random: &mut XorShift) -> Vec<u8> {
+        let mut stream = Vec::new();
+        for _ in 0..random.below(10) {
+            match random.below(20) {
+                0..=5 => {
+                    let text = TEXTS[random.below(TEXTS.len())].repeat(1 + random.below(40));
+                    stream.extend(client_frame(true, 1, text.as_bytes()));
+                }
+                6..=8 => {
+                    let text = TEXTS[random.below(TEXTS.len())].repeat(1 + random.below(10));
+                    let mut bytes = text.into_bytes();
+                    if random.below(4) == 0 {
+                        let at = random.below(bytes.len() + 1);
+                        bytes.insert(at, [0xff, 0xc0, 0xed, 0xf4][random.below(4)]);
+                    }
+                    let cut_a = random.below(bytes.len() + 1);
+                    let cut_b = cut_a + random.below(bytes.len() - cut_a + 1);
+                    stream.extend(client_frame(false, 1, &bytes[..cut_a]));
+                    stream.extend(client_frame(true, 9, b"between"));
+                    stream.extend(client_frame(false, 0, &bytes[cut_a..cut_b]));
+                    stream.extend(client_frame(true, 0, &bytes[cut_b..]));
+                }
+                9..=11 => {
+                    let len = [0, 5, 125, 126, 300, 1500][random.below(6)];
+                    let data = random.bytes(len);
+                    stream.extend(client_frame(true, 2, &data));
+                }
+                12..=14 => {
+                    let len = random.below(126);
+                    let data = random.bytes(len);
+                    stream.extend(client_frame(true, [9, 10][random.below(2)], &data));
+                }
+                15 => {
+                    let len = 1 + random.below(20);
+                    let bytes = random.bytes(len);
+                    stream.extend(client_frame(true, 1, &bytes));
+                }
+                16 => {
+                    let mut frame = client_frame(true, 2, b"bad");
+                    match random.below(3) {
+                        0 => frame[0] |= 0x40,
+                        1 => frame[0] = 0x83,
+                        _ => frame = vec![0x82, 3, 1, 2, 3],
+                    }
+                    stream.extend(frame);
+                }
+                17 => stream.extend(client_frame(false, 9, b"fragmented ping")),
+                18 => {
+                    // 1005 may not be sent, so it is a violation; an empty close is not.
+                    let payload = match [1000u16, 1001, 1005, 3000, 999, 0][random.below(6)] {
+                        0 => Vec::new(),
+                        code => code.to_be_bytes().to_vec(),
+                    };
+                    stream.extend(client_frame(true, 8, &payload));
+                }
+                _ => stream.extend(client_frame(true, 0, b"orphan")),
+            }
+        }
+        stream
+    }
+
+    /// Everything observable after feeding a stream.
+    fn outcome(
+        connection: &mut WsConnection,
+        chunks: &[&[u8]],
+    ) -> (Vec<Owned>, Vec<u8>, State, Option<u16>) {
+        let (messages, out) = feed_in_chunks(connection, chunks);
+        (messages, out, connection.state(), connection.close_code())
+    }
+
+    #[test]
+    fn random_streams_give_the_same_outcome_whatever_the_chunking() {
+        let mut random = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut close_codes_seen = std::collections::BTreeSet::new();
+        let mut messages_seen = 0;
+        for round in 0..400 {
+            let stream = random_client_stream(&mut random);
+            let max_message_bytes = [64, 1024, 1 << 20][random.below(3)];
+            let whole = outcome(&mut WsConnection::new(max_message_bytes), &[&stream]);
+            close_codes_seen.extend(whole.3);
+            messages_seen += whole.0.len();
+
+            let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+            let by_byte = outcome(&mut WsConnection::new(max_message_bytes), &bytewise);
+            assert_eq!(by_byte, whole, "round {round}: byte by byte");
+
+            let mut chunks = Vec::new();
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at((1 + random.below(40)).min(rest.len()));
+                chunks.push(chunk);
+                rest = tail;
+            }
+            let chunked = outcome(&mut WsConnection::new(max_message_bytes), &chunks);
+            assert_eq!(chunked, whole, "round {round}: random chunks");
+        }
+        // The generator must have reached every kind of ending, or the test proves little.
+        for code in [1002, 1005, 1007, 1009] {
+            assert!(
+                close_codes_seen.contains(&code),
+                "no stream ended with {code}: {close_codes_seen:?}"
+            );
+        }
+        assert!(
+            [1000, 1001, 3000]
+                .iter()
+                .any(|code| close_codes_seen.contains(code)),
+            "no stream ended with an echoed close: {close_codes_seen:?}"
+        );
+        assert!(messages_seen > 200, "only {messages_seen} messages");
+    }
+
+    #[test]
+    fn random_bytes_never_panic_and_always_make_progress() {
+        let mut random = XorShift(0x0123_4567_89ab_cdef);
+        for _ in 0..2000 {
+            let len = random.below(200);
+            let bytes = random.bytes(len);
+            let mut connection = WsConnection::new(100);
+            let chunks: Vec<&[u8]> = bytes.chunks(1 + random.below(16)).collect();
+            let (_, out) = feed_in_chunks(&mut connection, &chunks);
+            // Whatever came in, any reply is a sequence of well-formed server frames.
+            let mut rest = &out[..];
+            while let Ok(Some(header)) = parse_header(rest) {
+                assert_eq!(header.mask, None);
+                rest = &rest[header.header_len + header.payload_len as usize..];
+            }
+            assert!(rest.is_empty());
+        }
+    }
 }

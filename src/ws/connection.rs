@@ -125,8 +125,13 @@ impl WsConnection {
     ///
     /// The caller drops the first `consumed` bytes, keeps the rest and calls again; when
     /// `consumed == 0` and there is no event, the input holds no complete frame and the caller
-    /// waits for more bytes. A frame that is still incomplete costs O(1) per call: only its header
-    /// is looked at until all of it is there.
+    /// waits for more bytes. The kept bytes must be passed back unchanged, with new bytes
+    /// appended: the arrived part of an incomplete text frame is already unmasked in place.
+    ///
+    /// An incomplete frame costs O(1) per call plus O(new bytes) for a text frame, whose arrived
+    /// part is unmasked and UTF-8 checked once so that bad text fails early. Payloads of frames
+    /// that will not be used (after a failure or while closing) are consumed as they arrive, so
+    /// the caller never holds them.
     pub fn poll<'a>(&mut self, input: &'a mut [u8], out: &mut Vec<u8>) -> Poll<'a> {
         let mut consumed = 0;
         loop {
@@ -183,6 +188,7 @@ impl WsConnection {
             self.state = State::CloseSent;
             self.close_code = code;
             self.fragmented = None;
+            self.text_prefix_checked = 0;
         }
     }
 

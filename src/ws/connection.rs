@@ -12,8 +12,10 @@ use super::frame::{
     FrameHeader, OpCode, MAX_CONTROL_PAYLOAD,
 };
 
-/// Close codes this module sends (RFC 6455 7.4.1).
+// Close codes (RFC 6455 7.4.1) this module and its callers send.
 pub const CLOSE_NORMAL: u16 = 1000;
+/// For server shutdown.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Reported by [`WsConnection::close_code`] when the peer's close frame carried no code; never
 /// sent on the wire.

@@ -26,6 +26,8 @@ mod open_loop;
 mod server;
 #[path = "load/stats.rs"]
 mod stats;
+#[path = "load/syscalls.rs"]
+mod syscalls;
 #[path = "load/texts.rs"]
 mod texts;
 #[path = "load/tokens.rs"]
@@ -144,6 +146,10 @@ struct Options {
     /// Do not pin either process.
     #[arg(long)]
     no_pin: bool,
+    /// Count the server's syscalls in the measured window with `perf stat` (tracepoint counters,
+    /// no ptrace; costs the server a little CPU, so compare CPU figures from runs without it).
+    #[arg(long)]
+    syscalls: bool,
     /// Nice value for both server and generator (e.g. -10 on a machine shared with compilers, so
     /// latency percentiles measure the server rather than the scheduler). Needs root below 0.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
@@ -194,8 +200,6 @@ impl Options {
                 "0",
                 "--max-conns-per-ip",
                 "0",
-                "--max-connections",
-                "19950",
                 "--bot",
                 match self.bot {
                     Switch::On => "on",
@@ -293,13 +297,23 @@ fn run_once(
             )?;
             let target = Target {
                 addr: process.addr,
-                path: "/ws".into(),
+                // The server's echo endpoint lives next to the chat one.
+                path: if options.server_is_echo() {
+                    "/echo"
+                } else {
+                    "/ws"
+                }
+                .into(),
                 waits_for_ready: !options.server_is_echo(),
             };
             let pid = process.pid();
             started = Some(process);
             (target, Some(pid))
         }
+    };
+    let probe = measure::Probe {
+        pid,
+        count_syscalls: options.syscalls,
     };
     let mut driver = Driver::new(target, tokens, options.source_addrs)?;
     let answers_are_echoes = options.server_is_echo();
@@ -324,7 +338,7 @@ fn run_once(
                 warmup: options.warmup(),
                 duration: options.duration(),
             };
-            let mut workload = closed_loop::ClosedLoop::new(&params, pid);
+            let mut workload = closed_loop::ClosedLoop::new(&params, probe);
             driver.run(&mut workload, safety_net)?;
             let note = workload.first_error().map(str::to_owned);
             (workload.figures(&driver.io), note)
@@ -338,7 +352,7 @@ fn run_once(
                 warmup: options.warmup(),
                 duration: options.duration(),
             };
-            let mut workload = fanout::Fanout::new(&params, pid, Instant::now());
+            let mut workload = fanout::Fanout::new(&params, probe, Instant::now());
             driver.run(&mut workload, safety_net)?;
             let note = workload.first_error().map(str::to_owned);
             (workload.figures(), note)
@@ -352,7 +366,7 @@ fn run_once(
                 warmup: options.warmup(),
                 duration: options.duration(),
             };
-            let mut workload = open_loop::OpenLoop::new(&params, pid);
+            let mut workload = open_loop::OpenLoop::new(&params, probe);
             driver.run(&mut workload, safety_net)?;
             let note = workload.first_error().map(str::to_owned);
             (workload.figures(), note)
@@ -366,7 +380,7 @@ fn run_once(
                 duration: options.duration(),
             };
             let settle = Duration::from_secs_f64(options.hold_s.max(0.0));
-            churn::run(&mut driver, pid, &params, settle)?
+            churn::run(&mut driver, probe, &params, settle)?
         }
     };
     let (mut figures, mut note) = outcome;
@@ -535,6 +549,8 @@ mod self_checks {
         texts::lines_are_short_plain_chat_messages,
         measure::chat_message_is_valid_json_with_generator_id,
         measure::window_measures_only_between_its_edges,
+        syscalls::perf_csv_counts_are_matched_by_event,
+        syscalls::acknowledgement_may_carry_a_nul,
         cli::parse_url_accepts_ipv4_ws_urls,
     ];
 

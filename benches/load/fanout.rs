@@ -5,7 +5,7 @@
 
 use crate::dialer::Dialer;
 use crate::driver::{Io, Loss, Workload};
-use crate::measure::{chat_message, Figures, Window};
+use crate::measure::{chat_message, Figures, Probe, Window};
 use crate::stats::Latencies;
 use crate::wire;
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ pub struct Fanout {
     dialer: Dialer,
     senders: usize,
     in_flight: usize,
-    pid: Option<u32>,
+    probe: Probe,
     warmup: Duration,
     duration: Duration,
     member_keys: Vec<usize>,
@@ -53,12 +53,12 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    pub fn new(params: &FanoutParams, pid: Option<u32>, now: Instant) -> Self {
+    pub fn new(params: &FanoutParams, probe: Probe, now: Instant) -> Self {
         Fanout {
             dialer: Dialer::new(0..params.members.max(2), params.connect_concurrency),
             senders: params.senders.clamp(1, params.members.max(2)),
             in_flight: params.in_flight.max(1),
-            pid,
+            probe,
             warmup: params.warmup,
             duration: params.duration,
             member_keys: Vec::with_capacity(params.members),
@@ -115,7 +115,7 @@ impl Fanout {
 
     fn start_posting(&mut self, io: &mut Io, now: Instant) {
         self.joined_all_at = Some(now);
-        self.window = Some(Window::new(self.pid, now, self.warmup, self.duration));
+        self.window = Some(Window::new(self.probe, now, self.warmup, self.duration));
         let senders: Vec<usize> = self
             .member_keys
             .iter()

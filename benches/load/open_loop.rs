@@ -4,7 +4,7 @@
 
 use crate::dialer::Dialer;
 use crate::driver::{Io, Loss, Workload};
-use crate::measure::{chat_message, Figures, Window};
+use crate::measure::{chat_message, Figures, Probe, Window};
 use crate::stats::Latencies;
 use crate::wire;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ pub struct OpenLoop {
     dialer: Dialer,
     rate_per_s: f64,
     answers_are_echoes: bool,
-    pid: Option<u32>,
+    probe: Probe,
     warmup: Duration,
     duration: Duration,
     open_keys: Vec<usize>,
@@ -39,12 +39,12 @@ pub struct OpenLoop {
 }
 
 impl OpenLoop {
-    pub fn new(params: &OpenLoopParams, pid: Option<u32>) -> Self {
+    pub fn new(params: &OpenLoopParams, probe: Probe) -> Self {
         OpenLoop {
             dialer: Dialer::new(0..params.connections.max(1), params.connect_concurrency),
             rate_per_s: params.rate_per_s.max(1.0),
             answers_are_echoes: params.answers_are_echoes,
-            pid,
+            probe,
             warmup: params.warmup,
             duration: params.duration,
             open_keys: Vec::with_capacity(params.connections),
@@ -149,7 +149,7 @@ impl Workload for OpenLoop {
         self.dialer.pump(io, now);
         if self.schedule_start.is_none() && self.dialer.is_settled() && !self.open_keys.is_empty() {
             self.schedule_start = Some(now);
-            self.window = Some(Window::new(self.pid, now, self.warmup, self.duration));
+            self.window = Some(Window::new(self.probe, now, self.warmup, self.duration));
         }
         let Some(window) = &mut self.window else {
             return;

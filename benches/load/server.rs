@@ -9,16 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// What the server holds and has spent at one instant, from `/proc/PID/{status,stat,io}`.
+/// What the server holds and has spent at one instant, from `/proc/PID/status` and `stat`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProcSample {
     pub rss_kib: u64,
     /// utime + stime of the whole process, in microseconds.
     pub cpu_us: u64,
-    /// `read`-family syscalls so far (`syscr`), EAGAIN ones included.
-    pub read_syscalls: u64,
-    /// `write`-family syscalls so far (`syscw`).
-    pub write_syscalls: u64,
     /// Times the process blocked (for a server: `epoll_wait` that had to sleep).
     pub voluntary_switches: u64,
 }
@@ -28,16 +24,12 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let rss_kib = labelled_number(&status, "VmRSS:")
         .ok_or_else(|| io::Error::other("no VmRSS in /proc/PID/status"))?;
     let voluntary_switches = labelled_number(&status, "voluntary_ctxt_switches:").unwrap_or(0);
-    // /proc/PID/io needs task I/O accounting in the kernel; without it those figures read 0.
-    let io_counters = fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let cpu_ticks =
         cpu_ticks_from_stat(&stat).ok_or_else(|| io::Error::other("unparsable /proc/PID/stat"))?;
     Ok(ProcSample {
         rss_kib,
         cpu_us: cpu_ticks * 1_000_000 / clock_ticks_per_second(),
-        read_syscalls: labelled_number(&io_counters, "syscr:").unwrap_or(0),
-        write_syscalls: labelled_number(&io_counters, "syscw:").unwrap_or(0),
         voluntary_switches,
     })
 }

@@ -395,3 +395,35 @@ fn shutdown_sends_1001_and_exits_zero() {
     // The listener is gone.
     assert!(TcpStream::connect(server.addr).is_err());
 }
+
+#[test]
+fn a_ping_flood_from_a_peer_that_never_reads_is_cut_off() {
+    let server = TestServer::start(&["--echo"]);
+    let mut ws = WsClient::connect(server.addr, "/echo", "");
+    let ping = masked_frame(true, 9, &[b'p'; 125]);
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 500)
+        .collect();
+    ws.stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Pongs pile up on the server while we never read; it must drop us long before 256 MiB.
+    let mut sent = 0usize;
+    let cut_off = loop {
+        match ws.stream.write_all(&batch) {
+            Ok(()) => sent += batch.len(),
+            Err(_) => break true,
+        }
+        if sent > 256 << 20 {
+            break false;
+        }
+    };
+    assert!(cut_off, "still connected after {sent} bytes of pings");
+    assert!(server.metric("emotibot_slow_consumers_closed_total") >= 1);
+    // The server is fine.
+    let (head, _) = get(&server, "/healthz", "");
+    assert_eq!(status(&head), 200);
+}

@@ -90,8 +90,9 @@ impl<'a> Request<'a> {
 /// 413 or 431 JSON response) when it can never become valid, including a head already longer than
 /// [`MAX_HEAD_BYTES`] without its end.
 pub fn parse(buf: &[u8]) -> Parsed<'_> {
-    let mut header_storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut header_storage);
+    // httparse writes the headers straight into the array the Request keeps: no second copy.
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
     let head_len = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(head_len)) => head_len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return head_too_large(),
@@ -115,8 +116,6 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         return invalid(400, "bad_request", "incomplete request line");
     };
     let header_count = parsed.headers.len();
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    headers[..header_count].copy_from_slice(parsed.headers);
 
     let Some((path, query)) = split_target(target) else {
         return invalid(400, "bad_target", "the request target must be a path");
@@ -130,9 +129,6 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         headers,
         header_count,
     };
-    if let Some(problem) = host_problem(&request) {
-        return invalid(400, "bad_host", problem);
-    }
     let body_len = match body_length(&request) {
         Ok(body_len) => body_len,
         Err(response) => return Parsed::Invalid(response),
@@ -186,24 +182,49 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
         .then(|| &text[prefix.len()..])
 }
 
-/// RFC 9112 3.2: an HTTP/1.1 request without `Host`, or with more than one, gets 400.
-fn host_problem(request: &Request<'_>) -> Option<&'static str> {
-    let host_count = request
-        .headers()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
-        .count();
-    match host_count {
-        0 if request.minor_version >= 1 => Some("HTTP/1.1 requests must carry a Host header"),
-        0 | 1 => None,
-        _ => Some("a request may carry only one Host header"),
-    }
-}
-
-/// The body length from `Content-Length`, refusing anything that could let two parties disagree
-/// about where this request ends (request smuggling): repeated differing lengths, non-digits,
-/// and `Transfer-Encoding`.
+/// Checks the headers that decide where this request ends and returns its body length, in one
+/// pass over the headers. Refuses anything that could let two parties disagree about the framing
+/// (request smuggling): repeated differing lengths, non-digits, `Transfer-Encoding`; and, per
+/// RFC 9112 3.2, an HTTP/1.1 request without exactly one `Host`.
 fn body_length(request: &Request<'_>) -> Result<usize, Response> {
-    if let Some(coding) = request.header("transfer-encoding") {
+    let mut host_count = 0usize;
+    let mut transfer_encoding: Option<&[u8]> = None;
+    let mut length: Option<usize> = None;
+    for (name, value) in request.headers() {
+        if name.eq_ignore_ascii_case("host") {
+            host_count += 1;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = Some(value);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let this_length = parse_content_length(value)?;
+            if length.is_some_and(|earlier| earlier != this_length) {
+                return Err(Response::error(
+                    400,
+                    "bad_content_length",
+                    "conflicting Content-Length headers",
+                ));
+            }
+            length = Some(this_length);
+        }
+    }
+    match host_count {
+        0 if request.minor_version >= 1 => {
+            return Err(Response::error(
+                400,
+                "bad_host",
+                "HTTP/1.1 requests must carry a Host header",
+            ))
+        }
+        0 | 1 => {}
+        _ => {
+            return Err(Response::error(
+                400,
+                "bad_host",
+                "a request may carry only one Host header",
+            ))
+        }
+    }
+    if let Some(coding) = transfer_encoding {
         let chunked_last = coding
             .rsplit(|&byte| byte == b',')
             .next()
@@ -222,21 +243,6 @@ fn body_length(request: &Request<'_>) -> Result<usize, Response> {
                 "unsupported Transfer-Encoding",
             )
         });
-    }
-    let mut length: Option<usize> = None;
-    for (_, value) in request
-        .headers()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-    {
-        let this_length = parse_content_length(value)?;
-        if length.is_some_and(|earlier| earlier != this_length) {
-            return Err(Response::error(
-                400,
-                "bad_content_length",
-                "conflicting Content-Length headers",
-            ));
-        }
-        length = Some(this_length);
     }
     Ok(length.unwrap_or(0))
 }

@@ -46,10 +46,15 @@ impl Response {
     }
 
     pub fn text(status: u16, content_type: &'static str, body: String) -> Response {
+        Response::bytes(status, content_type, body.into_bytes())
+    }
+
+    /// A response with a body built for this request, e.g. a file read from disk.
+    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
         Response {
             status,
             content_type,
-            body: Body::Owned(body.into_bytes()),
+            body: Body::Owned(body),
             headers: Vec::new(),
         }
     }

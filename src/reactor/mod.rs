@@ -362,6 +362,18 @@ impl Reactor {
         if conn.output.len() != before {
             queue_flush(&mut self.flush_queue, conn, key);
         }
+        // Pongs and echoes are written without the chat outbox's checks: a peer that sends but
+        // never reads must not make its output grow without bound either.
+        let output_cap = self
+            .config
+            .output_limits
+            .hard
+            .max(2 * self.config.max_message_bytes);
+        if conn.backlog() > output_cap {
+            self.metrics.slow_consumers_closed += 1;
+            self.remove(key, now);
+            return None;
+        }
         if let Some(event) = poll.event {
             self.metrics.ws_messages_in += 1;
             self.on_message(key, event, echo, now);

@@ -7,7 +7,8 @@ mod assets;
 mod lexicon;
 
 fn main() {
-    let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let out_dir =
+        std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     assets::generate(&out_dir);
     lexicon::generate(&out_dir);
 }

@@ -1,1 +1,42 @@
-fn main() {}
+//! Time per message and bytes/s of `Scorer::score` on realistic chat messages of about 20, 80 and
+//! 1000 bytes, with the `vader_sentiment` crate's `polarity_scores` on the same inputs as a
+//! reference point in the same group.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use emotibot::emotion::Scorer;
+
+const SHORT: &str = "omg yes!! so happy";
+const MEDIUM: &str =
+    "I can't believe they cancelled the show :( honestly so disappointed, not cool";
+const LONG: &str = "Okay so I finally watched the finale last night and I have THOUGHTS. \
+The first half was honestly great, the pacing was tight, the soundtrack was sooo good and the \
+acting from the lead was incredible. But then the last twenty minutes just fell apart for me. \
+Why would they kill off the one character who actually had an arc?? It felt cheap, like the \
+writers didn't know how to end it and went for shock value instead. I'm not angry exactly, more \
+disappointed, because the whole season built up to something that never really happened. My \
+friend loved it though 😂 and she says I'm overthinking it, which is fair, I do that. Still, I \
+was kind of scared for the side characters the whole episode and the payoff just wasn't there. \
+Anyway, 7/10, would still recommend the first three seasons to anyone who hasn't seen them :)";
+
+fn scoring(c: &mut Criterion) {
+    let scorer = Scorer::new();
+    let vader = vader_sentiment::SentimentIntensityAnalyzer::new();
+    let mut group = c.benchmark_group("emotion");
+    for (name, text) in [("20B", SHORT), ("80B", MEDIUM), ("1000B", LONG)] {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::new("emotibot_score", name), text, |b, t| {
+            b.iter(|| scorer.score(black_box(t)))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("vader_polarity_scores", name),
+            text,
+            |b, t| b.iter(|| vader.polarity_scores(black_box(t))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, scoring);
+criterion_main!(benches);

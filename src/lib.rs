@@ -8,6 +8,7 @@
 //! - [`http`]: HTTP/1.1 request heads, routing, static files, the WebSocket upgrade.
 //! - [`emotion`]: the zero-allocation lexicon emotion scorer.
 //! - [`chat`]: the chat protocol: auth, rooms, typing, bot replies, resume.
+//! - [`server`]: glue: builds the reactor, HTTP app endpoints and the chat core from the configuration.
 //! - [`reactor`]: the single-threaded mio event loop that moves bytes between sockets and the above.
 
 pub mod chat;
@@ -16,7 +17,9 @@ pub mod emotion;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod reactor;
+pub mod server;
 pub mod timer_wheel;
 pub mod ws;

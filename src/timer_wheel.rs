@@ -167,7 +167,10 @@ impl<T> TimerWheel<T> {
                 let index = (first_word + i) % words;
                 (index, self.occupied[index])
             }))
-            .chain(std::iter::once((first_word, self.occupied[first_word] & below_start)));
+            .chain(std::iter::once((
+                first_word,
+                self.occupied[first_word] & below_start,
+            )));
         for (index, word) in candidates {
             if word != 0 {
                 let slot = index as u64 * 64 + u64::from(word.trailing_zeros());

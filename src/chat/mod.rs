@@ -1,1 +1,1193 @@
-//! (placeholder)
+//! The chat protocol core, sans-IO: authentication, private and shared rooms, typing indicators,
+//! bot replies and resume, as one state machine driven by the reactor.
+//!
+//! The reactor reports connection events (`open`, `text`, `binary`, `closed`) and the passing of
+//! time (`expire` at `next_deadline`); the core answers through an [`Outbox`]. Nothing here reads
+//! a clock or touches a socket, so tests drive it with a simulated clock and a recording outbox.
+//! `docs/PROTOCOL.md` describes the protocol as a client sees it.
+
+pub mod auth;
+mod bot;
+mod inline_vec;
+mod limits;
+mod room;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use slab::Slab;
+
+use crate::emotion::Scorer;
+use crate::timer_wheel::{TimerKey, TimerWheel};
+use inline_vec::InlineVec;
+use limits::TokenBucket;
+use room::{parse_room_name, PendingReply, Room, RoomKey, RoomName, PRIVATE_PREFIX};
+use wire::{ClientMessage, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS};
+
+/// The reactor's slab key for a connection; `closed` is always called before a key is reused.
+pub type ConnId = usize;
+
+/// Close code for policy violations: no `auth` in time (and, from the reactor, slow consumers).
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code telling the client its token is invalid or expired and it should fetch a new one.
+pub const CLOSE_TOKEN_INVALID: u16 = 4001;
+/// WebSocket close reasons are limited to 123 bytes.
+const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+const TIMER_TICK_MS: u64 = 10;
+const TIMER_SLOTS: usize = 4096;
+/// Released rooms whose last seq is remembered so a re-created room continues its numbering.
+/// Beyond this many the memory is folded into one floor that all new rooms start from.
+const MAX_REMEMBERED_ROOMS: usize = 65_536;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Must reach the client (or the connection is closed as a slow consumer).
+    Essential,
+    /// Typing, presence, previews: may be shed under backpressure.
+    Droppable,
+}
+
+/// Where the core's output goes. The reactor frames each JSON string as one WebSocket text frame
+/// into the connection's output (shedding `Droppable` frames when that connection's backlog is
+/// high); tests record everything.
+pub trait Outbox {
+    fn send(&mut self, conn: ConnId, json: &str, delivery: Delivery);
+    fn close(&mut self, conn: ConnId, code: u16, reason: &str);
+}
+
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    /// A typing indicator goes off this long after the last `typing` refresh.
+    pub typing_timeout_ms: u64,
+    /// Whether EmotiBot answers messages in private rooms.
+    pub bot: bool,
+    pub bot_reply_delay_ms: u64,
+    /// Messages per second per connection (token bucket refill); 0 = unlimited.
+    pub msg_rate: u32,
+    /// Token bucket size.
+    pub msg_burst: u32,
+    pub max_text_chars: usize,
+    /// Shared rooms per connection (the private room does not count).
+    pub max_rooms_per_conn: usize,
+    /// Advertised in `ready` for clients that want app-level pings.
+    pub ping_interval_ms: u64,
+    /// How long an unauthenticated connection may wait before sending `auth`.
+    pub auth_timeout_ms: u64,
+    /// Events retained per room for resume.
+    pub history_events: usize,
+    /// Retained events are kept until the room has had no event for this long.
+    pub history_min_age_ms: u64,
+    /// Above this many connections in a room, per-user presence is not broadcast.
+    pub presence_member_limit: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            typing_timeout_ms: 2000,
+            bot: true,
+            bot_reply_delay_ms: 700,
+            msg_rate: 20,
+            msg_burst: 40,
+            max_text_chars: 4000,
+            max_rooms_per_conn: 32,
+            ping_interval_ms: 25_000,
+            auth_timeout_ms: 5000,
+            history_events: 100,
+            history_min_age_ms: 120_000,
+            presence_member_limit: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChatStats {
+    /// Open WebSocket connections known to the core.
+    pub sessions: usize,
+    pub authenticated: usize,
+    /// Rooms held in memory (with members, retained events or a pending bot reply).
+    pub rooms: usize,
+    pub timers: usize,
+    /// Events held in history rings, over all rooms.
+    pub retained_events: usize,
+}
+
+enum Timer {
+    AuthDeadline {
+        conn: ConnId,
+        serial: u32,
+    },
+    TokenExpiry {
+        conn: ConnId,
+        serial: u32,
+    },
+    TypingIdle {
+        conn: ConnId,
+        serial: u32,
+        room: RoomKey,
+    },
+    BotReply {
+        room: RoomKey,
+        generation: u32,
+    },
+    RoomIdle {
+        room: RoomKey,
+        generation: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    AwaitingAuth,
+    Live,
+    /// The core asked the reactor to close the connection; input is ignored until `closed`.
+    Closing,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Membership {
+    room: RoomKey,
+    /// Armed while this connection's typing indicator is on in the room.
+    typing: Option<TimerKey>,
+}
+
+struct Session {
+    /// Tells this session apart from an earlier one on the same `ConnId`, for timers.
+    serial: u32,
+    phase: Phase,
+    /// The auth deadline while awaiting auth, the token expiry once live.
+    timer: Option<TimerKey>,
+    /// The user's private room (valid once live); its key also identifies the user.
+    private_room: RoomKey,
+    /// Token expiry, unix seconds.
+    exp: u64,
+    name: Option<Box<str>>,
+    bucket: TokenBucket,
+    /// Every room this connection is in, the private room included once live.
+    rooms: InlineVec<Membership, 2>,
+}
+
+impl Session {
+    fn membership_mut(&mut self, room: RoomKey) -> Option<&mut Membership> {
+        self.rooms
+            .as_mut_slice()
+            .iter_mut()
+            .find(|m| m.room == room)
+    }
+
+    fn is_member(&self, room: RoomKey) -> bool {
+        self.rooms.as_slice().iter().any(|m| m.room == room)
+    }
+}
+
+pub struct ChatCore {
+    config: ChatConfig,
+    auth: auth::Authenticator,
+    unix_ms_at_zero: u64,
+    scorer: Scorer,
+    /// Indexed by `ConnId` (the reactor's dense slab keys).
+    sessions: Vec<Option<Session>>,
+    session_count: usize,
+    authenticated_count: usize,
+    next_serial: u32,
+    /// Random per process, so session ids differ across restarts.
+    session_prefix: u64,
+    rooms: Slab<Room>,
+    room_index: HashMap<Rc<str>, RoomKey>,
+    next_generation: u32,
+    /// Last seq of released rooms, so a room re-created later keeps counting up.
+    remembered_seqs: HashMap<Rc<str>, u64>,
+    /// Where rooms without a remembered seq start; raised when remembered seqs are dropped.
+    seq_floor: u64,
+    timers: TimerWheel<Timer>,
+    fired: Vec<Timer>,
+    retained_events: usize,
+    rng: u64,
+}
+
+impl ChatCore {
+    /// `unix_ms_at_zero`: wall-clock unix milliseconds at monotonic `now == 0`, so token
+    /// `exp`/`nbf` are checked against `unix_ms_at_zero + now`.
+    pub fn new(config: ChatConfig, auth: auth::Authenticator, unix_ms_at_zero: u64) -> ChatCore {
+        let mut seed = [0u8; 8];
+        let seed = match getrandom::fill(&mut seed) {
+            Ok(()) => u64::from_le_bytes(seed),
+            // Session ids only need to differ across restarts; the start time does that too.
+            Err(_) => unix_ms_at_zero.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        };
+        ChatCore {
+            config,
+            auth,
+            unix_ms_at_zero,
+            scorer: Scorer::new(),
+            sessions: Vec::new(),
+            session_count: 0,
+            authenticated_count: 0,
+            next_serial: 0,
+            session_prefix: seed,
+            rooms: Slab::new(),
+            room_index: HashMap::new(),
+            next_generation: 0,
+            remembered_seqs: HashMap::new(),
+            seq_floor: 0,
+            timers: TimerWheel::new(TIMER_TICK_MS, TIMER_SLOTS, 0),
+            fired: Vec::new(),
+            retained_events: 0,
+            rng: seed | 1,
+        }
+    }
+
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    pub fn authenticator(&self) -> &auth::Authenticator {
+        &self.auth
+    }
+
+    pub fn stats(&self) -> ChatStats {
+        ChatStats {
+            sessions: self.session_count,
+            authenticated: self.authenticated_count,
+            rooms: self.rooms.len(),
+            timers: self.timers.len(),
+            retained_events: self.retained_events,
+        }
+    }
+
+    /// Wall-clock unix seconds at monotonic `now`.
+    pub fn unix_seconds(&self, now: u64) -> u64 {
+        self.unix_ms_at_zero.saturating_add(now) / 1000
+    }
+
+    /// A WebSocket opened on /ws; `claims` when a valid token came with the upgrade (then
+    /// `ready` is sent at once), otherwise the auth deadline starts.
+    pub fn open(
+        &mut self,
+        conn: ConnId,
+        claims: Option<auth::Claims>,
+        now: u64,
+        out: &mut impl Outbox,
+    ) {
+        if matches!(self.sessions.get(conn), Some(Some(_))) {
+            // The reactor reuses a key only after `closed`; stay consistent if it did not.
+            self.closed(conn, now, out);
+        }
+        if self.sessions.len() <= conn {
+            self.sessions.resize_with(conn + 1, || None);
+        }
+        self.next_serial = self.next_serial.wrapping_add(1);
+        let serial = self.next_serial;
+        let timer = match claims {
+            Some(_) => None,
+            None => Some(self.timers.insert(
+                now.saturating_add(self.config.auth_timeout_ms),
+                Timer::AuthDeadline { conn, serial },
+            )),
+        };
+        self.sessions[conn] = Some(Session {
+            serial,
+            phase: Phase::AwaitingAuth,
+            timer,
+            private_room: 0,
+            exp: 0,
+            name: None,
+            bucket: TokenBucket::full(self.config.msg_burst, now),
+            rooms: InlineVec::new(),
+        });
+        self.session_count += 1;
+        if let Some(claims) = claims {
+            self.authenticate(conn, claims, out);
+        }
+    }
+
+    /// One text frame from the client.
+    pub fn text(&mut self, conn: ConnId, text: &str, now: u64, out: &mut impl Outbox) {
+        let phase = match self.session(conn) {
+            Some(session) if session.phase != Phase::Closing => session.phase,
+            _ => return,
+        };
+        let message = match wire::parse_client_message(text) {
+            Ok(message) => message,
+            Err(ParseError::BadJson(detail)) => {
+                let message = format!("invalid JSON: {detail}");
+                return send_error(out, conn, ErrorCode::BadJson, &message, None, None);
+            }
+            Err(ParseError::UnknownType(kind)) => {
+                let message = format!("unknown message type \"{kind}\"");
+                return send_error(out, conn, ErrorCode::UnknownType, &message, None, None);
+            }
+            Err(ParseError::BadRequest { detail, id }) => {
+                let code = ErrorCode::BadRequest;
+                return send_error(out, conn, code, &detail, id.as_deref(), None);
+            }
+        };
+        match (phase, message) {
+            (_, ClientMessage::Ping { t }) => {
+                out.send(conn, &wire::pong(t.as_ref()), Delivery::Essential)
+            }
+            (Phase::AwaitingAuth, ClientMessage::Auth { token }) => {
+                self.first_auth(conn, &token, now, out)
+            }
+            (Phase::Live, ClientMessage::Auth { token }) => {
+                self.refresh_auth(conn, &token, now, out)
+            }
+            (Phase::AwaitingAuth, other) => {
+                let id = match &other {
+                    ClientMessage::Message { id, .. } => id.as_deref(),
+                    _ => None,
+                };
+                let id = id.filter(|id| id.chars().count() <= MAX_ID_CHARS);
+                let message = "authenticate first with {\"type\":\"auth\",\"token\":...}";
+                send_error(out, conn, ErrorCode::NotAuthenticated, message, id, None);
+            }
+            (Phase::Live, ClientMessage::Message { id, text, room }) => {
+                self.on_message(conn, id, text, room, now, out)
+            }
+            (Phase::Live, ClientMessage::Typing { room, text }) => {
+                self.on_typing(conn, room.as_deref(), text.as_deref(), now, out)
+            }
+            (Phase::Live, ClientMessage::Join { room, since }) => {
+                self.on_join(conn, &room, since, out)
+            }
+            (Phase::Live, ClientMessage::Leave { room }) => self.on_leave(conn, &room, out),
+            (Phase::Closing, _) => {}
+        }
+    }
+
+    /// One binary frame from the client: the protocol has none.
+    pub fn binary(&mut self, conn: ConnId, _data: &[u8], _now: u64, out: &mut impl Outbox) {
+        if self
+            .session(conn)
+            .is_some_and(|s| s.phase != Phase::Closing)
+        {
+            let message = "binary frames are not supported; send JSON text frames";
+            send_error(out, conn, ErrorCode::BadRequest, message, None, None);
+        }
+    }
+
+    /// The connection is gone (peer close, error, timeout, server close): forget it, turn off
+    /// its typing indicators, announce presence, cancel its timers. Sends nothing to `conn`.
+    pub fn closed(&mut self, conn: ConnId, _now: u64, out: &mut impl Outbox) {
+        let Some(session) = self.session(conn) else {
+            return;
+        };
+        let memberships = session.rooms.clone();
+        let private_room = session.private_room;
+        // The private room last: the user's sub, used by the other rooms' events, lives there.
+        for membership in memberships.as_slice() {
+            if membership.room != private_room {
+                self.drop_membership(conn, *membership, out);
+            }
+        }
+        for membership in memberships.as_slice() {
+            if membership.room == private_room {
+                self.drop_membership(conn, *membership, out);
+            }
+        }
+        let Some(session) = self.sessions.get_mut(conn).and_then(Option::take) else {
+            return;
+        };
+        if let Some(timer) = session.timer {
+            self.timers.cancel(timer);
+        }
+        if !session.rooms.is_empty() {
+            self.authenticated_count -= 1;
+        }
+        self.session_count -= 1;
+    }
+
+    /// When `expire` next has work: at or before the earliest armed timer.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.next_deadline()
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn expire(&mut self, now: u64, out: &mut impl Outbox) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.expire(now, &mut fired);
+        for timer in fired.drain(..) {
+            self.on_timer(timer, now, out);
+        }
+        self.fired = fired;
+    }
+
+    fn session(&self, conn: ConnId) -> Option<&Session> {
+        self.sessions.get(conn).and_then(Option::as_ref)
+    }
+
+    fn session_mut(&mut self, conn: ConnId) -> Option<&mut Session> {
+        self.sessions.get_mut(conn).and_then(Option::as_mut)
+    }
+
+    fn live_session(&self, conn: ConnId) -> Option<&Session> {
+        self.session(conn).filter(|s| s.phase == Phase::Live)
+    }
+
+    /// The session on `conn` if it is still the one a timer was armed for.
+    fn session_for_timer(&mut self, conn: ConnId, serial: u32) -> Option<&mut Session> {
+        self.session_mut(conn).filter(|s| s.serial == serial)
+    }
+
+    /// The user's sub for a live session.
+    fn sub_of(&self, session: &Session) -> &str {
+        self.rooms
+            .get(session.private_room)
+            .map_or("", Room::private_sub)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: plenty for picking reply variants.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Monotonic time at which a token with this `exp` stops verifying (leeway included).
+    fn expiry_deadline(&self, exp: u64) -> u64 {
+        exp.saturating_add(auth::LEEWAY_S + 1)
+            .saturating_mul(1000)
+            .saturating_sub(self.unix_ms_at_zero)
+    }
+
+    fn close(&mut self, conn: ConnId, code: u16, reason: &str, out: &mut impl Outbox) {
+        if let Some(session) = self.session_mut(conn) {
+            session.phase = Phase::Closing;
+            if let Some(timer) = session.timer.take() {
+                self.timers.cancel(timer);
+            }
+        }
+        out.close(
+            conn,
+            code,
+            wire::truncate_bytes(reason, MAX_CLOSE_REASON_BYTES),
+        );
+    }
+
+    // ----- authentication -----
+
+    fn first_auth(&mut self, conn: ConnId, token: &str, now: u64, out: &mut impl Outbox) {
+        match self.auth.verify(token, self.unix_seconds(now)) {
+            Ok(claims) => {
+                if let Some(timer) = self.session_mut(conn).and_then(|s| s.timer.take()) {
+                    self.timers.cancel(timer);
+                }
+                self.authenticate(conn, claims, out);
+            }
+            Err(error) => self.close(conn, CLOSE_TOKEN_INVALID, &error.to_string(), out),
+        }
+    }
+
+    fn authenticate(&mut self, conn: ConnId, claims: auth::Claims, out: &mut impl Outbox) {
+        let private_name = format!("{PRIVATE_PREFIX}{}", claims.sub);
+        let room = self.room_for(&private_name, false);
+        self.rooms[room].members.push(conn);
+        let deadline = self.expiry_deadline(claims.exp);
+        let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
+            return;
+        };
+        session.phase = Phase::Live;
+        session.private_room = room;
+        session.exp = claims.exp;
+        session.name = claims.name.map(String::into_boxed_str);
+        session.rooms.push(Membership { room, typing: None });
+        session.timer = Some(self.timers.insert(
+            deadline,
+            Timer::TokenExpiry {
+                conn,
+                serial: session.serial,
+            },
+        ));
+        self.authenticated_count += 1;
+        let session_id = format!("{:016x}{:08x}", self.session_prefix, session.serial);
+        let ready = wire::ready(wire::ReadyFields {
+            session: &session_id,
+            user: &claims.sub,
+            name: session.name.as_deref(),
+            room: &private_name,
+            seq: self.rooms[room].last_seq,
+            typing_timeout_ms: self.config.typing_timeout_ms,
+            ping_interval_ms: self.config.ping_interval_ms,
+        });
+        out.send(conn, &ready, Delivery::Essential);
+    }
+
+    fn refresh_auth(&mut self, conn: ConnId, token: &str, now: u64, out: &mut impl Outbox) {
+        let verified = self.auth.verify(token, self.unix_seconds(now));
+        let claims = match verified {
+            Ok(claims) => claims,
+            Err(error) => return self.close(conn, CLOSE_TOKEN_INVALID, &error.to_string(), out),
+        };
+        let same_user = self
+            .live_session(conn)
+            .is_some_and(|s| self.sub_of(s) == claims.sub);
+        if !same_user {
+            let reason = "the new token is for a different user";
+            return self.close(conn, CLOSE_TOKEN_INVALID, reason, out);
+        }
+        let deadline = self.expiry_deadline(claims.exp);
+        let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(timer) = session.timer.take() {
+            self.timers.cancel(timer);
+        }
+        session.exp = claims.exp;
+        session.name = claims.name.map(String::into_boxed_str);
+        session.timer = Some(self.timers.insert(
+            deadline,
+            Timer::TokenExpiry {
+                conn,
+                serial: session.serial,
+            },
+        ));
+        out.send(conn, &wire::authed(claims.exp), Delivery::Essential);
+    }
+
+    // ----- rooms -----
+
+    /// The room named `name`, created (continuing a remembered seq) when not held.
+    fn room_for(&mut self, name: &str, shared: bool) -> RoomKey {
+        if let Some(&key) = self.room_index.get(name) {
+            return key;
+        }
+        let name: Rc<str> = Rc::from(name);
+        let last_seq = self
+            .remembered_seqs
+            .remove(&*name)
+            .unwrap_or(self.seq_floor);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let room = Room::new(name.clone(), self.next_generation, last_seq, shared);
+        let key = self.rooms.insert(room);
+        self.room_index.insert(name, key);
+        key
+    }
+
+    /// Frees a room nothing keeps alive, remembering its seq.
+    fn release_if_unused(&mut self, key: RoomKey) {
+        if !self.rooms.get(key).is_some_and(Room::is_unused) {
+            return;
+        }
+        let room = self.rooms.remove(key);
+        if let Some(timer) = room.idle_timer {
+            self.timers.cancel(timer);
+        }
+        self.room_index.remove(&*room.name);
+        if room.last_seq > self.seq_floor {
+            if self.remembered_seqs.len() >= MAX_REMEMBERED_ROOMS {
+                let highest = self.remembered_seqs.values().copied().max().unwrap_or(0);
+                self.seq_floor = self.seq_floor.max(highest);
+                self.remembered_seqs = HashMap::new();
+            }
+            self.remembered_seqs.insert(room.name, room.last_seq);
+        }
+    }
+
+    /// The room a `message`/`typing` addresses (`None` = the private room), if the connection
+    /// is a member.
+    fn member_room(
+        &self,
+        conn: ConnId,
+        requested: Option<&str>,
+    ) -> Result<RoomKey, (ErrorCode, &'static str)> {
+        let Some(session) = self.live_session(conn) else {
+            return Err((ErrorCode::NotAuthenticated, "not authenticated"));
+        };
+        let Some(name) = requested else {
+            return Ok(session.private_room);
+        };
+        match parse_room_name(name) {
+            None => Err((ErrorCode::BadRoom, BAD_ROOM_MESSAGE)),
+            Some(RoomName::Private(_)) if self.is_own_private_room(session, name) => {
+                Ok(session.private_room)
+            }
+            Some(RoomName::Private(_)) => Err((ErrorCode::Forbidden, FORBIDDEN_MESSAGE)),
+            Some(RoomName::Shared(_)) => match self.room_index.get(name) {
+                Some(&key) if session.is_member(key) => Ok(key),
+                _ => Err((ErrorCode::NotMember, "join the room first")),
+            },
+        }
+    }
+
+    fn is_own_private_room(&self, session: &Session, name: &str) -> bool {
+        self.rooms
+            .get(session.private_room)
+            .is_some_and(|room| *room.name == *name)
+    }
+
+    /// The fan-out seam: delivers `json` to the room's local members except `skip`. A remote
+    /// backplane would publish here too and deliver incoming events through the same loop.
+    fn publish(
+        &self,
+        room: RoomKey,
+        json: &str,
+        skip: Option<ConnId>,
+        delivery: Delivery,
+        out: &mut impl Outbox,
+    ) {
+        let Some(room) = self.rooms.get(room) else {
+            return;
+        };
+        for &member in room.members.as_slice() {
+            if Some(member) != skip {
+                out.send(member, json, delivery);
+            }
+        }
+    }
+
+    /// Publishes a sequenced room event and retains it for resume.
+    fn publish_event(
+        &mut self,
+        key: RoomKey,
+        seq: u64,
+        json: String,
+        skip: Option<ConnId>,
+        now: u64,
+        out: &mut impl Outbox,
+    ) {
+        self.publish(key, &json, skip, Delivery::Essential, out);
+        let capacity = self.config.history_events;
+        let idle_after = self.config.history_min_age_ms;
+        let Some(room) = self.rooms.get_mut(key) else {
+            return;
+        };
+        self.retained_events += room.retain_event(seq, json.into_boxed_str(), capacity);
+        room.last_event_at = now;
+        if room.idle_timer.is_none() && !room.history.is_empty() {
+            let timer = Timer::RoomIdle {
+                room: key,
+                generation: room.generation,
+            };
+            room.idle_timer = Some(self.timers.insert(now.saturating_add(idle_after), timer));
+        }
+    }
+
+    /// Adds `conn` to a shared room, announcing the user if this is their first connection.
+    fn add_member(&mut self, conn: ConnId, key: RoomKey, out: &mut impl Outbox) {
+        let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
+            return;
+        };
+        session.rooms.push(Membership {
+            room: key,
+            typing: None,
+        });
+        let user = session.private_room;
+        let user_room_name = self.rooms[user].name.clone();
+        let limit = self.config.presence_member_limit;
+        let room = &mut self.rooms[key];
+        room.members.push(conn);
+        let first_connection = room.presence.as_mut().is_some_and(|counts| {
+            let count = counts.entry(user).or_insert(0);
+            *count += 1;
+            *count == 1
+        });
+        if first_connection && room.members.len() <= limit {
+            let sub = user_room_name.strip_prefix(PRIVATE_PREFIX).unwrap_or("");
+            let json = wire::presence(&room.name, sub, true);
+            self.publish(key, &json, Some(conn), Delivery::Droppable, out);
+        }
+    }
+
+    /// Takes `conn` out of a room (already removed from the session's list, or the session is
+    /// closing): typing off, presence, release.
+    fn drop_membership(&mut self, conn: ConnId, membership: Membership, out: &mut impl Outbox) {
+        let key = membership.room;
+        if let Some(timer) = membership.typing {
+            self.timers.cancel(timer);
+            if let Some(json) = self.typing_json(conn, key, false) {
+                self.publish(key, &json, Some(conn), Delivery::Droppable, out);
+            }
+        }
+        let Some(user) = self.session(conn).map(|s| s.private_room) else {
+            return;
+        };
+        let Some(user_room_name) = self.rooms.get(user).map(|r| r.name.clone()) else {
+            return;
+        };
+        let limit = self.config.presence_member_limit;
+        let Some(room) = self.rooms.get_mut(key) else {
+            return;
+        };
+        let announce = room.members.len() <= limit;
+        room.members.swap_remove_where(|&member| member == conn);
+        let mut last_connection = false;
+        if let Some(counts) = room.presence.as_mut() {
+            if let Some(count) = counts.get_mut(&user) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&user);
+                    last_connection = true;
+                }
+            }
+        }
+        if last_connection && announce {
+            let sub = user_room_name.strip_prefix(PRIVATE_PREFIX).unwrap_or("");
+            let json = wire::presence(&room.name, sub, false);
+            self.publish(key, &json, None, Delivery::Droppable, out);
+        }
+        self.release_if_unused(key);
+    }
+
+    // ----- client messages -----
+
+    fn on_message(
+        &mut self,
+        conn: ConnId,
+        id: Option<Cow<'_, str>>,
+        text: Cow<'_, str>,
+        room: Option<Cow<'_, str>>,
+        now: u64,
+        out: &mut impl Outbox,
+    ) {
+        let echo_id = id
+            .as_deref()
+            .filter(|id| id.chars().count() <= MAX_ID_CHARS);
+        let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
+        let Some(session) = self.session_mut(conn) else {
+            return;
+        };
+        if !session.bucket.try_take(now, rate, burst) {
+            let message = format!("more than {rate} messages per second; slow down");
+            return send_error(out, conn, ErrorCode::RateLimited, &message, echo_id, None);
+        }
+        if id.is_some() && echo_id.is_none() {
+            let message = format!("id is longer than {MAX_ID_CHARS} characters");
+            return send_error(out, conn, ErrorCode::BadRequest, &message, None, None);
+        }
+        if text.trim().is_empty() {
+            let message = "text is empty";
+            return send_error(out, conn, ErrorCode::BadRequest, message, echo_id, None);
+        }
+        let max_chars = self.config.max_text_chars;
+        if text.len() > max_chars && text.chars().count() > max_chars {
+            let message = format!("text is longer than {max_chars} characters");
+            return send_error(out, conn, ErrorCode::TextTooLong, &message, echo_id, None);
+        }
+        let key = match self.member_room(conn, room.as_deref()) {
+            Ok(key) => key,
+            Err((code, message)) => {
+                let room = room.as_deref().map(|r| wire::truncate_chars(r, 80));
+                return send_error(out, conn, code, message, echo_id, room);
+            }
+        };
+        let emotion = WireEmotion::from_scores(&self.scorer.score(&text));
+        self.stop_typing(conn, key, out);
+        let seq = {
+            let room = &mut self.rooms[key];
+            room.last_seq += 1;
+            room.last_seq
+        };
+        let assigned;
+        let id = match echo_id {
+            Some(id) => id,
+            None => {
+                assigned = format!("srv-{seq}");
+                &assigned
+            }
+        };
+        let Some(session) = self.live_session(conn) else {
+            return;
+        };
+        let private_room = session.private_room;
+        let event = wire::message_event(wire::MessageFields {
+            room: &self.rooms[key].name,
+            seq,
+            from: self.sub_of(session),
+            name: session.name.as_deref(),
+            id,
+            text: &text,
+            emotion: &emotion,
+            ts: self.unix_ms_at_zero.saturating_add(now),
+        });
+        self.publish_event(key, seq, event, Some(conn), now, out);
+        let result = wire::emotion_result(Some(id), &self.rooms[key].name, Some(seq), &emotion);
+        out.send(conn, &result, Delivery::Essential);
+        if self.config.bot && key == private_room {
+            self.owe_reply(key, id, &emotion, now, out);
+        }
+    }
+
+    fn on_typing(
+        &mut self,
+        conn: ConnId,
+        room: Option<&str>,
+        text: Option<&str>,
+        now: u64,
+        out: &mut impl Outbox,
+    ) {
+        let key = match self.member_room(conn, room) {
+            Ok(key) => key,
+            Err((code, message)) => {
+                let room = room.map(|r| wire::truncate_chars(r, 80));
+                return send_error(out, conn, code, message, None, room);
+            }
+        };
+        let max_chars = self.config.max_text_chars;
+        if text.is_some_and(|t| t.len() > max_chars && t.chars().count() > max_chars) {
+            let message = format!("draft is longer than {max_chars} characters");
+            return send_error(out, conn, ErrorCode::TextTooLong, &message, None, None);
+        }
+        self.start_typing(conn, key, now, out);
+        if let Some(text) = text {
+            let emotion = WireEmotion::from_scores(&self.scorer.score(text));
+            let preview = wire::emotion_result(None, &self.rooms[key].name, None, &emotion);
+            out.send(conn, &preview, Delivery::Droppable);
+        }
+    }
+
+    fn on_join(&mut self, conn: ConnId, name: &str, since: Option<u64>, out: &mut impl Outbox) {
+        let Some(session) = self.live_session(conn) else {
+            return;
+        };
+        let shown = wire::truncate_chars(name, 80);
+        let key = match parse_room_name(name) {
+            None => {
+                return send_error(
+                    out,
+                    conn,
+                    ErrorCode::BadRoom,
+                    BAD_ROOM_MESSAGE,
+                    None,
+                    Some(shown),
+                )
+            }
+            Some(RoomName::Private(_)) if self.is_own_private_room(session, name) => {
+                session.private_room
+            }
+            Some(RoomName::Private(_)) => {
+                let code = ErrorCode::Forbidden;
+                return send_error(out, conn, code, FORBIDDEN_MESSAGE, None, Some(shown));
+            }
+            Some(RoomName::Shared(_)) => match self.room_index.get(name) {
+                Some(&key) if session.is_member(key) => key,
+                _ => {
+                    let shared_rooms = session.rooms.len().saturating_sub(1);
+                    if shared_rooms >= self.config.max_rooms_per_conn {
+                        let message = format!(
+                            "at most {} rooms per connection; leave one first",
+                            self.config.max_rooms_per_conn
+                        );
+                        let code = ErrorCode::TooManyRooms;
+                        return send_error(out, conn, code, &message, None, Some(shown));
+                    }
+                    let key = self.room_for(name, true);
+                    self.add_member(conn, key, out);
+                    key
+                }
+            },
+        };
+        let room = &self.rooms[key];
+        out.send(
+            conn,
+            &wire::joined(&room.name, room.last_seq),
+            Delivery::Essential,
+        );
+        if let Some(since) = since {
+            self.replay(conn, key, since, out);
+        }
+    }
+
+    /// Sends the retained events after `since`, or `history_gap` and then everything retained.
+    fn replay(&self, conn: ConnId, key: RoomKey, since: u64, out: &mut impl Outbox) {
+        let room = &self.rooms[key];
+        let (gap, after) = room.resume_from(since);
+        if gap {
+            let message = if since > room.last_seq {
+                format!(
+                    "since {since} is ahead of this room (last seq {}): the server may have \
+                     restarted; replaying what is retained",
+                    room.last_seq
+                )
+            } else {
+                let first = room.history.front().map_or(room.last_seq + 1, |e| e.0);
+                format!(
+                    "events {} to {} are no longer retained; replaying what is",
+                    since + 1,
+                    first - 1
+                )
+            };
+            send_error(
+                out,
+                conn,
+                ErrorCode::HistoryGap,
+                &message,
+                None,
+                Some(&room.name),
+            );
+        }
+        for (seq, json) in &room.history {
+            if *seq > after {
+                out.send(conn, json, Delivery::Essential);
+            }
+        }
+    }
+
+    fn on_leave(&mut self, conn: ConnId, name: &str, out: &mut impl Outbox) {
+        let Some(session) = self.live_session(conn) else {
+            return;
+        };
+        let shown = wire::truncate_chars(name, 80);
+        let key = match parse_room_name(name) {
+            None => {
+                return send_error(
+                    out,
+                    conn,
+                    ErrorCode::BadRoom,
+                    BAD_ROOM_MESSAGE,
+                    None,
+                    Some(shown),
+                )
+            }
+            Some(RoomName::Private(_)) if self.is_own_private_room(session, name) => {
+                let message = "the private room cannot be left";
+                return send_error(out, conn, ErrorCode::BadRequest, message, None, Some(shown));
+            }
+            Some(RoomName::Private(_)) => {
+                let code = ErrorCode::Forbidden;
+                return send_error(out, conn, code, FORBIDDEN_MESSAGE, None, Some(shown));
+            }
+            Some(RoomName::Shared(_)) => match self.room_index.get(name) {
+                Some(&key) if session.is_member(key) => key,
+                _ => {
+                    let message = "not a member of this room";
+                    return send_error(out, conn, ErrorCode::NotMember, message, None, Some(shown));
+                }
+            },
+        };
+        let Some(membership) = self
+            .session_mut(conn)
+            .and_then(|s| s.rooms.swap_remove_where(|m| m.room == key))
+        else {
+            return;
+        };
+        self.drop_membership(conn, membership, out);
+        out.send(conn, &wire::left(name), Delivery::Essential);
+    }
+
+    // ----- typing -----
+
+    fn typing_json(&self, conn: ConnId, key: RoomKey, active: bool) -> Option<String> {
+        let session = self.session(conn)?;
+        let room = self.rooms.get(key)?;
+        let sub = self.sub_of(session);
+        Some(wire::typing(
+            &room.name,
+            sub,
+            session.name.as_deref(),
+            active,
+        ))
+    }
+
+    /// Starts or refreshes `conn`'s indicator in the room; announces only the start.
+    fn start_typing(&mut self, conn: ConnId, key: RoomKey, now: u64, out: &mut impl Outbox) {
+        let deadline = now.saturating_add(self.config.typing_timeout_ms);
+        let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
+            return;
+        };
+        let serial = session.serial;
+        let Some(membership) = session.membership_mut(key) else {
+            return;
+        };
+        let already_on = match membership.typing.take() {
+            Some(timer) => self.timers.cancel(timer).is_some(),
+            None => false,
+        };
+        let timer = Timer::TypingIdle {
+            conn,
+            serial,
+            room: key,
+        };
+        membership.typing = Some(self.timers.insert(deadline, timer));
+        if !already_on {
+            if let Some(json) = self.typing_json(conn, key, true) {
+                self.publish(key, &json, Some(conn), Delivery::Droppable, out);
+            }
+        }
+    }
+
+    /// Turns `conn`'s indicator in the room off, if it is on.
+    fn stop_typing(&mut self, conn: ConnId, key: RoomKey, out: &mut impl Outbox) {
+        let Some(timer) = self
+            .session_mut(conn)
+            .and_then(|s| s.membership_mut(key))
+            .and_then(|m| m.typing.take())
+        else {
+            return;
+        };
+        self.timers.cancel(timer);
+        if let Some(json) = self.typing_json(conn, key, false) {
+            self.publish(key, &json, Some(conn), Delivery::Droppable, out);
+        }
+    }
+
+    // ----- bot -----
+
+    /// Schedules (or reschedules, for a burst) the bot's reply to the latest message.
+    fn owe_reply(
+        &mut self,
+        key: RoomKey,
+        id: &str,
+        emotion: &WireEmotion,
+        now: u64,
+        out: &mut impl Outbox,
+    ) {
+        let deadline = now.saturating_add(self.config.bot_reply_delay_ms);
+        let Some(room) = self.rooms.get_mut(key) else {
+            return;
+        };
+        let timer = self.timers.insert(
+            deadline,
+            Timer::BotReply {
+                room: key,
+                generation: room.generation,
+            },
+        );
+        match room.bot.as_mut() {
+            Some(pending) => {
+                self.timers.cancel(pending.timer);
+                pending.timer = timer;
+                pending.in_reply_to = id.into();
+                pending.emotion = emotion.dominant;
+                pending.confidence = emotion.confidence;
+            }
+            None => {
+                room.bot = Some(Box::new(PendingReply {
+                    timer,
+                    in_reply_to: id.into(),
+                    emotion: emotion.dominant,
+                    confidence: emotion.confidence,
+                }));
+                let json = wire::typing(&room.name, BOT_NAME, None, true);
+                self.publish(key, &json, None, Delivery::Droppable, out);
+            }
+        }
+    }
+
+    fn send_reply(&mut self, key: RoomKey, generation: u32, now: u64, out: &mut impl Outbox) {
+        let roll = self.next_random();
+        let Some(room) = self
+            .rooms
+            .get_mut(key)
+            .filter(|r| r.generation == generation)
+        else {
+            return;
+        };
+        let Some(pending) = room.bot.take() else {
+            return;
+        };
+        let (template, text) = bot::compose(
+            pending.emotion,
+            pending.confidence,
+            roll,
+            room.last_template,
+        );
+        room.last_template = Some(template);
+        room.last_seq += 1;
+        let seq = room.last_seq;
+        let ts = self.unix_ms_at_zero.saturating_add(now);
+        let json = wire::reply_event(
+            &room.name,
+            seq,
+            &pending.in_reply_to,
+            text,
+            pending.emotion,
+            ts,
+        );
+        let typing_off = wire::typing(&room.name, BOT_NAME, None, false);
+        self.publish_event(key, seq, json, None, now, out);
+        self.publish(key, &typing_off, None, Delivery::Droppable, out);
+        self.release_if_unused(key);
+    }
+
+    // ----- timers -----
+
+    fn on_timer(&mut self, timer: Timer, now: u64, out: &mut impl Outbox) {
+        match timer {
+            Timer::AuthDeadline { conn, serial } => {
+                let Some(session) = self.session_for_timer(conn, serial) else {
+                    return;
+                };
+                session.timer = None;
+                if session.phase == Phase::AwaitingAuth {
+                    let reason = "no auth message in time";
+                    self.close(conn, CLOSE_POLICY, reason, out);
+                }
+            }
+            Timer::TokenExpiry { conn, serial } => {
+                let Some(session) = self.session_for_timer(conn, serial) else {
+                    return;
+                };
+                session.timer = None;
+                if session.phase == Phase::Live {
+                    self.close(conn, CLOSE_TOKEN_INVALID, "token expired", out);
+                }
+            }
+            Timer::TypingIdle { conn, serial, room } => {
+                let Some(session) = self.session_for_timer(conn, serial) else {
+                    return;
+                };
+                let was_on = session
+                    .membership_mut(room)
+                    .and_then(|m| m.typing.take())
+                    .is_some();
+                if was_on {
+                    if let Some(json) = self.typing_json(conn, room, false) {
+                        self.publish(room, &json, Some(conn), Delivery::Droppable, out);
+                    }
+                }
+            }
+            Timer::BotReply { room, generation } => self.send_reply(room, generation, now, out),
+            Timer::RoomIdle {
+                room: key,
+                generation,
+            } => {
+                let idle_after = self.config.history_min_age_ms;
+                let Some(room) = self
+                    .rooms
+                    .get_mut(key)
+                    .filter(|r| r.generation == generation)
+                else {
+                    return;
+                };
+                room.idle_timer = None;
+                let idle_at = room.last_event_at.saturating_add(idle_after);
+                if now >= idle_at {
+                    self.retained_events -= room.history.len();
+                    room.history = VecDeque::new();
+                    self.release_if_unused(key);
+                } else {
+                    let timer = Timer::RoomIdle {
+                        room: key,
+                        generation,
+                    };
+                    room.idle_timer = Some(self.timers.insert(idle_at, timer));
+                }
+            }
+        }
+    }
+}
+
+const BAD_ROOM_MESSAGE: &str = "room names are user:<id> or match [a-z0-9_-]{1,64}";
+const FORBIDDEN_MESSAGE: &str = "that is another user's private room";
+
+fn send_error(
+    out: &mut impl Outbox,
+    conn: ConnId,
+    code: ErrorCode,
+    message: &str,
+    id: Option<&str>,
+    room: Option<&str>,
+) {
+    out.send(
+        conn,
+        &wire::error(code, message, id, room),
+        Delivery::Essential,
+    );
+}

@@ -1,4 +1,20 @@
-//! Emotion scoring. Placeholder with the final API; the lexicon scorer replaces the body.
+//! Emotion scoring: a zero-allocation lexicon scorer that labels a message with one of Ekman's six
+//! emotions or neutral.
+//!
+//! [`Scorer::score`] walks the text once ([`tokenizer`]), looks each token up in a lexicon compiled
+//! into the binary at build time ([`lexicon`], derived from GoEmotions, VADER and Unicode CLDR by
+//! `scripts/lexicon/derive.py`), adds the tokens' per-label weights adjusted by negation,
+//! intensifiers, emphasis and contrast ([`scorer`]), and returns a softmax over the seven labels.
+//! [`cli`] holds the `analyze` and `eval` commands and [`report`] the accuracy figures they print.
+
+pub mod cli;
+mod key_hash;
+mod lexicon;
+pub mod report;
+mod scorer;
+mod tokenizer;
+
+pub use scorer::{Params, Scorer};
 
 /// The seven labels, in the fixed order used by [`Scores`] and on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +54,13 @@ impl Emotion {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The label named `name` (as written by [`Emotion::as_str`], ASCII case ignored).
+    pub fn from_name(name: &str) -> Option<Emotion> {
+        Emotion::ALL
+            .into_iter()
+            .find(|e| e.as_str().eq_ignore_ascii_case(name))
+    }
 }
 
 /// Seven probabilities summing to 1, indexed by [`Emotion::index`].
@@ -55,6 +78,7 @@ impl Scores {
         &self.values
     }
 
+    /// The most likely label; ties go to neutral, then to the earlier label.
     pub fn dominant(&self) -> Emotion {
         let mut best = Emotion::Neutral;
         for e in Emotion::ALL {
@@ -67,21 +91,5 @@ impl Scores {
 
     pub fn confidence(&self) -> f32 {
         self.get(self.dominant())
-    }
-}
-
-/// Scores text for emotion. Cheap to construct: all tables are static.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Scorer;
-
-impl Scorer {
-    pub fn new() -> Self {
-        Scorer
-    }
-
-    pub fn score(&self, _text: &str) -> Scores {
-        let mut values = [0.0; 7];
-        values[Emotion::Neutral.index()] = 1.0;
-        Scores { values }
     }
 }

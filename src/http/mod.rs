@@ -8,6 +8,45 @@
 //! - [`router`]: which endpoint, file or upgrade a request gets.
 //! - [`static_files`]: embedded or on-disk files, ETags and revalidation.
 //! - [`upgrade`]: the WebSocket opening handshake and the `Origin` policy.
+//!
+//! How a connection drives it (pipelined requests are answered in order):
+//!
+//! ```
+//! use emotibot::http::{parse, write_switching_protocols, Parsed, Route, Router, RouterConfig, StaticSource};
+//!
+//! let router = Router::new(RouterConfig {
+//!     static_source: StaticSource::Embedded,
+//!     allowed_origins: Vec::new(),
+//!     echo: false,
+//! });
+//! let mut input: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\nHEAD /favicon.svg HTTP/1.1\r\nHost: localhost\r\n\r\n";
+//! let mut out = Vec::new();
+//! loop {
+//!     match parse(input) {
+//!         // Keep the unparsed bytes and wait for more (or for the handshake deadline).
+//!         Parsed::Partial => break,
+//!         // The framing is broken: answer, then close the connection.
+//!         Parsed::Invalid(response) => {
+//!             response.write_to(&mut out, false, false);
+//!             break;
+//!         }
+//!         Parsed::Complete { request, len } => {
+//!             match router.route(&request) {
+//!                 Route::Response(response) => {
+//!                     response.write_to(&mut out, request.is_head(), request.keep_alive())
+//!                 }
+//!                 // Bytes after `len` already belong to the WebSocket.
+//!                 Route::Upgrade(upgrade) => write_switching_protocols(&mut out, &upgrade.accept_key),
+//!                 // Health, Metrics, Config and DevToken are rendered by the application.
+//!                 _ => {}
+//!             }
+//!             input = &input[len..];
+//!         }
+//!     }
+//! }
+//! assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+//! assert!(input.is_empty());
+//! ```
 
 pub mod asset_meta;
 pub mod percent;

@@ -90,18 +90,19 @@ impl<'a> Request<'a> {
 /// 413 or 431 JSON response) when it can never become valid, including a head already longer than
 /// [`MAX_HEAD_BYTES`] without its end.
 pub fn parse(buf: &[u8]) -> Parsed<'_> {
-    let mut header_storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut header_storage);
+    // httparse writes the headers straight into the array the Request keeps: no second copy.
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
     let head_len = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(head_len)) => head_len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return head_too_large(),
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => {
-            return Parsed::Invalid(Response::error(
+            return invalid(
                 431,
                 "too_many_headers",
-                "a request may carry at most 32 headers",
-            ))
+                &format!("a request may carry at most {MAX_HEADERS} headers"),
+            )
         }
         Err(error) => return invalid(400, "bad_request", &format!("malformed request: {error}")),
     };
@@ -115,8 +116,6 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         return invalid(400, "bad_request", "incomplete request line");
     };
     let header_count = parsed.headers.len();
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    headers[..header_count].copy_from_slice(parsed.headers);
 
     let Some((path, query)) = split_target(target) else {
         return invalid(400, "bad_target", "the request target must be a path");
@@ -130,9 +129,6 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         headers,
         header_count,
     };
-    if let Some(problem) = host_problem(&request) {
-        return invalid(400, "bad_host", problem);
-    }
     let body_len = match body_length(&request) {
         Ok(body_len) => body_len,
         Err(response) => return Parsed::Invalid(response),
@@ -155,7 +151,7 @@ fn head_too_large() -> Parsed<'static> {
     invalid(
         431,
         "head_too_large",
-        "the request line and headers may take at most 8192 bytes",
+        &format!("the request line and headers may take at most {MAX_HEAD_BYTES} bytes"),
     )
 }
 
@@ -186,24 +182,49 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
         .then(|| &text[prefix.len()..])
 }
 
-/// RFC 9112 3.2: an HTTP/1.1 request without `Host`, or with more than one, gets 400.
-fn host_problem(request: &Request<'_>) -> Option<&'static str> {
-    let host_count = request
-        .headers()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
-        .count();
-    match host_count {
-        0 if request.minor_version >= 1 => Some("HTTP/1.1 requests must carry a Host header"),
-        0 | 1 => None,
-        _ => Some("a request may carry only one Host header"),
-    }
-}
-
-/// The body length from `Content-Length`, refusing anything that could let two parties disagree
-/// about where this request ends (request smuggling): repeated differing lengths, non-digits,
-/// and `Transfer-Encoding`.
+/// Checks the headers that decide where this request ends and returns its body length, in one
+/// pass over the headers. Refuses anything that could let two parties disagree about the framing
+/// (request smuggling): repeated differing lengths, non-digits, `Transfer-Encoding`; and, per
+/// RFC 9112 3.2, an HTTP/1.1 request without exactly one `Host`.
 fn body_length(request: &Request<'_>) -> Result<usize, Response> {
-    if let Some(coding) = request.header("transfer-encoding") {
+    let mut host_count = 0usize;
+    let mut transfer_encoding: Option<&[u8]> = None;
+    let mut length: Option<usize> = None;
+    for (name, value) in request.headers() {
+        if name.eq_ignore_ascii_case("host") {
+            host_count += 1;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = Some(value);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let this_length = parse_content_length(value)?;
+            if length.is_some_and(|earlier| earlier != this_length) {
+                return Err(Response::error(
+                    400,
+                    "bad_content_length",
+                    "conflicting Content-Length headers",
+                ));
+            }
+            length = Some(this_length);
+        }
+    }
+    match host_count {
+        0 if request.minor_version >= 1 => {
+            return Err(Response::error(
+                400,
+                "bad_host",
+                "HTTP/1.1 requests must carry a Host header",
+            ))
+        }
+        0 | 1 => {}
+        _ => {
+            return Err(Response::error(
+                400,
+                "bad_host",
+                "a request may carry only one Host header",
+            ))
+        }
+    }
+    if let Some(coding) = transfer_encoding {
         let chunked_last = coding
             .rsplit(|&byte| byte == b',')
             .next()
@@ -222,21 +243,6 @@ fn body_length(request: &Request<'_>) -> Result<usize, Response> {
                 "unsupported Transfer-Encoding",
             )
         });
-    }
-    let mut length: Option<usize> = None;
-    for (_, value) in request
-        .headers()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-    {
-        let this_length = parse_content_length(value)?;
-        if length.is_some_and(|earlier| earlier != this_length) {
-            return Err(Response::error(
-                400,
-                "bad_content_length",
-                "conflicting Content-Length headers",
-            ));
-        }
-        length = Some(this_length);
     }
     Ok(length.unwrap_or(0))
 }
@@ -264,7 +270,7 @@ fn body_too_large() -> Response {
     Response::error(
         413,
         "body_too_large",
-        "request bodies may take at most 16384 bytes",
+        &format!("request bodies may take at most {MAX_BODY_BYTES} bytes"),
     )
 }
 
@@ -464,6 +470,41 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(buf)
             );
+        }
+    }
+
+    /// Every strict prefix of a valid request must wait for more bytes, never be refused: the
+    /// reactor may see a request split at any byte.
+    #[test]
+    fn every_prefix_of_a_valid_request_is_partial() {
+        let whole: &[u8] = b"POST /api/dev/token?x=1 HTTP/1.1\r\nHost: localhost:8080\r\n\
+            User-Agent: test/1.0\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n\
+            {\"name\":\"a\"}";
+        for cut in 0..whole.len() {
+            assert!(
+                matches!(parse(&whole[..cut]), Parsed::Partial),
+                "prefix of {cut} bytes"
+            );
+        }
+        let (request, len) = complete(whole);
+        assert_eq!((len, request.body), (whole.len(), &b"{\"name\":\"a\"}"[..]));
+    }
+
+    /// Corrupting any single byte of a request yields some outcome, never a panic, and a
+    /// complete request never claims more bytes than it was given.
+    #[test]
+    fn corrupted_requests_never_panic() {
+        let original: &[u8] =
+            b"GET /ws?token=a%20b HTTP/1.1\r\nHost: h:1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc";
+        for position in 0..original.len() {
+            for replacement in [0u8, b'\r', b'\n', b' ', b':', b'%', b'9', 0x7f, 0xff] {
+                let mut corrupted = original.to_vec();
+                corrupted[position] = replacement;
+                if let Parsed::Complete { request, len } = parse(&corrupted) {
+                    assert!(len <= corrupted.len());
+                    let _ = request.keep_alive();
+                }
+            }
         }
     }
 

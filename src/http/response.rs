@@ -46,10 +46,15 @@ impl Response {
     }
 
     pub fn text(status: u16, content_type: &'static str, body: String) -> Response {
+        Response::bytes(status, content_type, body.into_bytes())
+    }
+
+    /// A response with a body built for this request, e.g. a file read from disk.
+    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
         Response {
             status,
             content_type,
-            body: Body::Owned(body.into_bytes()),
+            body: Body::Owned(body),
             headers: Vec::new(),
         }
     }
@@ -114,10 +119,13 @@ impl Response {
                 self.body.as_bytes().len()
             );
         }
-        out.extend_from_slice(if keep_alive {
-            b"Connection: keep-alive\r\n"
-        } else {
-            b"Connection: close\r\n"
+        // RFC 9110 7.8: whoever sends `Upgrade` (e.g. a 426) also lists it in `Connection`.
+        let offers_upgrade = self.header("upgrade").is_some();
+        out.extend_from_slice(match (offers_upgrade, keep_alive) {
+            (false, true) => b"Connection: keep-alive\r\n",
+            (false, false) => b"Connection: close\r\n",
+            (true, true) => b"Connection: upgrade, keep-alive\r\n",
+            (true, false) => b"Connection: upgrade, close\r\n",
         });
         out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
         for (name, value) in &self.headers {
@@ -237,6 +245,15 @@ mod tests {
         assert!(!text.contains("\r\nContent-Length:"));
         assert!(!text.contains("\r\nContent-Type:"));
         assert!(text.ends_with("ETag: \"abc\"\r\n\r\n"));
+    }
+
+    #[test]
+    fn an_upgrade_offer_is_listed_in_connection() {
+        let response = Response::error(426, "upgrade_required", "use WebSocket")
+            .with_static_header("Upgrade", "websocket");
+        let text = written(&response, false, false);
+        assert!(text.contains("\r\nConnection: upgrade, close\r\n"));
+        assert!(text.contains("\r\nUpgrade: websocket\r\n"));
     }
 
     #[test]

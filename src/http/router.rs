@@ -372,6 +372,29 @@ mod tests {
         assert_eq!(status(&router, own_host.as_bytes()), 403);
     }
 
+    /// Routing takes whatever the parser accepts; corrupting any byte of an upgrade request must
+    /// produce a route, never a panic.
+    #[test]
+    fn corrupted_requests_route_without_panicking() {
+        let router = router(true);
+        let original = upgrade_request("/echo?token=a%2Bb", "Origin: http://localhost:8080\r\n");
+        let mut routed = 0;
+        for position in 0..original.len() {
+            for replacement in [0u8, b'%', b'/', b'.', b',', b' ', b'=', 0xff] {
+                let mut corrupted = original.clone().into_bytes();
+                corrupted[position] = replacement;
+                if let Parsed::Complete { request, .. } = parse(&corrupted) {
+                    let _ = router.route(&request);
+                    routed += 1;
+                }
+            }
+        }
+        assert!(
+            routed > original.len(),
+            "most corruptions still parse: {routed}"
+        );
+    }
+
     /// A fresh directory under the system temp dir, removed on drop.
     struct TempDir(PathBuf);
 

@@ -174,12 +174,7 @@ pub fn respond(file: StaticFile, if_none_match: Option<&[u8]>) -> Response {
     } else {
         match file {
             StaticFile::Embedded(asset) => Response::static_bytes(200, content_type, asset.body),
-            StaticFile::Disk { body, .. } => Response {
-                status: 200,
-                content_type,
-                body: super::response::Body::Owned(body),
-                headers: Vec::new(),
-            },
+            StaticFile::Disk { body, .. } => Response::bytes(200, content_type, body),
         }
     };
     let response = match etag {

@@ -12,14 +12,18 @@ use super::frame::{
     FrameHeader, OpCode, MAX_CONTROL_PAYLOAD,
 };
 
-/// Close codes this module sends (RFC 6455 7.4.1).
+// Close codes (RFC 6455 7.4.1) this module and its callers send.
 pub const CLOSE_NORMAL: u16 = 1000;
+/// For server shutdown.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Reported by [`WsConnection::close_code`] when the peer's close frame carried no code; never
 /// sent on the wire.
 pub const CLOSE_NO_STATUS: u16 = 1005;
 pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+/// Never valid on the wire (RFC 6455 7.4.2), so it can stand for "no close code yet".
+const NO_CLOSE_CODE: u16 = 0;
 
 /// A complete data message from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,7 +71,13 @@ pub struct WsConnection {
     /// them as they arrive means the caller never buffers a payload that will not be used.
     skip_remaining: u64,
     fragmented: Option<Box<FragmentedMessage>>,
-    close_code: Option<u16>,
+    /// How many payload bytes of the incomplete text frame at the head of the input have already
+    /// been unmasked and UTF-8 checked, so that a bad text fails before the frame is complete
+    /// and no byte is unmasked or checked twice while it trickles in.
+    text_prefix_checked: u32,
+    /// The first close code sent or received; [`NO_CLOSE_CODE`] until then. A bare u16 rather
+    /// than an `Option` keeps the struct within 32 bytes.
+    close_code: u16,
     state: State,
     /// Set after a header that could not be parsed: frame boundaries are unknown from there on,
     /// so all further input is discarded.
@@ -100,7 +110,8 @@ impl WsConnection {
             max_message_bytes,
             skip_remaining: 0,
             fragmented: None,
-            close_code: None,
+            text_prefix_checked: 0,
+            close_code: NO_CLOSE_CODE,
             state: State::Open,
             framing_lost: false,
         }
@@ -116,8 +127,13 @@ impl WsConnection {
     ///
     /// The caller drops the first `consumed` bytes, keeps the rest and calls again; when
     /// `consumed == 0` and there is no event, the input holds no complete frame and the caller
-    /// waits for more bytes. A frame that is still incomplete costs O(1) per call: only its header
-    /// is looked at until all of it is there.
+    /// waits for more bytes. The kept bytes must be passed back unchanged, with new bytes
+    /// appended: the arrived part of an incomplete text frame is already unmasked in place.
+    ///
+    /// An incomplete frame costs O(1) per call plus O(new bytes) for a text frame, whose arrived
+    /// part is unmasked and UTF-8 checked once so that bad text fails early. Payloads of frames
+    /// that will not be used (after a failure or while closing) are consumed as they arrive, so
+    /// the caller never holds them.
     pub fn poll<'a>(&mut self, input: &'a mut [u8], out: &mut Vec<u8>) -> Poll<'a> {
         let mut consumed = 0;
         loop {
@@ -172,8 +188,9 @@ impl WsConnection {
         if self.state == State::Open {
             write_close(out, code, reason);
             self.state = State::CloseSent;
-            self.close_code = Some(code);
+            self.close_code = code;
             self.fragmented = None;
+            self.text_prefix_checked = 0;
         }
     }
 
@@ -184,7 +201,7 @@ impl WsConnection {
     /// The close code this connection ended with: the first one sent or received. A close frame
     /// from the peer without a code counts as 1005.
     pub fn close_code(&self) -> Option<u16> {
-        self.close_code
+        (self.close_code != NO_CLOSE_CODE).then_some(self.close_code)
     }
 
     /// Handles the frame (or the skipped bytes) at the start of `buf`.
@@ -224,10 +241,19 @@ impl WsConnection {
         let frame_len = usize::try_from(header.payload_len)
             .map_or(usize::MAX, |len| len.saturating_add(header.header_len));
         if buf.len() < frame_len {
+            // A text frame starts a text message, so its prefix can be checked on its own.
+            if opcode == OpCode::Text
+                && !self.check_text_prefix(&mut buf[header.header_len..], mask)
+            {
+                self.fail(CLOSE_INVALID_PAYLOAD, out);
+                return self.skip_frame(&header);
+            }
             return Step::NeedMore;
         }
         let payload = &mut buf[header.header_len..frame_len];
-        unmask(payload, mask, 0);
+        let already_unmasked =
+            (std::mem::take(&mut self.text_prefix_checked) as usize).min(payload.len());
+        unmask(&mut payload[already_unmasked..], mask, already_unmasked);
         match opcode {
             OpCode::Ping => {
                 write_pong(out, payload);
@@ -301,8 +327,29 @@ impl WsConnection {
         self.skip_frame(header)
     }
 
+    /// Unmasks and UTF-8 checks the newly arrived part of an incomplete text frame's payload.
+    /// Returns false when it already holds a sequence no further bytes can make valid.
+    fn check_text_prefix(&mut self, available: &mut [u8], mask: [u8; 4]) -> bool {
+        let already = self.text_prefix_checked as usize;
+        // Payloads beyond u32 are left to the check on the complete frame.
+        let Ok(available_len) = u32::try_from(available.len()) else {
+            return true;
+        };
+        if available.len() <= already {
+            return true;
+        }
+        unmask(&mut available[already..], mask, already);
+        self.text_prefix_checked = available_len;
+        let resume_at = utf8_resume_point(&available[..already]);
+        match std::str::from_utf8(&available[resume_at..]) {
+            Ok(_) => true,
+            Err(error) => error.error_len().is_none(),
+        }
+    }
+
     /// Consumes the header and arranges for the payload to be discarded as it arrives.
     fn skip_frame(&mut self, header: &FrameHeader) -> Step {
+        self.text_prefix_checked = 0;
         self.skip_remaining = header.payload_len;
         Step::Handled(header.header_len)
     }
@@ -353,7 +400,7 @@ impl WsConnection {
         match payload {
             [] => {
                 write_empty_close(out);
-                self.close_code = Some(CLOSE_NO_STATUS);
+                self.close_code = CLOSE_NO_STATUS;
                 self.state = State::Closed;
             }
             [high, low, reason @ ..] => {
@@ -364,7 +411,7 @@ impl WsConnection {
                     self.fail(CLOSE_INVALID_PAYLOAD, out);
                 } else {
                     write_close(out, code, "");
-                    self.close_code = Some(code);
+                    self.close_code = code;
                     self.state = State::Closed;
                 }
             }
@@ -376,10 +423,11 @@ impl WsConnection {
     /// already sent, and drops any partial message.
     fn fail(&mut self, code: u16, out: &mut Vec<u8>) {
         self.fragmented = None;
+        self.text_prefix_checked = 0;
         if self.state == State::Open {
             write_close(out, code, close_reason(code));
             self.state = State::CloseSent;
-            self.close_code = Some(code);
+            self.close_code = code;
         }
     }
 }
@@ -391,6 +439,19 @@ fn close_reason(code: u16) -> &'static str {
         CLOSE_MESSAGE_TOO_BIG => "message too big",
         _ => "",
     }
+}
+
+/// Where to resume UTF-8 checking of `checked`, bytes already found valid except for possibly an
+/// incomplete sequence (at most 3 bytes, starting with a lead byte) at the end: the first
+/// non-continuation byte among the last three. Continuation bytes before it finish a complete
+/// character, so it is a character boundary.
+fn utf8_resume_point(checked: &[u8]) -> usize {
+    let is_continuation = |byte: u8| byte & 0xC0 == 0x80;
+    let mut resume_at = checked.len().saturating_sub(3);
+    while resume_at < checked.len() && is_continuation(checked[resume_at]) {
+        resume_at += 1;
+    }
+    resume_at
 }
 
 /// Extends the validated prefix of `data` over newly appended bytes. Returns false as soon as
@@ -841,6 +902,51 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_fails_inside_an_incomplete_single_frame() {
+        // One text frame arriving in three chops; the second holds f4 90 (above U+10FFFF).
+        let mut payload = "κόσμε".as_bytes().to_vec();
+        payload.extend_from_slice(&[0xf4, 0x90, 0x80, 0x80]);
+        payload.extend_from_slice(b"edited");
+        let frame = client_frame(true, 1, &payload);
+        let first_chop = 6 + "κόσμε".len();
+        let mut connection = WsConnection::new(1024);
+        let (_, out) = feed_in_chunks(&mut connection, &[&frame[..first_chop]]);
+        assert!(out.is_empty(), "a valid prefix does not fail");
+        let (_, out) = feed_in_chunks(&mut connection, &[&frame[..first_chop + 2]]);
+        assert_eq!(sent_close_code(&out), Some(1007));
+        assert_eq!(connection.state(), State::CloseSent);
+    }
+
+    #[test]
+    fn text_frame_checked_in_pieces_is_unmasked_exactly_once() {
+        // Every split point, including inside multi-byte characters.
+        let text = "a€b😀c κόσμε";
+        let frame = client_frame(true, 1, text.as_bytes());
+        for split in 1..frame.len() {
+            let mut connection = WsConnection::new(1024);
+            let (messages, out) =
+                feed_in_chunks(&mut connection, &[&frame[..split], &frame[split..]]);
+            assert_eq!(messages, [Owned::Text(text.into())], "split at {split}");
+            assert!(out.is_empty());
+        }
+    }
+
+    #[test]
+    fn resume_point_is_a_character_boundary() {
+        assert_eq!(utf8_resume_point(b""), 0);
+        assert_eq!(utf8_resume_point(b"abcd"), 1);
+        // "é" complete at the end: the window starts on its lead byte or skips its continuation.
+        assert_eq!(utf8_resume_point(&[b'a', b'b', 0xc3, 0xa9]), 1);
+        assert_eq!(utf8_resume_point(&[b'a', b'b', b'c', 0xc3, 0xa9]), 2);
+        assert_eq!(utf8_resume_point(&[b'a', b'b', 0xe2, 0x82, 0xac]), 2);
+        assert_eq!(utf8_resume_point(&[b'a', 0xe2, 0x82, 0xac]), 1);
+        // An incomplete 4-byte sequence at the end starts at its lead byte.
+        assert_eq!(utf8_resume_point(&[b'a', 0xf0, 0x9f, 0x98]), 1);
+        // Last three bytes all continuations of a complete 4-byte character.
+        assert_eq!(utf8_resume_point(&[0xf0, 0x9f, 0x98, 0x80]), 4);
+    }
+
+    #[test]
     fn too_big_single_frame_fails_with_1009_from_the_header_alone() {
         let mut connection = WsConnection::new(100);
         let mut out = Vec::new();
@@ -928,5 +1034,160 @@ mod tests {
         let frame = client_frame(true, 1, b"abc");
         assert_eq!(out[0], frame[0]);
         assert_eq!(out[1] | 0x80, frame[1]);
+    }
+
+    /// A small deterministic generator so the stream tests are reproducible.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, bound: usize) -> usize {
+            (self.next() % bound as u64) as usize
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    const TEXTS: [&str; 5] = ["hello", "κόσμε", "a€b😀c", "", "I'm so happy! 😊 très bien"];
+
+    /// A random client stream: mostly well-formed messages (some fragmented, split inside
+    /// characters, with control frames in between), sometimes a violation or a close.
+    fn random_client_stream(random: &mut XorShift) -> Vec<u8> {
+        let mut stream = Vec::new();
+        for _ in 0..random.below(10) {
+            match random.below(20) {
+                0..=5 => {
+                    let text = TEXTS[random.below(TEXTS.len())].repeat(1 + random.below(40));
+                    stream.extend(client_frame(true, 1, text.as_bytes()));
+                }
+                6..=8 => {
+                    let text = TEXTS[random.below(TEXTS.len())].repeat(1 + random.below(10));
+                    let mut bytes = text.into_bytes();
+                    if random.below(4) == 0 {
+                        let at = random.below(bytes.len() + 1);
+                        bytes.insert(at, [0xff, 0xc0, 0xed, 0xf4][random.below(4)]);
+                    }
+                    let cut_a = random.below(bytes.len() + 1);
+                    let cut_b = cut_a + random.below(bytes.len() - cut_a + 1);
+                    stream.extend(client_frame(false, 1, &bytes[..cut_a]));
+                    stream.extend(client_frame(true, 9, b"between"));
+                    stream.extend(client_frame(false, 0, &bytes[cut_a..cut_b]));
+                    stream.extend(client_frame(true, 0, &bytes[cut_b..]));
+                }
+                9..=11 => {
+                    let len = [0, 5, 125, 126, 300, 1500][random.below(6)];
+                    let data = random.bytes(len);
+                    stream.extend(client_frame(true, 2, &data));
+                }
+                12..=14 => {
+                    let len = random.below(126);
+                    let data = random.bytes(len);
+                    stream.extend(client_frame(true, [9, 10][random.below(2)], &data));
+                }
+                15 => {
+                    let len = 1 + random.below(20);
+                    let bytes = random.bytes(len);
+                    stream.extend(client_frame(true, 1, &bytes));
+                }
+                16 => {
+                    let mut frame = client_frame(true, 2, b"bad");
+                    match random.below(3) {
+                        0 => frame[0] |= 0x40,
+                        1 => frame[0] = 0x83,
+                        _ => frame = vec![0x82, 3, 1, 2, 3],
+                    }
+                    stream.extend(frame);
+                }
+                17 => stream.extend(client_frame(false, 9, b"fragmented ping")),
+                18 => {
+                    // 1005 may not be sent, so it is a violation; an empty close is not.
+                    let payload = match [1000u16, 1001, 1005, 3000, 999, 0][random.below(6)] {
+                        0 => Vec::new(),
+                        code => code.to_be_bytes().to_vec(),
+                    };
+                    stream.extend(client_frame(true, 8, &payload));
+                }
+                _ => stream.extend(client_frame(true, 0, b"orphan")),
+            }
+        }
+        stream
+    }
+
+    /// Everything observable after feeding a stream.
+    fn outcome(
+        connection: &mut WsConnection,
+        chunks: &[&[u8]],
+    ) -> (Vec<Owned>, Vec<u8>, State, Option<u16>) {
+        let (messages, out) = feed_in_chunks(connection, chunks);
+        (messages, out, connection.state(), connection.close_code())
+    }
+
+    #[test]
+    fn random_streams_give_the_same_outcome_whatever_the_chunking() {
+        let mut random = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut close_codes_seen = std::collections::BTreeSet::new();
+        let mut messages_seen = 0;
+        for round in 0..400 {
+            let stream = random_client_stream(&mut random);
+            let max_message_bytes = [64, 1024, 1 << 20][random.below(3)];
+            let whole = outcome(&mut WsConnection::new(max_message_bytes), &[&stream]);
+            close_codes_seen.extend(whole.3);
+            messages_seen += whole.0.len();
+
+            let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+            let by_byte = outcome(&mut WsConnection::new(max_message_bytes), &bytewise);
+            assert_eq!(by_byte, whole, "round {round}: byte by byte");
+
+            let mut chunks = Vec::new();
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at((1 + random.below(40)).min(rest.len()));
+                chunks.push(chunk);
+                rest = tail;
+            }
+            let chunked = outcome(&mut WsConnection::new(max_message_bytes), &chunks);
+            assert_eq!(chunked, whole, "round {round}: random chunks");
+        }
+        // The generator must have reached every kind of ending, or the test proves little.
+        for code in [1002, 1005, 1007, 1009] {
+            assert!(
+                close_codes_seen.contains(&code),
+                "no stream ended with {code}: {close_codes_seen:?}"
+            );
+        }
+        assert!(
+            [1000, 1001, 3000]
+                .iter()
+                .any(|code| close_codes_seen.contains(code)),
+            "no stream ended with an echoed close: {close_codes_seen:?}"
+        );
+        assert!(messages_seen > 200, "only {messages_seen} messages");
+    }
+
+    #[test]
+    fn random_bytes_never_panic_and_always_make_progress() {
+        let mut random = XorShift(0x0123_4567_89ab_cdef);
+        for _ in 0..2000 {
+            let len = random.below(200);
+            let bytes = random.bytes(len);
+            let mut connection = WsConnection::new(100);
+            let chunks: Vec<&[u8]> = bytes.chunks(1 + random.below(16)).collect();
+            let (_, out) = feed_in_chunks(&mut connection, &chunks);
+            // Whatever came in, any reply is a sequence of well-formed server frames.
+            let mut rest = &out[..];
+            while let Ok(Some(header)) = parse_header(rest) {
+                assert_eq!(header.mask, None);
+                rest = &rest[header.header_len + header.payload_len as usize..];
+            }
+            assert!(rest.is_empty());
+        }
     }
 }

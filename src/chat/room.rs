@@ -1,0 +1,185 @@
+//! Rooms: naming rules, members, per-room sequence numbers and the bounded history ring.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use super::inline_vec::InlineVec;
+use super::ConnId;
+use crate::emotion::Emotion;
+use crate::timer_wheel::TimerKey;
+
+/// Private rooms are named `user:<sub>`.
+pub const PRIVATE_PREFIX: &str = "user:";
+/// Longest shared room name.
+pub const MAX_SHARED_NAME: usize = 64;
+
+/// Index of a room in the core's room slab. A private room's key also identifies its user while
+/// they have a connection.
+pub type RoomKey = usize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomName<'a> {
+    /// `user:<sub>`, with the sub.
+    Private(&'a str),
+    /// A shared room name matching `[a-z0-9_-]{1,64}`.
+    Shared(&'a str),
+}
+
+/// Classifies a client-supplied room name; `None` when it is neither a private room name nor a
+/// valid shared one.
+pub fn parse_room_name(name: &str) -> Option<RoomName<'_>> {
+    if let Some(sub) = name.strip_prefix(PRIVATE_PREFIX) {
+        return (!sub.is_empty()).then_some(RoomName::Private(sub));
+    }
+    let valid = !name.is_empty()
+        && name.len() <= MAX_SHARED_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    valid.then_some(RoomName::Shared(name))
+}
+
+/// The bot reply owed to the latest message in a private room.
+pub struct PendingReply {
+    pub timer: TimerKey,
+    pub in_reply_to: Box<str>,
+    pub emotion: Emotion,
+    pub confidence: f64,
+}
+
+pub struct Room {
+    pub name: Rc<str>,
+    /// Distinguishes this room from a later one reusing its slab key, for timers.
+    pub generation: u32,
+    pub members: InlineVec<ConnId, 2>,
+    /// Seq of the latest event (0 before the first).
+    pub last_seq: u64,
+    /// Recent events as sent: `(seq, json)`, oldest first. Empty (no allocation) until the
+    /// first event and again after the room has been idle long enough.
+    pub history: VecDeque<(u64, Box<str>)>,
+    /// `now` of the latest event.
+    pub last_event_at: u64,
+    /// Armed while the history ring is held, to release it once the room is idle.
+    pub idle_timer: Option<TimerKey>,
+    /// Shared rooms only: connections per user (keyed by the user's private room), so presence
+    /// is announced for a user's first connection and last one only. Boxed so that private
+    /// rooms, the vast majority, pay one pointer for it instead of an inline map.
+    #[allow(clippy::box_collection)]
+    pub presence: Option<Box<HashMap<RoomKey, u32>>>,
+    /// Private rooms only, while the bot owes a reply.
+    pub bot: Option<Box<PendingReply>>,
+    pub last_template: Option<super::bot::TemplateId>,
+}
+
+impl Room {
+    pub fn new(name: Rc<str>, generation: u32, last_seq: u64, shared: bool) -> Room {
+        Room {
+            name,
+            generation,
+            members: InlineVec::new(),
+            last_seq,
+            history: VecDeque::new(),
+            last_event_at: 0,
+            idle_timer: None,
+            presence: shared.then(Default::default),
+            bot: None,
+            last_template: None,
+        }
+    }
+
+    /// For a private room, its user's sub.
+    pub fn private_sub(&self) -> &str {
+        self.name.strip_prefix(PRIVATE_PREFIX).unwrap_or(&self.name)
+    }
+
+    /// Nothing keeps the room alive: no members, no retained events, no reply owed.
+    pub fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.history.is_empty() && self.bot.is_none()
+    }
+
+    /// Appends an event to the ring, dropping the oldest beyond `capacity`. Returns how the
+    /// number of retained events changed (1 or 0).
+    pub fn retain_event(&mut self, seq: u64, json: Box<str>, capacity: usize) -> usize {
+        if capacity == 0 {
+            return 0;
+        }
+        self.history.push_back((seq, json));
+        if self.history.len() > capacity {
+            self.history.pop_front();
+            0
+        } else {
+            1
+        }
+    }
+
+    /// What a client that has seen events up to `since` should get: whether some events it has
+    /// not seen are gone (or `since` is from a different life of the room), and the seq after
+    /// which retained events are to be replayed.
+    pub fn resume_from(&self, since: u64) -> (bool, u64) {
+        if since == 0 {
+            return (false, 0);
+        }
+        let gap = if since > self.last_seq {
+            true
+        } else {
+            match self.history.front() {
+                Some(&(first, _)) => first > since + 1,
+                None => self.last_seq > since,
+            }
+        };
+        (gap, if gap { 0 } else { since })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names() {
+        assert_eq!(
+            parse_room_name("user:alice"),
+            Some(RoomName::Private("alice"))
+        );
+        assert_eq!(parse_room_name("lobby"), Some(RoomName::Shared("lobby")));
+        assert_eq!(parse_room_name("a-b_9"), Some(RoomName::Shared("a-b_9")));
+        assert_eq!(
+            parse_room_name(&"x".repeat(64)),
+            Some(RoomName::Shared(&"x".repeat(64)))
+        );
+        for bad in ["", "user:", "Lobby", "a b", "ü", "a.b", "a:b"] {
+            assert_eq!(parse_room_name(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_room_name(&"x".repeat(65)), None);
+    }
+
+    fn room_with_events(seqs: std::ops::RangeInclusive<u64>, capacity: usize) -> Room {
+        let mut room = Room::new(Rc::from("r"), 1, 0, true);
+        for seq in seqs {
+            room.last_seq = seq;
+            room.retain_event(seq, format!("{{\"seq\":{seq}}}").into(), capacity);
+        }
+        room
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let room = room_with_events(1..=10, 4);
+        let kept: Vec<u64> = room.history.iter().map(|e| e.0).collect();
+        assert_eq!(kept, vec![7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn resume_decisions() {
+        let room = room_with_events(1..=10, 4); // retains 7..=10
+        assert_eq!(room.resume_from(0), (false, 0));
+        assert_eq!(room.resume_from(6), (false, 6));
+        assert_eq!(room.resume_from(10), (false, 10));
+        assert_eq!(room.resume_from(5), (true, 0));
+        assert_eq!(room.resume_from(11), (true, 0));
+        let mut released = room_with_events(1..=3, 4);
+        released.history.clear();
+        assert_eq!(released.resume_from(3), (false, 3));
+        assert_eq!(released.resume_from(2), (true, 0));
+    }
+}

@@ -1,0 +1,616 @@
+//! The JSON wire format: client messages parsed into a typed enum, server messages serialized
+//! from borrowed structs (one allocation: the output string).
+
+use std::borrow::Cow;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::emotion::{Emotion, Scores};
+
+/// Longest client message `id`, in characters.
+pub const MAX_ID_CHARS: usize = 64;
+/// `from` of everything the bot says.
+pub const BOT_NAME: &str = "emotibot";
+
+/// A client → server message. Unknown fields are ignored.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage<'a> {
+    Auth {
+        #[serde(borrow)]
+        token: Cow<'a, str>,
+    },
+    Message {
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+        #[serde(borrow, default)]
+        room: Option<Cow<'a, str>>,
+    },
+    Typing {
+        #[serde(borrow, default)]
+        room: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        text: Option<Cow<'a, str>>,
+    },
+    Join {
+        #[serde(borrow)]
+        room: Cow<'a, str>,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Leave {
+        #[serde(borrow)]
+        room: Cow<'a, str>,
+    },
+    Ping {
+        #[serde(default)]
+        t: Option<serde_json::Number>,
+    },
+}
+
+const KNOWN_TYPES: [&str; 6] = ["auth", "message", "typing", "join", "leave", "ping"];
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not JSON at all.
+    BadJson(String),
+    /// A JSON object whose `type` is not a client message type.
+    UnknownType(String),
+    /// Valid JSON of the wrong shape; `id` is the message's client id when it had a usable one.
+    BadRequest { detail: String, id: Option<String> },
+}
+
+pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+    let error = match serde_json::from_str::<ClientMessage<'_>>(text) {
+        Ok(message) => return Ok(message),
+        Err(error) => error,
+    };
+    if error.is_syntax() || error.is_eof() {
+        return Err(ParseError::BadJson(error.to_string()));
+    }
+    // Valid JSON of the wrong shape (rare): look again to tell an unknown type from bad fields.
+    let probe: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let id = probe
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .filter(|id| id.chars().count() <= MAX_ID_CHARS)
+        .map(str::to_owned);
+    match probe.get("type").and_then(serde_json::Value::as_str) {
+        None => Err(ParseError::BadRequest {
+            detail: "expected a JSON object with a string \"type\" field".to_owned(),
+            id,
+        }),
+        Some(kind) if !KNOWN_TYPES.contains(&kind) => {
+            Err(ParseError::UnknownType(truncate_chars(kind, 64).to_owned()))
+        }
+        Some(_) => Err(ParseError::BadRequest {
+            detail: error.to_string(),
+            id,
+        }),
+    }
+}
+
+/// At most `max` characters of `text`, cut at a character boundary.
+pub fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (WebSocket close reasons are
+/// limited to 123 bytes).
+pub fn truncate_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// An emotion result as it goes on the wire: scores renormalized to sum to 1 and rounded to four
+/// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WireEmotion {
+    pub dominant: Emotion,
+    pub confidence: f64,
+    pub scores: [f64; 7],
+}
+
+impl WireEmotion {
+    pub fn from_scores(scores: &Scores) -> WireEmotion {
+        let raw = scores.as_array();
+        let sum: f64 = raw.iter().map(|&v| f64::from(v.max(0.0))).sum();
+        let mut values = [0.0; 7];
+        if sum.is_finite() && sum > 0.0 {
+            for (value, &r) in values.iter_mut().zip(raw) {
+                *value = round4(f64::from(r.max(0.0)) / sum);
+            }
+        } else {
+            // A scorer fault must not put NaN on the wire.
+            values[Emotion::Neutral.index()] = 1.0;
+        }
+        let dominant = if sum.is_finite() && sum > 0.0 {
+            scores.dominant()
+        } else {
+            Emotion::Neutral
+        };
+        WireEmotion {
+            dominant,
+            confidence: values[dominant.index()],
+            scores: values,
+        }
+    }
+}
+
+fn round4(value: f64) -> f64 {
+    (value * 10_000.0).round() / 10_000.0
+}
+
+struct ScoreMap<'a>(&'a [f64; 7]);
+
+impl Serialize for ScoreMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(7))?;
+        for emotion in Emotion::ALL {
+            map.serialize_entry(emotion.as_str(), &self.0[emotion.index()])?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct EmotionObject<'a> {
+    dominant: &'static str,
+    confidence: f64,
+    scores: ScoreMap<'a>,
+}
+
+fn emotion_object(emotion: &WireEmotion) -> EmotionObject<'_> {
+    EmotionObject {
+        dominant: emotion.dominant.as_str(),
+        confidence: emotion.confidence,
+        scores: ScoreMap(&emotion.scores),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> String {
+    // These structs hold only strings, numbers and string-keyed maps, which always serialize.
+    serde_json::to_string(value).unwrap_or_else(|_| {
+        r#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_owned()
+    })
+}
+
+#[derive(Serialize)]
+struct Ready<'a> {
+    r#type: &'static str,
+    session: &'a str,
+    user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    room: &'a str,
+    seq: u64,
+    typing_timeout_ms: u64,
+    ping_interval_ms: u64,
+}
+
+pub struct ReadyFields<'a> {
+    pub session: &'a str,
+    pub user: &'a str,
+    pub name: Option<&'a str>,
+    pub room: &'a str,
+    pub seq: u64,
+    pub typing_timeout_ms: u64,
+    pub ping_interval_ms: u64,
+}
+
+pub fn ready(fields: ReadyFields<'_>) -> String {
+    encode(&Ready {
+        r#type: "ready",
+        session: fields.session,
+        user: fields.user,
+        name: fields.name,
+        room: fields.room,
+        seq: fields.seq,
+        typing_timeout_ms: fields.typing_timeout_ms,
+        ping_interval_ms: fields.ping_interval_ms,
+    })
+}
+
+#[derive(Serialize)]
+struct Authed {
+    r#type: &'static str,
+    exp: u64,
+}
+
+pub fn authed(exp: u64) -> String {
+    encode(&Authed {
+        r#type: "authed",
+        exp,
+    })
+}
+
+#[derive(Serialize)]
+struct EmotionResult<'a> {
+    r#type: &'static str,
+    /// `null` for previews.
+    id: Option<&'a str>,
+    room: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    dominant: &'static str,
+    confidence: f64,
+    scores: ScoreMap<'a>,
+    preview: bool,
+}
+
+/// The sender's own result: for a sent message (`id` and `seq` set) or a draft preview (neither).
+pub fn emotion_result(
+    id: Option<&str>,
+    room: &str,
+    seq: Option<u64>,
+    emotion: &WireEmotion,
+) -> String {
+    encode(&EmotionResult {
+        r#type: "emotion",
+        id,
+        room,
+        seq,
+        dominant: emotion.dominant.as_str(),
+        confidence: emotion.confidence,
+        scores: ScoreMap(&emotion.scores),
+        preview: seq.is_none(),
+    })
+}
+
+#[derive(Serialize)]
+struct MessageEvent<'a> {
+    r#type: &'static str,
+    room: &'a str,
+    seq: u64,
+    from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    id: &'a str,
+    text: &'a str,
+    emotion: EmotionObject<'a>,
+    ts: u64,
+}
+
+pub struct MessageFields<'a> {
+    pub room: &'a str,
+    pub seq: u64,
+    pub from: &'a str,
+    pub name: Option<&'a str>,
+    pub id: &'a str,
+    pub text: &'a str,
+    pub emotion: &'a WireEmotion,
+    /// Unix milliseconds when the server accepted the message.
+    pub ts: u64,
+}
+
+pub fn message_event(fields: MessageFields<'_>) -> String {
+    encode(&MessageEvent {
+        r#type: "message",
+        room: fields.room,
+        seq: fields.seq,
+        from: fields.from,
+        name: fields.name,
+        id: fields.id,
+        text: fields.text,
+        emotion: emotion_object(fields.emotion),
+        ts: fields.ts,
+    })
+}
+
+#[derive(Serialize)]
+struct Reply<'a> {
+    r#type: &'static str,
+    room: &'a str,
+    seq: u64,
+    from: &'static str,
+    in_reply_to: &'a str,
+    text: &'a str,
+    emotion: &'static str,
+    ts: u64,
+}
+
+pub fn reply_event(
+    room: &str,
+    seq: u64,
+    in_reply_to: &str,
+    text: &str,
+    emotion: Emotion,
+    ts: u64,
+) -> String {
+    encode(&Reply {
+        r#type: "reply",
+        room,
+        seq,
+        from: BOT_NAME,
+        in_reply_to,
+        text,
+        emotion: emotion.as_str(),
+        ts,
+    })
+}
+
+#[derive(Serialize)]
+struct Typing<'a> {
+    r#type: &'static str,
+    room: &'a str,
+    from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    active: bool,
+}
+
+pub fn typing(room: &str, from: &str, name: Option<&str>, active: bool) -> String {
+    encode(&Typing {
+        r#type: "typing",
+        room,
+        from,
+        name,
+        active,
+    })
+}
+
+#[derive(Serialize)]
+struct Presence<'a> {
+    r#type: &'static str,
+    room: &'a str,
+    user: &'a str,
+    online: bool,
+}
+
+pub fn presence(room: &str, user: &str, online: bool) -> String {
+    encode(&Presence {
+        r#type: "presence",
+        room,
+        user,
+        online,
+    })
+}
+
+#[derive(Serialize)]
+struct Joined<'a> {
+    r#type: &'static str,
+    room: &'a str,
+    seq: u64,
+}
+
+pub fn joined(room: &str, seq: u64) -> String {
+    encode(&Joined {
+        r#type: "joined",
+        room,
+        seq,
+    })
+}
+
+#[derive(Serialize)]
+struct Left<'a> {
+    r#type: &'static str,
+    room: &'a str,
+}
+
+pub fn left(room: &str) -> String {
+    encode(&Left {
+        r#type: "left",
+        room,
+    })
+}
+
+#[derive(Serialize)]
+struct Pong<'a> {
+    r#type: &'static str,
+    t: Option<&'a serde_json::Number>,
+}
+
+pub fn pong(t: Option<&serde_json::Number>) -> String {
+    encode(&Pong { r#type: "pong", t })
+}
+
+/// Error codes, as they appear on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadJson,
+    UnknownType,
+    BadRequest,
+    NotAuthenticated,
+    Forbidden,
+    BadRoom,
+    NotMember,
+    TooManyRooms,
+    RateLimited,
+    TextTooLong,
+    HistoryGap,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::BadRoom => "bad_room",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TextTooLong => "text_too_long",
+            ErrorCode::HistoryGap => "history_gap",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorMessage<'a> {
+    r#type: &'static str,
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<&'a str>,
+}
+
+/// `id` echoes the client message id the error is about; `room` names the room for room errors.
+pub fn error(code: ErrorCode, message: &str, id: Option<&str>, room: Option<&str>) -> String {
+    encode(&ErrorMessage {
+        r#type: "error",
+        code: code.as_str(),
+        message,
+        id,
+        room,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn parsed(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+        parse_client_message(text)
+    }
+
+    #[test]
+    fn parses_every_client_message_and_ignores_unknown_fields() {
+        assert_eq!(
+            parsed(r#"{"type":"auth","token":"abc","extra":1}"#),
+            Ok(ClientMessage::Auth {
+                token: "abc".into()
+            })
+        );
+        assert_eq!(
+            parsed(r#"{"type":"message","id":"c1","text":"hi \"there\"","room":"lobby"}"#),
+            Ok(ClientMessage::Message {
+                id: Some("c1".into()),
+                text: "hi \"there\"".into(),
+                room: Some("lobby".into())
+            })
+        );
+        assert_eq!(
+            parsed(r#"{"text":"x","type":"message"}"#),
+            Ok(ClientMessage::Message {
+                id: None,
+                text: "x".into(),
+                room: None
+            })
+        );
+        assert_eq!(
+            parsed(r#"{"type":"typing"}"#),
+            Ok(ClientMessage::Typing {
+                room: None,
+                text: None
+            })
+        );
+        assert_eq!(
+            parsed(r#"{"type":"join","room":"lobby","since":7}"#),
+            Ok(ClientMessage::Join {
+                room: "lobby".into(),
+                since: Some(7)
+            })
+        );
+        assert_eq!(
+            parsed(r#"{"type":"leave","room":"lobby"}"#),
+            Ok(ClientMessage::Leave {
+                room: "lobby".into()
+            })
+        );
+        assert!(matches!(
+            parsed(r#"{"type":"ping","t":12.5}"#),
+            Ok(ClientMessage::Ping { t: Some(_) })
+        ));
+    }
+
+    #[test]
+    fn classifies_bad_input() {
+        assert!(matches!(parsed("{nope"), Err(ParseError::BadJson(_))));
+        assert!(matches!(parsed(""), Err(ParseError::BadJson(_))));
+        assert!(matches!(
+            parsed(r#"{"type":"ping"} x"#),
+            Err(ParseError::BadJson(_))
+        ));
+        assert_eq!(
+            parsed(r#"{"type":"dance"}"#),
+            Err(ParseError::UnknownType("dance".into()))
+        );
+        assert!(matches!(
+            parsed(r#"{"type":"message","id":"c9"}"#),
+            Err(ParseError::BadRequest { id: Some(id), .. }) if id == "c9"
+        ));
+        assert!(matches!(
+            parsed(r#"{"type":"join","room":"a","since":-1}"#),
+            Err(ParseError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parsed("[1,2]"),
+            Err(ParseError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parsed(r#"{"type":5}"#),
+            Err(ParseError::BadRequest { .. })
+        ));
+    }
+
+    #[test]
+    fn wire_scores_sum_to_one_and_name_all_seven_labels() {
+        let emotion = WireEmotion::from_scores(&crate::emotion::Scorer::new().score("hello"));
+        let json: Value =
+            serde_json::from_str(&emotion_result(Some("c1"), "r", Some(3), &emotion)).unwrap();
+        let scores = json["scores"].as_object().unwrap();
+        assert_eq!(scores.len(), 7);
+        for label in Emotion::ALL {
+            assert!(scores.contains_key(label.as_str()));
+        }
+        let sum: f64 = scores.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-3, "sum {sum}");
+        assert_eq!(json["preview"], json!(false));
+        assert_eq!(json["seq"], json!(3));
+    }
+
+    #[test]
+    fn preview_has_null_id_and_no_seq() {
+        let emotion = WireEmotion::from_scores(&crate::emotion::Scorer::new().score("hm"));
+        let json: Value =
+            serde_json::from_str(&emotion_result(None, "user:a", None, &emotion)).unwrap();
+        assert_eq!(json["id"], Value::Null);
+        assert!(json.get("seq").is_none());
+        assert_eq!(json["preview"], json!(true));
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let json: Value =
+            serde_json::from_str(&typing("r", "a\"b\\c\n", Some("<Zoë>"), true)).unwrap();
+        assert_eq!(json["from"], json!("a\"b\\c\n"));
+        assert_eq!(json["name"], json!("<Zoë>"));
+    }
+
+    #[test]
+    fn truncation_respects_character_boundaries() {
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_chars("hi", 5), "hi");
+        assert_eq!(truncate_bytes("héllo", 2), "h");
+        assert_eq!(truncate_bytes("abc", 3), "abc");
+    }
+
+    #[test]
+    fn errors_carry_optional_id_and_room() {
+        let json: Value =
+            serde_json::from_str(&error(ErrorCode::HistoryGap, "gone", None, Some("lobby")))
+                .unwrap();
+        assert_eq!(
+            json,
+            json!({"type":"error","code":"history_gap","message":"gone","room":"lobby"})
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The compiled-in lexicon: per-token emotion weights, VADER negators and degree adverbs, looked
+//! up by exact key bytes (lowercase word, emoticon, or emoji sequence without modifiers).
+//!
+//! The tables are generated at build time by `build/lexicon.rs` from `data/emotion/*.tsv`.
+
+use super::key_hash::fnv1a;
+
+/// One lexicon key and what it contributes.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    key_start: u32,
+    key_len: u8,
+    flags: u8,
+    /// VADER degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word); 0 otherwise.
+    pub(crate) booster: f32,
+    /// Added to the seven label logits, in [`super::Emotion::ALL`] order.
+    pub(crate) weights: [f32; 7],
+}
+
+const NEGATOR: u8 = 1;
+
+impl Entry {
+    pub(crate) fn is_negator(&self) -> bool {
+        self.flags & NEGATOR != 0
+    }
+
+    fn key(&self) -> &'static [u8] {
+        let start = self.key_start as usize;
+        KEY_BYTES
+            .get(start..start + self.key_len as usize)
+            .unwrap_or(&[])
+    }
+}
+
+/// The generated tables: `BIAS`, `ENTRIES`, `SLOTS` (entry index + 1 per hash slot, 0 = empty)
+/// and `KEY_BYTES` (all keys, concatenated).
+mod generated {
+    // Learned weights that happen to print like 1/pi are not meant as constants.
+    #![allow(clippy::approx_constant)]
+    use super::Entry;
+    include!(concat!(env!("OUT_DIR"), "/emotion_lexicon.rs"));
+}
+use generated::{BIAS, ENTRIES, KEY_BYTES, SLOTS};
+
+/// The label intercepts learned with the lexicon: the logits of a text with no known token.
+pub(crate) fn bias() -> &'static [f32; 7] {
+    &BIAS
+}
+
+/// Finds `key` (exact bytes) in the lexicon.
+pub(crate) fn lookup(key: &[u8]) -> Option<&'static Entry> {
+    let mask = SLOTS.len() - 1;
+    let mut slot = fnv1a(key) as usize & mask;
+    // The table is at most half full, so an empty slot ends every probe sequence quickly.
+    loop {
+        let index = SLOTS[slot] as usize;
+        if index == 0 {
+            return None;
+        }
+        let entry = &ENTRIES[index - 1];
+        if entry.key() == key {
+            return Some(entry);
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_words_emoticons_and_emoji() {
+        assert!(lookup(b"happy").is_some());
+        assert!(lookup(b":)").is_some());
+        assert!(lookup("😂".as_bytes()).is_some());
+    }
+
+    #[test]
+    fn misses_unknown_and_empty_keys() {
+        assert!(lookup(b"qwxzyv").is_none());
+        assert!(lookup(b"").is_none());
+        assert!(lookup(b"HAPPY").is_none(), "keys are lowercase");
+    }
+
+    #[test]
+    fn carries_vader_modifiers() {
+        assert!(lookup(b"not").is_some_and(Entry::is_negator));
+        assert!(lookup(b"never").is_some_and(Entry::is_negator));
+        assert!(lookup(b"very").is_some_and(|e| e.booster > 0.0));
+        assert!(lookup(b"slightly").is_some_and(|e| e.booster < 0.0));
+        assert!(lookup(b"happy").is_some_and(|e| !e.is_negator() && e.booster == 0.0));
+    }
+
+    #[test]
+    fn every_entry_is_found_under_its_own_key() {
+        for entry in ENTRIES.iter() {
+            let found = lookup(entry.key()).map(|e| e as *const Entry);
+            assert_eq!(found, Some(entry as *const Entry));
+        }
+    }
+}

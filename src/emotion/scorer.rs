@@ -1,0 +1,454 @@
+//! The scoring pass: one walk over the tokens, adding each known token's seven weights (scaled by
+//! negation, emphasis and contrast) to the label intercepts, then a softmax.
+
+use super::lexicon;
+use super::tokenizer::{KeyBuf, Token, Tokenizer, WordShape};
+use super::{Emotion, Scores};
+
+/// Words after a negator that it flips (VADER checks the three preceding words).
+const NEGATION_SCOPE: u8 = 3;
+/// Emphasis that "never so" gives the next word (VADER multiplies by 1.25 to 1.5).
+const NEVER_SO_BOOST: f32 = 0.25;
+/// Extra `!` or `?` beyond the first that still add emphasis (VADER caps `!` at four).
+const MAX_EXTRA_PUNCT: u32 = 3;
+
+/// The scorer's global knobs. [`Params::default`] holds the values tuned on the GoEmotions and
+/// MELD dev sets (see `docs/EMOTION.md`); the lexicon itself is fixed at build time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params {
+    /// Added to each label's logit, in [`Emotion::ALL`] order: trades precision for recall per
+    /// label so that rare labels (disgust, fear) still get predicted.
+    pub label_offsets: [f32; 7],
+    /// Multiplies a negated word's weights ("not happy"); VADER's N_SCALAR. The lexicon was fitted
+    /// with the same value, so changing it alone is rarely useful.
+    pub negation_scale: f32,
+    /// Multiplies VADER's degree-adverb scalars (±0.293) before they scale the next known word.
+    pub booster_gain: f32,
+    /// Extra weight of an ALL-CAPS word in a message that is not all caps (VADER's C_INCR 0.733).
+    pub caps_boost: f32,
+    /// Extra weight of an elongated word ("sooo").
+    pub elongation_boost: f32,
+    /// Extra weight of a word in a hashtag.
+    pub hashtag_boost: f32,
+    /// Extra share of the `!` weights per additional `!` in a run.
+    pub exclaim_gain: f32,
+    /// Extra share of the `?` weights per additional `?` in a run.
+    pub question_gain: f32,
+    /// Weight kept by everything before a "but" (VADER: 0.5).
+    pub contrast_before: f32,
+    /// Weight of everything after a "but" (VADER: 1.5).
+    pub contrast_after: f32,
+    /// Multiplies emoji weights.
+    pub emoji_gain: f32,
+    /// Multiplies emoticon weights.
+    pub emoticon_gain: f32,
+}
+
+impl Params {
+    pub const TUNED: Params = Params {
+        label_offsets: [0.0, 0.0, 0.6, -0.3, 0.6, 0.8, 0.0],
+        negation_scale: -0.74,
+        booster_gain: 1.0,
+        caps_boost: 0.733,
+        elongation_boost: 0.3,
+        hashtag_boost: 0.3,
+        exclaim_gain: 0.292,
+        question_gain: 0.18,
+        contrast_before: 0.5,
+        contrast_after: 1.5,
+        emoji_gain: 1.0,
+        emoticon_gain: 1.0,
+    };
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::TUNED
+    }
+}
+
+/// Scores text for emotion. Cheap to construct and `Copy`: all tables are static.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scorer {
+    params: Params,
+}
+
+/// What has been read so far of one message.
+struct Pass {
+    logits: [f32; 7],
+    /// Words left in the current negation scope.
+    negation_left: u8,
+    /// The scope was opened by "never", which "so"/"this" turn into emphasis ("never so happy").
+    negated_by_never: bool,
+    /// Sum of degree-adverb scalars waiting for the next known word.
+    pending_boost: f32,
+    /// Weight of the current clause (raised after "but").
+    clause_weight: f32,
+    /// Whether the message has any lowercase letter: ALL-CAPS only emphasises in mixed case.
+    mixed_case: bool,
+}
+
+impl Pass {
+    fn add(&mut self, weights: &[f32; 7], scale: f32) {
+        let scale = scale * self.clause_weight;
+        for (logit, weight) in self.logits.iter_mut().zip(weights) {
+            *logit += weight * scale;
+        }
+    }
+}
+
+impl Scorer {
+    pub const fn new() -> Self {
+        Scorer {
+            params: Params::TUNED,
+        }
+    }
+
+    pub const fn with_params(params: Params) -> Self {
+        Scorer { params }
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Scores `text`. Never allocates; linear in the length of `text`.
+    pub fn score(&self, text: &str) -> Scores {
+        Scores::from_logits(self.logits(text))
+    }
+
+    /// The label logits before the softmax.
+    pub fn logits(&self, text: &str) -> [f32; 7] {
+        let p = &self.params;
+        let mut pass = Pass {
+            logits: [0.0; 7],
+            negation_left: 0,
+            negated_by_never: false,
+            pending_boost: 0.0,
+            clause_weight: 1.0,
+            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
+        };
+        let mut tokenizer = Tokenizer::new(text);
+        let mut key = KeyBuf::new();
+        let mut spare = KeyBuf::new();
+        while let Some(token) = tokenizer.next_token(&mut key) {
+            match token {
+                Token::Word(shape) => self.word(&mut pass, &key, &mut spare, shape),
+                Token::Punct {
+                    exclaims,
+                    questions,
+                } => {
+                    pass.negation_left = 0;
+                    pass.pending_boost = 0.0;
+                    for (count, punct_key, gain) in [
+                        (exclaims, b"!", p.exclaim_gain),
+                        (questions, b"?", p.question_gain),
+                    ] {
+                        if count == 0 {
+                            continue;
+                        }
+                        if let Some(entry) = lexicon::lookup(punct_key) {
+                            let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
+                            pass.add(&entry.weights, 1.0 + gain * extra);
+                        }
+                    }
+                }
+                Token::ClauseBreak => {
+                    pass.negation_left = 0;
+                    pass.pending_boost = 0.0;
+                }
+                Token::Emoji { first_len } => {
+                    let whole = key.get().and_then(lexicon::lookup);
+                    let first = || {
+                        key.get()
+                            .and_then(|k| k.get(..first_len))
+                            .and_then(lexicon::lookup)
+                    };
+                    if let Some(entry) = whole.or_else(first) {
+                        pass.add(&entry.weights, p.emoji_gain);
+                    }
+                }
+                Token::Emoticon(entry) => pass.add(&entry.weights, p.emoticon_gain),
+            }
+        }
+        let bias = lexicon::bias();
+        for (i, logit) in pass.logits.iter_mut().enumerate() {
+            *logit += bias[i] + p.label_offsets[i];
+        }
+        pass.logits
+    }
+
+    fn word(&self, pass: &mut Pass, key: &KeyBuf, spare: &mut KeyBuf, shape: WordShape) {
+        let p = &self.params;
+        let entry = if shape.elongated {
+            elongated_entry(key, spare)
+        } else {
+            key.get().and_then(lexicon::lookup)
+        };
+        let Some(entry) = entry else {
+            pass.negation_left = pass.negation_left.saturating_sub(1);
+            if key.get().is_some_and(ends_in_nt) {
+                pass.negation_left = NEGATION_SCOPE;
+                pass.negated_by_never = false;
+            }
+            return;
+        };
+        let word = key.get().unwrap_or_default();
+        if pass.negation_left > 0 && pass.negated_by_never && matches!(word, b"so" | b"this") {
+            // VADER: "never so/this <word>" intensifies rather than negates.
+            pass.negation_left = 0;
+            pass.pending_boost += NEVER_SO_BOOST;
+        }
+        if word == b"but" {
+            // Contrast: the clause after "but" carries the message ("good, but sad").
+            for logit in pass.logits.iter_mut() {
+                *logit *= p.contrast_before;
+            }
+            pass.clause_weight = p.contrast_after;
+            pass.negation_left = 0;
+        }
+        let mut scale = 1.0 + pass.pending_boost;
+        if shape.all_caps && pass.mixed_case {
+            scale += p.caps_boost;
+        }
+        if shape.elongated {
+            scale += p.elongation_boost;
+        }
+        if shape.hashtag {
+            scale += p.hashtag_boost;
+        }
+        if pass.negation_left > 0 {
+            pass.negation_left -= 1;
+            scale *= p.negation_scale;
+        }
+        pass.add(&entry.weights, scale);
+        pass.pending_boost = if entry.booster != 0.0 {
+            let drawn_out = if shape.elongated {
+                1.0 + p.elongation_boost
+            } else {
+                1.0
+            };
+            entry.booster * p.booster_gain * drawn_out
+        } else {
+            0.0
+        };
+        if entry.is_negator() || ends_in_nt(word) {
+            pass.negation_left = NEGATION_SCOPE;
+            pass.negated_by_never = word == b"never";
+        }
+    }
+}
+
+/// The entry for an elongated word. Degree adverbs are what chat draws out most ("sooo",
+/// "reallyyy"), so a booster under the one-letter form wins; otherwise the two-letter form the
+/// lexicon was trained on ("goooood" -> "good"), then the one-letter form ("happyyy" -> "happy").
+fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon::Entry> {
+    key.singled(spare);
+    let singled = spare.get().and_then(lexicon::lookup);
+    if let Some(entry) = singled.filter(|e| e.booster != 0.0) {
+        return Some(entry);
+    }
+    key.get().and_then(lexicon::lookup).or(singled)
+}
+
+/// Any "-n't" contraction negates, including ones too rare to be in VADER's list ("mightn't").
+fn ends_in_nt(key: &[u8]) -> bool {
+    key.ends_with(b"n't")
+}
+
+impl Scores {
+    /// Softmax of `logits`; a non-finite result (impossible with finite weights) falls back to
+    /// all-neutral so that callers always get a distribution.
+    pub(crate) fn from_logits(logits: [f32; 7]) -> Scores {
+        let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut values = logits.map(|l| (l - top).exp());
+        let total: f32 = values.iter().sum();
+        if !total.is_finite() || total <= 0.0 {
+            let mut neutral = [0.0; 7];
+            neutral[Emotion::Neutral.index()] = 1.0;
+            return Scores { values: neutral };
+        }
+        for v in values.iter_mut() {
+            *v /= total;
+        }
+        Scores { values }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Emotion::*;
+
+    fn score(text: &str) -> Scores {
+        Scorer::new().score(text)
+    }
+
+    fn p(text: &str, emotion: Emotion) -> f32 {
+        score(text).get(emotion)
+    }
+
+    fn assert_distribution(scores: &Scores) {
+        let sum: f32 = scores.as_array().iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "sum {sum}");
+        assert!(scores.as_array().iter().all(|v| v.is_finite() && *v >= 0.0));
+    }
+
+    #[test]
+    fn text_without_evidence_is_neutral() {
+        for text in [
+            "",
+            "   ",
+            "the",
+            "12345",
+            "qwxzyv blorf",
+            "\u{200d}\u{fe0f}",
+        ] {
+            let scores = score(text);
+            assert_distribution(&scores);
+            assert_eq!(scores.dominant(), Neutral, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn clear_messages_get_their_emotion() {
+        for (text, expected) in [
+            ("I love you so much, thank you!", Joy),
+            ("This is disgusting, gross", Disgust),
+            ("I'm so scared and afraid", Fear),
+            ("I'm so sad, I miss her", Sadness),
+            ("Wow, I had no idea! Really?", Surprise),
+            ("Shut up, you are a stupid idiot", Anger),
+            ("The meeting is at noon in room 4", Neutral),
+        ] {
+            assert_eq!(score(text).dominant(), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn negation_flips_the_words_after_it() {
+        assert!(p("I am happy", Joy) > p("I am not happy", Joy));
+        assert!(p("it is good", Joy) > p("it isn't good", Joy));
+        assert!(
+            p("it is good", Joy) > p("it mightn't be good", Joy),
+            "any -n't negates"
+        );
+        // The scope ends at clause punctuation: "happy" after the comma is not negated.
+        assert!(p("no, I am happy", Joy) > p("no I am not happy", Joy));
+    }
+
+    #[test]
+    fn never_so_intensifies() {
+        assert!(p("I have never been so scared", Fear) > p("I have never been scared", Fear));
+        assert_eq!(score("I have never been so scared").dominant(), Fear);
+    }
+
+    #[test]
+    fn intensifiers_and_dampeners_scale_the_next_word() {
+        assert!(p("very happy", Joy) > p("happy", Joy));
+        assert!(p("slightly happy", Joy) < p("happy", Joy));
+    }
+
+    #[test]
+    fn elongation_emphasises() {
+        assert!(p("sooo happy", Joy) > p("so happy", Joy));
+        assert!(p("happyyy", Joy) > p("happy", Joy));
+        assert!(
+            p("happyyy", Joy) > p("hapy", Joy),
+            "elongated words are still found"
+        );
+    }
+
+    #[test]
+    fn all_caps_emphasises_only_in_mixed_case() {
+        assert!(p("I HATE this", Anger) > p("I hate this", Anger));
+        assert_eq!(score("I HATE THIS"), score("i hate this"), "case folds");
+    }
+
+    #[test]
+    fn exclamations_and_questions_count() {
+        assert!(p("what happened?", Surprise) > p("what happened", Surprise));
+        assert!(p("what happened???", Surprise) > p("what happened?", Surprise));
+        assert!(p("thanks!!!", Neutral) < p("thanks", Neutral));
+    }
+
+    #[test]
+    fn emoticons_carry_emotion() {
+        assert!(p("ok :)", Joy) > p("ok :(", Joy));
+        assert!(p("ok :(", Sadness) > p("ok :)", Sadness));
+        assert_eq!(score(":'(").dominant(), Sadness);
+        assert_eq!(score(">:(").dominant(), Anger);
+        assert_eq!(score("see you tomorrow :D").dominant(), Joy);
+    }
+
+    #[test]
+    fn emoji_carry_emotion_with_modifiers_and_zwj() {
+        for (emoji, expected) in [
+            ("😂", Joy),
+            ("😡", Anger),
+            ("😢", Sadness),
+            ("😱", Fear),
+            ("🤢", Disgust),
+        ] {
+            assert_eq!(score(emoji).dominant(), expected, "{emoji}");
+        }
+        assert_eq!(score("👍🏽"), score("👍"), "skin tones do not matter");
+        assert_eq!(score("❤️"), score("❤"), "variation selectors do not matter");
+        assert_ne!(score("👍"), score(""));
+        // An unknown ZWJ sequence falls back to its first emoji.
+        assert_eq!(score("😢\u{200d}🫠\u{200d}🫠"), score("😢"));
+    }
+
+    #[test]
+    fn but_weighs_the_second_clause() {
+        let with_but = "the food was great but the service made me sad";
+        let with_and = "the food was great and the service made me sad";
+        assert!(p(with_but, Sadness) > p(with_and, Sadness));
+        assert!(p(with_but, Joy) < p(with_and, Joy));
+    }
+
+    #[test]
+    fn hashtags_are_read_and_emphasised() {
+        assert!(p("#happy", Joy) > p("happy", Joy));
+        assert_eq!(score("#SoHappy").dominant(), Joy);
+    }
+
+    #[test]
+    fn contractions_and_curly_apostrophes_match() {
+        assert_eq!(
+            score("I don’t like it, I’m sad"),
+            score("I don't like it, I'm sad")
+        );
+        assert!(p("I like it", Joy) > p("I don't like it", Joy));
+    }
+
+    #[test]
+    fn hostile_inputs_return_distributions() {
+        let inputs = [
+            "a".repeat(100_000),
+            "😂".repeat(30_000),
+            "\u{200d}".repeat(30_000),
+            "👩\u{200d}".repeat(20_000),
+            "🏽".repeat(20_000),
+            "!?".repeat(50_000),
+            ":".repeat(100_000),
+            "n't ".repeat(20_000),
+            "not ".repeat(25_000),
+            "very ".repeat(20_000) + "happy",
+            "but ".repeat(25_000),
+            "\u{0}\u{feff}\u{10ffff}".to_owned(),
+        ];
+        for text in &inputs {
+            assert_distribution(&score(text));
+        }
+    }
+
+    #[test]
+    fn params_change_the_outcome() {
+        let mut params = Params::TUNED;
+        params.label_offsets[Emotion::Fear.index()] += 50.0;
+        let scores = Scorer::with_params(params).score("hello there");
+        assert_eq!(scores.dominant(), Fear);
+        assert_eq!(Scorer::new().params(), &Params::default());
+    }
+}

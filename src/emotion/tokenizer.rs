@@ -1,0 +1,417 @@
+//! Splits a message into the tokens the scorer weighs, without allocating: words (ASCII-lowercased,
+//! internal apostrophes kept, letters repeated three or more times collapsed to two), `!`/`?` runs,
+//! clause punctuation, emoticons and emoji clusters.
+//!
+//! `scripts/lexicon/derive.py` tokenises the training text the same way; keep the two in step.
+
+use super::lexicon::{self, Entry};
+
+/// Longest key ever looked up; longer words are unknown by construction.
+pub(crate) const MAX_KEY_BYTES: usize = 32;
+/// Longest emoticon tried (VADER's longest is seven bytes).
+const MAX_EMOTICON_BYTES: usize = 8;
+
+const ZERO_WIDTH_JOINER: char = '\u{200D}';
+
+/// The bytes of the current token's lexicon key, in a fixed stack buffer.
+pub(crate) struct KeyBuf {
+    bytes: [u8; MAX_KEY_BYTES],
+    len: usize,
+    overflowed: bool,
+    /// Bit `i` set: the byte at `i` ends a run that was three or more long before collapsing.
+    elongated_at: u32,
+}
+
+impl KeyBuf {
+    pub(crate) fn new() -> Self {
+        KeyBuf {
+            bytes: [0; MAX_KEY_BYTES],
+            len: 0,
+            overflowed: false,
+            elongated_at: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.overflowed = false;
+        self.elongated_at = 0;
+    }
+
+    fn push(&mut self, byte: u8) {
+        match self.bytes.get_mut(self.len) {
+            Some(slot) => {
+                *slot = byte;
+                self.len += 1;
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    /// Appends a word byte unless it would be the third identical byte in a row ("sooo" -> "soo").
+    /// Returns whether the byte was dropped.
+    fn push_collapsing(&mut self, byte: u8) -> bool {
+        let tail = &self.bytes[..self.len];
+        if tail.len() >= 2 && tail[tail.len() - 1] == byte && tail[tail.len() - 2] == byte {
+            self.elongated_at |= 1 << (tail.len() - 1);
+            return true;
+        }
+        self.push(byte);
+        false
+    }
+
+    fn push_char(&mut self, c: char) {
+        let mut utf8 = [0u8; 4];
+        for &byte in c.encode_utf8(&mut utf8).as_bytes() {
+            self.push(byte);
+        }
+    }
+
+    /// The key, or `None` when the token was too long to be in the lexicon.
+    pub(crate) fn get(&self) -> Option<&[u8]> {
+        if self.overflowed {
+            None
+        } else {
+            Some(&self.bytes[..self.len])
+        }
+    }
+
+    /// The key with each elongated run cut to one letter ("soo" -> "so", "happyy" -> "happy"),
+    /// the second guess for elongated words whose two-letter form is not in the lexicon.
+    pub(crate) fn singled(&self, out: &mut KeyBuf) {
+        out.clear();
+        for (i, &byte) in self.bytes[..self.len].iter().enumerate() {
+            if self.elongated_at & (1 << i) == 0 {
+                out.push(byte);
+            }
+        }
+    }
+}
+
+/// How a word was written; the scorer turns these into emphasis and negation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct WordShape {
+    /// A letter was repeated three or more times ("sooo").
+    pub(crate) elongated: bool,
+    /// At least two letters, all upper case ("HATE").
+    pub(crate) all_caps: bool,
+    /// Part of a `#hashtag`.
+    pub(crate) hashtag: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum Token {
+    /// A word; its key is in the [`KeyBuf`].
+    Word(WordShape),
+    /// A run of `!` and `?`, with how many of each.
+    Punct { exclaims: u32, questions: u32 },
+    /// `.`, `,`, `;` or `:`: ends a negation scope.
+    ClauseBreak,
+    /// An emoji cluster; its key (modifiers dropped, ZWJ kept) is in the [`KeyBuf`].
+    /// `first_len` is the length of its first component, the fallback for unknown ZWJ sequences.
+    Emoji { first_len: usize },
+    /// An emoticon found in the lexicon.
+    Emoticon(&'static Entry),
+}
+
+pub(crate) struct Tokenizer<'a> {
+    text: &'a str,
+    pos: usize,
+    /// A hashtag was split at a lower-to-upper case change ("#SoHappy") and continues.
+    hashtag_continues: bool,
+}
+
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '\u{2019}' | '\u{2018}')
+}
+
+/// Skin tones, variation selectors and the keycap mark refine an emoji without changing its
+/// meaning, so keys leave them out.
+fn is_emoji_modifier(c: char) -> bool {
+    matches!(
+        c,
+        '\u{FE0E}' | '\u{FE0F}' | '\u{20E3}' | '\u{1F3FB}'..='\u{1F3FF}'
+    )
+}
+
+fn is_emoji_start(c: char) -> bool {
+    !c.is_ascii()
+        && !c.is_alphanumeric()
+        && !c.is_whitespace()
+        && !is_emoji_modifier(c)
+        && c != ZERO_WIDTH_JOINER
+        && !is_apostrophe(c)
+}
+
+impl<'a> Tokenizer<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Tokenizer {
+            text,
+            pos: 0,
+            hashtag_continues: false,
+        }
+    }
+
+    fn char_at(&self, pos: usize) -> Option<char> {
+        self.text.get(pos..).and_then(|rest| rest.chars().next())
+    }
+
+    /// Apostrophe length at `pos` if one stands there between word bytes ("don't", "I’m").
+    fn inner_apostrophe_len(&self, pos: usize) -> Option<usize> {
+        let c = self.char_at(pos)?;
+        if !is_apostrophe(c) {
+            return None;
+        }
+        let after = pos + c.len_utf8();
+        let next = *self.text.as_bytes().get(after)?;
+        next.is_ascii_alphanumeric().then_some(c.len_utf8())
+    }
+
+    /// Writes the next token's key into `key` and returns the token, or `None` at the end.
+    pub(crate) fn next_token(&mut self, key: &mut KeyBuf) -> Option<Token> {
+        let bytes = self.text.as_bytes();
+        while let Some(&byte) = bytes.get(self.pos) {
+            if byte.is_ascii_alphanumeric() {
+                return Some(self.word(key));
+            }
+            self.hashtag_continues = false;
+            match byte {
+                b'!' | b'?' => return Some(self.punct_run()),
+                _ if byte.is_ascii_punctuation() => {
+                    if let Some(entry) = self.emoticon() {
+                        return Some(Token::Emoticon(entry));
+                    }
+                    self.pos += 1;
+                    if matches!(byte, b'.' | b',' | b';' | b':') {
+                        return Some(Token::ClauseBreak);
+                    }
+                }
+                _ if byte.is_ascii() => self.pos += 1,
+                _ => {
+                    let Some(c) = self.char_at(self.pos) else {
+                        self.pos += 1;
+                        continue;
+                    };
+                    if is_emoji_start(c) {
+                        return Some(self.emoji(c, key));
+                    }
+                    self.pos += c.len_utf8();
+                }
+            }
+        }
+        None
+    }
+
+    fn word(&mut self, key: &mut KeyBuf) -> Token {
+        let bytes = self.text.as_bytes();
+        let hashtag = self.hashtag_continues || (self.pos > 0 && bytes[self.pos - 1] == b'#');
+        self.hashtag_continues = false;
+        key.clear();
+        let mut shape = WordShape {
+            hashtag,
+            ..WordShape::default()
+        };
+        let (mut letters, mut uppers) = (0usize, 0usize);
+        let mut previous_lower = false;
+        while let Some(&byte) = bytes.get(self.pos) {
+            if byte.is_ascii_alphanumeric() {
+                if hashtag && previous_lower && byte.is_ascii_uppercase() {
+                    // "#SoHappy": each capitalised part is a word of its own.
+                    self.hashtag_continues = true;
+                    break;
+                }
+                previous_lower = byte.is_ascii_lowercase();
+                letters += usize::from(byte.is_ascii_alphabetic());
+                uppers += usize::from(byte.is_ascii_uppercase());
+                shape.elongated |= key.push_collapsing(byte.to_ascii_lowercase());
+                self.pos += 1;
+            } else if let Some(len) = self.inner_apostrophe_len(self.pos) {
+                key.push(b'\'');
+                previous_lower = false;
+                self.pos += len;
+            } else {
+                break;
+            }
+        }
+        shape.all_caps = letters >= 2 && uppers == letters;
+        Token::Word(shape)
+    }
+
+    fn punct_run(&mut self) -> Token {
+        let (mut exclaims, mut questions) = (0u32, 0u32);
+        while let Some(&byte) = self.text.as_bytes().get(self.pos) {
+            match byte {
+                b'!' => exclaims = exclaims.saturating_add(1),
+                b'?' => questions = questions.saturating_add(1),
+                _ => break,
+            }
+            self.pos += 1;
+        }
+        Token::Punct {
+            exclaims,
+            questions,
+        }
+    }
+
+    /// The longest lexicon emoticon starting here, if it stands apart from words on its left
+    /// ("lol:)" and "10:30" are not emoticons) and is not glued to a word on its right.
+    fn emoticon(&mut self) -> Option<&'static Entry> {
+        let bytes = self.text.as_bytes();
+        if self.pos > 0 && bytes[self.pos - 1].is_ascii_alphanumeric() {
+            return None;
+        }
+        let run = bytes[self.pos..]
+            .iter()
+            .take(MAX_EMOTICON_BYTES)
+            .take_while(|b| b.is_ascii_graphic())
+            .count();
+        for len in (2..=run).rev() {
+            let end = self.pos + len;
+            let glued = bytes.get(end).is_some_and(u8::is_ascii_alphanumeric)
+                && bytes[end - 1].is_ascii_alphanumeric();
+            if glued {
+                continue;
+            }
+            if let Some(entry) = lexicon::lookup(&bytes[self.pos..end]) {
+                self.pos = end;
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    fn emoji(&mut self, first: char, key: &mut KeyBuf) -> Token {
+        key.clear();
+        key.push_char(first);
+        let first_len = first.len_utf8();
+        self.pos += first_len;
+        while let Some(c) = self.char_at(self.pos) {
+            if is_emoji_modifier(c) {
+                self.pos += c.len_utf8();
+                continue;
+            }
+            if c != ZERO_WIDTH_JOINER {
+                break;
+            }
+            let next_pos = self.pos + c.len_utf8();
+            match self.char_at(next_pos) {
+                Some(next)
+                    if is_emoji_start(next)
+                        && key.len + c.len_utf8() + next.len_utf8() <= MAX_KEY_BYTES =>
+                {
+                    key.push_char(c);
+                    key.push_char(next);
+                    self.pos = next_pos + next.len_utf8();
+                }
+                _ => break,
+            }
+        }
+        Token::Emoji { first_len }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renders the tokens of `text` as strings, for compact assertions.
+    fn render(text: &str) -> Vec<String> {
+        let mut tokenizer = Tokenizer::new(text);
+        let mut key = KeyBuf::new();
+        let mut out = Vec::new();
+        while let Some(token) = tokenizer.next_token(&mut key) {
+            let key_text = || String::from_utf8_lossy(key.get().unwrap_or(b"<long>")).into_owned();
+            out.push(match token {
+                Token::Word(shape) => {
+                    let mut s = key_text();
+                    for (flag, mark) in [
+                        (shape.elongated, "+elong"),
+                        (shape.all_caps, "+caps"),
+                        (shape.hashtag, "+tag"),
+                    ] {
+                        if flag {
+                            s.push_str(mark);
+                        }
+                    }
+                    s
+                }
+                Token::Punct {
+                    exclaims,
+                    questions,
+                } => format!("!{exclaims}?{questions}"),
+                Token::ClauseBreak => "|".to_owned(),
+                Token::Emoji { .. } => format!("emoji:{}", key_text()),
+                Token::Emoticon(_) => "emoticon".to_owned(),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn words_are_lowercased_and_keep_inner_apostrophes() {
+        assert_eq!(
+            render("I’m NOT ok, don't 'quote'"),
+            ["i'm", "not+caps", "ok", "|", "don't", "quote"]
+        );
+    }
+
+    #[test]
+    fn elongation_collapses_to_two_letters() {
+        assert_eq!(render("sooo goooood"), ["soo+elong", "good+elong"]);
+        assert_eq!(render("good"), ["good"]);
+    }
+
+    #[test]
+    fn punctuation_runs_are_counted() {
+        assert_eq!(render("what?!?"), ["what", "!1?2"]);
+        assert_eq!(render("a. b; c: d"), ["a", "|", "b", "|", "c", "|", "d"]);
+    }
+
+    #[test]
+    fn hashtags_split_on_case_changes() {
+        assert_eq!(render("#SoHappy now"), ["so+tag", "happy+tag", "now"]);
+        assert_eq!(render("#blessed"), ["blessed+tag"]);
+    }
+
+    #[test]
+    fn emoticons_need_to_stand_apart() {
+        assert_eq!(
+            render("nice :) :'( >:("),
+            ["nice", "emoticon", "emoticon", "emoticon"]
+        );
+        assert_eq!(render("at 10:30"), ["at", "10", "|", "30"]);
+    }
+
+    #[test]
+    fn emoji_drop_skin_tones_and_keep_zwj_sequences() {
+        assert_eq!(render("ok 👍🏽"), ["ok", "emoji:👍"]);
+        assert_eq!(render("👨‍💻!"), ["emoji:👨\u{200d}💻", "!1?0"]);
+        assert_eq!(render("❤️"), ["emoji:❤"]);
+    }
+
+    #[test]
+    fn stray_joiners_and_modifiers_are_skipped() {
+        assert_eq!(render("\u{200d}\u{200d}🏽\u{fe0f} hi"), ["hi"]);
+        assert_eq!(render("😂\u{200d}"), ["emoji:😂"]);
+    }
+
+    #[test]
+    fn overlong_words_have_no_key() {
+        let long = "a".repeat(40) + "b".repeat(40).as_str();
+        assert_eq!(render(&long), ["aabb+elong"]);
+        let varied: String = "abcdefghij".repeat(5);
+        assert_eq!(render(&varied), ["<long>"]);
+    }
+
+    #[test]
+    fn singled_cuts_only_elongated_runs() {
+        for (text, expected) in [("sooo", "so"), ("happyyy", "happy"), ("gooood", "god")] {
+            let mut tokenizer = Tokenizer::new(text);
+            let mut key = KeyBuf::new();
+            tokenizer.next_token(&mut key);
+            let mut single = KeyBuf::new();
+            key.singled(&mut single);
+            assert_eq!(single.get(), Some(expected.as_bytes()), "{text}");
+        }
+    }
+}

@@ -4,6 +4,9 @@
 Run from the repository root: python3 fuzz/make_seeds.py. The files are committed; this script
 documents how each one was built and regenerates them after a format change.
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import struct
@@ -147,7 +150,126 @@ def emotion_seeds():
     write("emotion", "long_word", b"a" * 5000)
 
 
+def base64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_seeds():
+    # Must match src/fuzz_targets/jwt.rs.
+    now, secret = 1_800_000_000, b"fuzz-secret-0123456789"
+
+    def token(header, claims, key=secret, signature=None):
+        message = base64url(json.dumps(header).encode()) + "." + base64url(json.dumps(claims).encode())
+        if signature is None:
+            signature = base64url(hmac.new(key, message.encode(), hashlib.sha256).digest())
+        return message + "." + signature
+
+    valid = {"sub": "alice", "name": "Alice", "exp": now + 60}
+    raw = {
+        "raw_valid_hs256": token({"alg": "HS256", "typ": "JWT"}, valid),
+        "raw_valid_with_iss_aud": token({"alg": "HS256"}, dict(valid, iss="https://idp.example", aud=["x", "emotibot"])),
+        "raw_expired": token({"alg": "HS256"}, {"sub": "alice", "exp": now - 31}),
+        "raw_within_leeway": token({"alg": "HS256"}, {"sub": "alice", "exp": now - 30}),
+        "raw_nbf_future": token({"alg": "HS256"}, {"sub": "alice", "exp": now + 600, "nbf": now + 31}),
+        "raw_fractional_exp": token({"alg": "HS256"}, {"sub": "alice", "exp": now + 0.5}),
+        "raw_alg_none": token({"alg": "none"}, valid, signature=""),
+        "raw_no_sub": token({"alg": "HS256"}, {"exp": now + 60}),
+        "raw_sub_number": token({"alg": "HS256"}, {"sub": 7, "exp": now + 60}),
+        "raw_two_parts": "eyJhbGciOiJIUzI1NiJ9.e30",
+        "raw_garbage": "....",
+        "raw_padding": token({"alg": "HS256"}, valid) + "==",
+    }
+    for name, text in raw.items():
+        write("jwt", name, b"\x00" + text.encode())
+    structured = {
+        # bit 7 set; bits 3-5 header template; bit 6 default claims; bits 0-2 signing method.
+        "hs256_signed_with_secret": 0xC0 | (1 << 3) | 0,
+        "hs256_unsigned": 0xC0 | (1 << 3) | 1,
+        "none_unsigned": 0xC0 | (2 << 3) | 1,
+        "rs256_header_public_key_as_hmac": 0xC0 | (4 << 3) | 2,
+        "hs256_header_public_key_as_hmac": 0xC0 | (1 << 3) | 2,
+        "es256_header_ec_key_as_hmac": 0xC0 | (3 << 3) | 3,
+        "es256_signed_with_private_key": 0xC0 | (3 << 3) | 4,
+        "hs256_wrong_secret": 0xC0 | (1 << 3) | 5,
+        "hs256_other_message": 0xC0 | (1 << 3) | 6,
+        "hs256_garbage_signature": 0xC0 | (1 << 3) | 7,
+        "lowercase_alg": 0xC0 | (6 << 3) | 0,
+        "no_alg": 0xC0 | (7 << 3) | 0,
+        "kid_path": 0xC0 | (5 << 3) | 0,
+    }
+    for name, mode in structured.items():
+        write("jwt", name, bytes([mode]))
+    header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
+    claims = json.dumps({"sub": "bob", "exp": now + 5, "nbf": now - 5}).encode()
+    write("jwt", "input_header_and_claims", bytes([0x80, len(header)]) + header + claims)
+    none_header = json.dumps({"alg": "none"}).encode()
+    write("jwt", "input_none_header", bytes([0x81, len(none_header)]) + none_header + claims)
+
+
+def client_message_seeds():
+    # Must match src/fuzz_targets/client_message.rs: op = kind | conn << 3 | arg << 5.
+    OPEN, RAW, CANNED, STEP, CLOSED, BINARY, TICK, WRAPPED = range(8)
+    names = [
+        "auth_alice", "auth_bob", "auth_short", "auth_garbage", "join_lobby", "join_lobby_since_0",
+        "join_lobby_since_3", "join_lobby_since_future", "join_own_private", "join_other_private",
+        "join_r2", "join_r3", "join_r4", "join_bad_name", "leave_lobby", "leave_private",
+        "message_lobby", "message_private", "message_r2", "message_other_private", "typing_lobby_text",
+        "typing_private", "ping", "leave_r2",
+    ]
+    canned = {name: index for index, name in enumerate(names)}
+
+    def op(kind, conn=0, arg=0):
+        return bytes([kind | conn << 3 | arg << 5])
+
+    def say(conn, name):
+        return op(CANNED, conn) + bytes([canned[name]])
+
+    def step(conn=0, units=20):
+        return op(STEP, conn) + bytes([units])
+
+    def raw(conn, text, kind=RAW, arg=0):
+        data = text.encode()
+        return op(kind, conn, arg) + bytes([len(data)]) + data
+
+    alice, bob, short, expired = 4, 5, 6, 7
+    seeds = {
+        "lobby_chat": op(OPEN, 0, alice) + op(OPEN, 1, bob) + say(0, "join_lobby") + say(1, "join_lobby")
+        + say(0, "message_lobby") + say(1, "typing_lobby_text") + step(units=60) + op(CLOSED, 0),
+        "auth_by_first_frame_and_bot": op(OPEN, 0) + say(0, "ping") + say(0, "message_private")
+        + say(0, "auth_alice") + say(0, "message_private") + step(units=20) + step(units=20),
+        "auth_timeout": op(OPEN, 0) + step(units=120),
+        "bad_token_frame": op(OPEN, 0) + say(0, "auth_garbage") + say(0, "message_private") + op(CLOSED, 0),
+        "token_expiry": op(OPEN, 0, short) + op(STEP, 0, 7) + b"\x00" + say(0, "message_private"),
+        "token_refresh_and_other_user": op(OPEN, 0, short) + say(0, "auth_alice") + say(0, "auth_bob"),
+        "expired_at_upgrade": op(OPEN, 0, expired) + say(0, "ping"),
+        "too_many_rooms": op(OPEN, 0, alice) + say(0, "join_lobby") + say(0, "join_r2") + say(0, "join_r3")
+        + say(0, "join_r4") + say(0, "join_bad_name") + say(0, "join_other_private") + say(0, "leave_r2")
+        + say(0, "leave_r2") + say(0, "leave_private"),
+        "rate_limit": op(OPEN, 0, alice) + say(0, "message_private") * 8 + step(units=40) + say(0, "message_private"),
+        "resume": op(OPEN, 0, alice) + say(0, "join_lobby") + op(OPEN, 1, bob) + say(1, "join_lobby")
+        + (say(0, "message_lobby") + op(TICK, 0, 7)) * 7 + op(OPEN, 2, bob) + say(2, "join_lobby_since_0")
+        + say(2, "join_lobby_since_3") + say(2, "join_lobby_since_future") + op(CLOSED, 1)
+        + step(units=250) + op(OPEN, 3, alice) + say(3, "join_lobby_since_3"),
+        "two_tabs": op(OPEN, 0, alice) + op(OPEN, 2, alice) + say(0, "message_private") + say(2, "typing_private")
+        + say(2, "join_own_private") + step(units=30) + op(CLOSED, 2) + say(0, "message_private"),
+        "presence_limit": op(OPEN, 0, alice) + op(OPEN, 1, bob) + op(OPEN, 2, alice) + op(OPEN, 3, bob)
+        + say(0, "join_lobby") + say(1, "join_lobby") + say(2, "join_lobby") + say(3, "join_lobby")
+        + say(3, "typing_lobby_text") + op(CLOSED, 0) + op(CLOSED, 3) + op(CLOSED, 1),
+        "raw_garbage": op(OPEN, 0, alice) + raw(0, "{") + raw(0, "[]") + raw(0, '{"type":5}')
+        + raw(0, '{"type":"nope","id":"x"}') + raw(0, '{"type":"message"}') + raw(0, '{"type":"join","room":"lobby","since":-1}')
+        + op(BINARY, 0),
+        "wrapped_strings": op(OPEN, 0, alice) + say(0, "join_lobby") + raw(0, "so happy", WRAPPED, 0)
+        + raw(0, "x" * 70, WRAPPED, 1) + raw(0, "user:bob", WRAPPED, 2) + raw(0, "angry draft", WRAPPED, 3)
+        + raw(0, "r-5", WRAPPED, 4) + raw(0, "lobby", WRAPPED, 5) + raw(0, "bad", WRAPPED, 6),
+        "reuse_key_while_open": op(OPEN, 0, alice) + say(0, "join_lobby") + op(OPEN, 0, bob) + say(0, "message_lobby"),
+    }
+    for name, data in seeds.items():
+        write("client_message", name, data)
+
+
 if __name__ == "__main__":
     ws_seeds()
     http_seeds()
     emotion_seeds()
+    jwt_seeds()
+    client_message_seeds()

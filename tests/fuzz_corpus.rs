@@ -66,3 +66,13 @@ fn http_head_corpus() {
 fn emotion_corpus() {
     replay("emotion", fuzz_targets::emotion);
 }
+
+#[test]
+fn client_message_corpus() {
+    replay("client_message", fuzz_targets::client_message);
+}
+
+#[test]
+fn jwt_corpus() {
+    replay("jwt", fuzz_targets::jwt);
+}

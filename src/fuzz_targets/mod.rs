@@ -5,12 +5,16 @@
 //! and panics when an invariant breaks: a panic is what libFuzzer reports as a finding. Bad input
 //! itself must never panic the code under test, so any panic here is a bug in one or the other.
 
+mod client_message;
 mod emotion;
 mod http_head;
+mod jwt;
 mod ws_frames;
 
+pub use client_message::client_message;
 pub use emotion::emotion;
 pub use http_head::http_head;
+pub use jwt::jwt;
 pub use ws_frames::ws_frames;
 
 /// A tiny deterministic generator: lets one input byte stand for a whole pattern of chunk sizes

@@ -14,6 +14,8 @@
 pub mod chat;
 pub mod config;
 pub mod emotion;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod http;
 pub mod logging;
 pub mod metrics;

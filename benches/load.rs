@@ -131,8 +131,10 @@ struct Options {
     /// Handshakes in flight while dialling a population.
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
-    /// Distinct users cycled through by `churn`.
-    #[arg(long, default_value_t = 1000)]
+    /// Distinct users cycled through by `churn`. The server keeps each user's private-room
+    /// history (last 100 events, 2 minutes), so RSS only settles once the warm-up has filled
+    /// every user's history: 100 users do within the default 2 s warm-up; 1000 need ~10 s.
+    #[arg(long, default_value_t = 100)]
     users: usize,
     /// Source addresses 127.0.0.1..=127.0.0.N the connections are spread over.
     #[arg(long, default_value_t = 20)]

@@ -16,6 +16,8 @@ mod dialer;
 mod driver;
 #[path = "load/fanout.rs"]
 mod fanout;
+#[path = "load/floor_server.rs"]
+mod floor_server;
 #[path = "load/idle.rs"]
 mod idle;
 #[path = "load/measure.rs"]
@@ -161,11 +163,66 @@ struct Options {
     /// latency percentiles measure the server rather than the scheduler). Needs root below 0.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     nice: i32,
+    /// Target the floor instead of EmotiBot: a minimal mio server in this executable with fixed
+    /// replies, no JWT, no JSON, no scoring (see `load/floor_server.rs`).
+    #[arg(long, conflicts_with = "echo")]
+    floor: bool,
+    /// Internal: be the floor server (started by `--floor` on the server's core).
+    #[arg(long, hide = true)]
+    serve_floor: bool,
+    /// Internal: the floor server's listen address.
+    #[arg(long, hide = true)]
+    listen: Option<SocketAddrV4>,
+}
+
+/// Which server the generator talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ServerKind {
+    /// EmotiBot's chat protocol at `/ws`: `ready` after auth, `emotion` answers.
+    Chat,
+    /// EmotiBot's `--echo` endpoint at `/echo`: every frame comes back.
+    Echo,
+    /// The generator's own minimal server.
+    Floor,
+}
+
+impl ServerKind {
+    fn name(self) -> &'static str {
+        match self {
+            ServerKind::Chat => "chat",
+            ServerKind::Echo => "echo",
+            ServerKind::Floor => "floor",
+        }
+    }
+
+    fn waits_for_ready(self) -> bool {
+        self == ServerKind::Chat
+    }
+
+    /// Whether any text frame answers a message (rather than only `emotion`).
+    fn answers_are_echoes(self) -> bool {
+        self != ServerKind::Chat
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            ServerKind::Chat => "/ws",
+            // The server's echo endpoint lives next to the chat one.
+            ServerKind::Echo => "/echo",
+            ServerKind::Floor => "/floor",
+        }
+    }
 }
 
 impl Options {
-    fn server_is_echo(&self) -> bool {
-        self.echo || self.scenario == Some(Scenario::Echo)
+    fn server_kind(&self) -> ServerKind {
+        if self.floor {
+            ServerKind::Floor
+        } else if self.echo || self.scenario == Some(Scenario::Echo) {
+            ServerKind::Echo
+        } else {
+            ServerKind::Chat
+        }
     }
 
     fn connections(&self, scenario: Scenario) -> usize {
@@ -195,8 +252,11 @@ impl Options {
 
     /// The server's command line after the binary (and before `--listen`).
     fn server_command(&self) -> Vec<String> {
+        if self.floor {
+            return vec!["--serve-floor".into()];
+        }
         let mut args: Vec<String> = vec!["serve".into()];
-        if self.server_is_echo() {
+        if self.server_kind() == ServerKind::Echo {
             args.push("--echo".into());
         }
         args.extend(
@@ -226,6 +286,18 @@ impl Options {
 
 fn main() -> ExitCode {
     let options = Options::parse();
+    if options.serve_floor {
+        let listen = options
+            .listen
+            .unwrap_or_else(|| driver::loopback_addr(8080));
+        return match floor_server::serve(listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("floor server: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let Some(scenario) = options.scenario else {
         if options.bench {
             println!("load: no scenario given; run `cargo bench --bench load -- --help`");
@@ -289,12 +361,13 @@ fn run_once(
     let mut started: Option<server::ServerProcess> = None;
     let (target, pid) = match &options.url {
         Some(url) => (
-            parse_url(url, !options.server_is_echo())?,
+            parse_url(url, options.server_kind().waits_for_ready())?,
             options.server_pid,
         ),
         None => {
             let binary = match &options.server {
                 Some(path) => path.clone(),
+                None if options.floor => std::env::current_exe()?,
                 None => server::default_binary().ok_or(
                     "no target/release/emotibot next to the bench; run `cargo build --release` \
                      or pass --server PATH",
@@ -309,14 +382,8 @@ fn run_once(
             )?;
             let target = Target {
                 addr: process.addr,
-                // The server's echo endpoint lives next to the chat one.
-                path: if options.server_is_echo() {
-                    "/echo"
-                } else {
-                    "/ws"
-                }
-                .into(),
-                waits_for_ready: !options.server_is_echo(),
+                path: options.server_kind().path().into(),
+                waits_for_ready: options.server_kind().waits_for_ready(),
             };
             let pid = process.pid();
             started = Some(process);
@@ -328,7 +395,7 @@ fn run_once(
         count_syscalls: options.syscalls,
     };
     let mut driver = Driver::new(target, tokens, options.source_addrs)?;
-    let answers_are_echoes = options.server_is_echo();
+    let answers_are_echoes = options.server_kind().answers_are_echoes();
     let safety_net =
         Instant::now() + options.warmup() + options.duration() + Duration::from_secs(90);
     let connections = options.connections(scenario);
@@ -450,11 +517,7 @@ fn format_value(value: f64) -> String {
 
 /// The human table (median, min, max over runs) and one JSON line with the medians.
 fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[String]) {
-    let server_kind = if options.server_is_echo() {
-        "echo"
-    } else {
-        "chat"
-    };
+    let server_kind = options.server_kind().name();
     let bot = match options.bot {
         Switch::On => "on",
         Switch::Off => "off",
@@ -571,6 +634,8 @@ mod self_checks {
         measure::window_measures_only_between_its_edges,
         syscalls::perf_csv_counts_are_matched_by_event,
         syscalls::acknowledgement_may_carry_a_nul,
+        floor_server::client_frames_are_unmasked_in_place,
+        floor_server::server_frames_use_the_shortest_length,
         cli::parse_url_accepts_ipv4_ws_urls,
     ];
 

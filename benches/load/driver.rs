@@ -701,3 +701,8 @@ enum Dispatch {
 
 /// Wake-ups closer than this use the timerfd; farther ones the epoll timeout.
 const PRECISE_WAKE_BELOW: Duration = Duration::from_millis(5);
+
+/// `127.0.0.1:port`.
+pub fn loopback_addr(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+}

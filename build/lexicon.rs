@@ -105,7 +105,7 @@ pub fn generate(out_dir: &Path) {
     )
     .unwrap();
     for (index, (key, entry)) in entries.iter().enumerate() {
-        let mut slot = key_hash::fnv1a(key.as_bytes()) as usize & (slots - 1);
+        let mut slot = key_hash::key_hash(key.as_bytes()) as usize & (slots - 1);
         while table[slot] != 0 {
             slot = (slot + 1) & (slots - 1);
         }

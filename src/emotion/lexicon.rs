@@ -3,7 +3,7 @@
 //!
 //! The tables are generated at build time by `build/lexicon.rs` from `data/emotion/*.tsv`.
 
-use super::key_hash::fnv1a;
+use super::key_hash::key_hash;
 
 /// One lexicon key and what it contributes.
 #[derive(Debug)]
@@ -49,8 +49,37 @@ pub(crate) fn bias() -> &'static [f32; 7] {
 
 /// Finds `key` (exact bytes) in the lexicon.
 pub(crate) fn lookup(key: &[u8]) -> Option<&'static Entry> {
+    lookup_hashed(key, key_hash(key))
+}
+
+/// Byte-wise equality of two short slices, without a call into the C library's `memcmp`, which
+/// costs more than the comparison itself for keys of a few bytes.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a_chunks = a.chunks_exact(8);
+    let mut b_chunks = b.chunks_exact(8);
+    for (x, y) in a_chunks.by_ref().zip(b_chunks.by_ref()) {
+        let word = |chunk: &[u8]| u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    let (a_tail, b_tail) = (a_chunks.remainder(), b_chunks.remainder());
+    let mut differ = 0u8;
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        differ |= x ^ y;
+    }
+    differ == 0
+}
+
+/// Finds `key`, whose [`key_hash`] the caller already has.
+#[inline]
+pub(crate) fn lookup_hashed(key: &[u8], hash: u32) -> Option<&'static Entry> {
     let mask = SLOTS.len() - 1;
-    let mut slot = fnv1a(key) as usize & mask;
+    let mut slot = hash as usize & mask;
     // The table is at most half full, so an empty slot ends every probe sequence quickly.
     loop {
         let index = SLOTS[slot] as usize;
@@ -58,7 +87,7 @@ pub(crate) fn lookup(key: &[u8]) -> Option<&'static Entry> {
             return None;
         }
         let entry = &ENTRIES[index - 1];
-        if entry.key() == key {
+        if same_key(entry.key(), key) {
             return Some(entry);
         }
         slot = (slot + 1) & mask;

@@ -4,6 +4,7 @@
 //!
 //! `scripts/lexicon/derive.py` tokenises the training text the same way; keep the two in step.
 
+use super::key_hash::{key_hash_finish, key_hash_step};
 use super::lexicon::{self, Entry};
 
 /// Longest key ever looked up; longer words are unknown by construction.
@@ -16,8 +17,8 @@ const ZERO_WIDTH_JOINER: char = '\u{200D}';
 /// The bytes of the current token's lexicon key, in a fixed stack buffer.
 pub(crate) struct KeyBuf {
     bytes: [u8; MAX_KEY_BYTES],
+    /// Bytes pushed, counting those that did not fit (then the key is too long to look up).
     len: usize,
-    overflowed: bool,
     /// Bit `i` set: the byte at `i` ends a run that was three or more long before collapsing.
     elongated_at: u32,
 }
@@ -27,33 +28,33 @@ impl KeyBuf {
         KeyBuf {
             bytes: [0; MAX_KEY_BYTES],
             len: 0,
-            overflowed: false,
             elongated_at: 0,
         }
     }
 
     fn clear(&mut self) {
         self.len = 0;
-        self.overflowed = false;
         self.elongated_at = 0;
     }
 
+    #[inline]
     fn push(&mut self, byte: u8) {
-        match self.bytes.get_mut(self.len) {
-            Some(slot) => {
-                *slot = byte;
-                self.len += 1;
-            }
-            None => self.overflowed = true,
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
         }
+        self.len += 1;
     }
 
     /// Appends a word byte unless it would be the third identical byte in a row ("sooo" -> "soo").
     /// Returns whether the byte was dropped.
+    #[inline]
     fn push_collapsing(&mut self, byte: u8) -> bool {
-        let tail = &self.bytes[..self.len];
-        if tail.len() >= 2 && tail[tail.len() - 1] == byte && tail[tail.len() - 2] == byte {
-            self.elongated_at |= 1 << (tail.len() - 1);
+        let len = self.len;
+        if (2..=MAX_KEY_BYTES).contains(&len)
+            && self.bytes[len - 1] == byte
+            && self.bytes[len - 2] == byte
+        {
+            self.elongated_at |= 1 << (len - 1);
             return true;
         }
         self.push(byte);
@@ -68,19 +69,45 @@ impl KeyBuf {
     }
 
     /// The key, or `None` when the token was too long to be in the lexicon.
+    #[inline]
     pub(crate) fn get(&self) -> Option<&[u8]> {
-        if self.overflowed {
-            None
-        } else {
-            Some(&self.bytes[..self.len])
+        self.bytes.get(..self.len)
+    }
+
+    /// [`key_hash`] of the key, reading the buffer eight bytes at a time.
+    #[inline]
+    fn hash(&self) -> u32 {
+        let len = self.len.min(MAX_KEY_BYTES);
+        let mut hash = len as u64;
+        for (index, chunk) in self.bytes.chunks_exact(8).enumerate() {
+            let start = index * 8;
+            if start >= len {
+                break;
+            }
+            let mut word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            let used = len - start;
+            if used < 8 {
+                // Bytes past the key are left over from earlier tokens; the hash pads with zeros.
+                word &= (1u64 << (8 * used)) - 1;
+            }
+            hash = key_hash_step(hash, word);
         }
+        key_hash_finish(hash)
+    }
+
+    /// The lexicon entry for the key, if any.
+    #[inline]
+    pub(crate) fn entry(&self) -> Option<&'static Entry> {
+        self.get()
+            .and_then(|key| lexicon::lookup_hashed(key, self.hash()))
     }
 
     /// The key with each elongated run cut to one letter ("soo" -> "so", "happyy" -> "happy"),
     /// the second guess for elongated words whose two-letter form is not in the lexicon.
     pub(crate) fn singled(&self, out: &mut KeyBuf) {
         out.clear();
-        for (i, &byte) in self.bytes[..self.len].iter().enumerate() {
+        let key = self.get().unwrap_or_default();
+        for (i, &byte) in key.iter().enumerate() {
             if self.elongated_at & (1 << i) == 0 {
                 out.push(byte);
             }
@@ -157,7 +184,13 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Apostrophe length at `pos` if one stands there between word bytes ("don't", "I’m").
+    #[inline]
     fn inner_apostrophe_len(&self, pos: usize) -> Option<usize> {
+        // 0xE2 leads the UTF-8 of the curly apostrophes (U+2018, U+2019); anything else is not one.
+        let first = *self.text.as_bytes().get(pos)?;
+        if first != b'\'' && first != 0xE2 {
+            return None;
+        }
         let c = self.char_at(pos)?;
         if !is_apostrophe(c) {
             return None;
@@ -203,38 +236,106 @@ impl<'a> Tokenizer<'a> {
     }
 
     fn word(&mut self, key: &mut KeyBuf) -> Token {
+        let hashtag =
+            self.hashtag_continues || (self.pos > 0 && self.text.as_bytes()[self.pos - 1] == b'#');
+        if !hashtag {
+            if let Some(token) = self.plain_word(key) {
+                return token;
+            }
+        }
+        self.word_bytewise(key)
+    }
+
+    /// The common case, in one tight pass: a word that is no hashtag, fits the key buffer and
+    /// has no letter three times in a row. Returns `None` (and consumes nothing) otherwise.
+    fn plain_word(&mut self, key: &mut KeyBuf) -> Option<Token> {
         let bytes = self.text.as_bytes();
-        let hashtag = self.hashtag_continues || (self.pos > 0 && bytes[self.pos - 1] == b'#');
+        let mut pos = self.pos;
+        let mut len = 0usize;
+        let mut uppers = 0u32;
+        let mut any_lower = false;
+        // Length of the run of equal bytes ending at the last one written.
+        let mut repeat = 0u32;
+        let mut previous = 0u8;
+        while let Some(&byte) = bytes.get(pos) {
+            let lowered = if byte.is_ascii_alphanumeric() {
+                let upper = byte.is_ascii_uppercase();
+                uppers += u32::from(upper);
+                any_lower |= byte.is_ascii_lowercase();
+                pos += 1;
+                byte | (u8::from(upper) << 5)
+            } else if let Some(apostrophe_len) = self.inner_apostrophe_len(pos) {
+                pos += apostrophe_len;
+                b'\''
+            } else {
+                break;
+            };
+            repeat = if lowered == previous { repeat + 1 } else { 1 };
+            previous = lowered;
+            if repeat >= 3 {
+                return None;
+            }
+            *key.bytes.get_mut(len)? = lowered;
+            len += 1;
+        }
+        key.len = len;
+        key.elongated_at = 0;
+        self.pos = pos;
+        Some(Token::Word(WordShape {
+            elongated: false,
+            all_caps: uppers >= 2 && !any_lower,
+            hashtag: false,
+        }))
+    }
+
+    /// The general word reader, one byte at a time: collapses elongation as it goes (so a word
+    /// of 100 KB of one letter still gets a key) and splits hashtags at case changes.
+    fn word_bytewise(&mut self, key: &mut KeyBuf) -> Token {
+        let bytes = self.text.as_bytes();
+        // A local cursor: writing `self.pos` back on every byte costs a store per byte.
+        let mut pos = self.pos;
+        let hashtag = self.hashtag_continues || (pos > 0 && bytes[pos - 1] == b'#');
         self.hashtag_continues = false;
         key.clear();
-        let mut shape = WordShape {
-            hashtag,
-            ..WordShape::default()
-        };
-        let (mut letters, mut uppers) = (0usize, 0usize);
+        let mut elongated = false;
+        let mut uppers = 0u32;
+        let mut saw_lower = false;
         let mut previous_lower = false;
-        while let Some(&byte) = bytes.get(self.pos) {
-            if byte.is_ascii_alphanumeric() {
-                if hashtag && previous_lower && byte.is_ascii_uppercase() {
-                    // "#SoHappy": each capitalised part is a word of its own.
-                    self.hashtag_continues = true;
-                    break;
+        while let Some(&byte) = bytes.get(pos) {
+            // ASCII letters differ from their lower case only in bit 5.
+            let lower = byte | 0x20;
+            if lower.wrapping_sub(b'a') < 26 {
+                let upper = byte != lower;
+                if upper {
+                    if hashtag && previous_lower {
+                        // "#SoHappy": each capitalised part is a word of its own.
+                        self.hashtag_continues = true;
+                        break;
+                    }
+                    uppers += 1;
                 }
-                previous_lower = byte.is_ascii_lowercase();
-                letters += usize::from(byte.is_ascii_alphabetic());
-                uppers += usize::from(byte.is_ascii_uppercase());
-                shape.elongated |= key.push_collapsing(byte.to_ascii_lowercase());
-                self.pos += 1;
-            } else if let Some(len) = self.inner_apostrophe_len(self.pos) {
+                saw_lower |= !upper;
+                previous_lower = !upper;
+                elongated |= key.push_collapsing(lower);
+                pos += 1;
+            } else if byte.is_ascii_digit() {
+                previous_lower = false;
+                elongated |= key.push_collapsing(byte);
+                pos += 1;
+            } else if let Some(len) = self.inner_apostrophe_len(pos) {
                 key.push(b'\'');
                 previous_lower = false;
-                self.pos += len;
+                pos += len;
             } else {
                 break;
             }
         }
-        shape.all_caps = letters >= 2 && uppers == letters;
-        Token::Word(shape)
+        self.pos = pos;
+        Token::Word(WordShape {
+            elongated,
+            all_caps: uppers >= 2 && !saw_lower,
+            hashtag,
+        })
     }
 
     fn punct_run(&mut self) -> Token {

@@ -113,7 +113,8 @@ pub fn generate(out_dir: &Path) {
         assert!(key.len() <= u8::MAX as usize, "key too long: {key:?}");
         writeln!(
             code,
-            "Entry {{ key_start: {}, key_len: {}, flags: {}, booster: {:?}, weights: {:?} }},",
+            "Entry {{ key_prefix: {:#x}, key_start: {}, key_len: {}, flags: {}, booster: {:?}, weights: {:?} }},",
+            key_hash::key_word(key.as_bytes(), 0),
             key_bytes.len(),
             key.len(),
             entry.flags,

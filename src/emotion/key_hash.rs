@@ -20,18 +20,23 @@ pub const fn key_hash_finish(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
+/// The eight-byte little-endian word of `key` starting at `start`, zero-padded.
+pub const fn key_word(key: &[u8], start: usize) -> u64 {
+    let mut word = 0u64;
+    let mut j = 0;
+    while j < 8 && start + j < key.len() {
+        word |= (key[start + j] as u64) << (8 * j);
+        j += 1;
+    }
+    word
+}
+
 /// Hash of `key`: its length, then each zero-padded eight-byte little-endian word.
 pub const fn key_hash(key: &[u8]) -> u32 {
     let mut hash = key.len() as u64;
     let mut start = 0;
     while start < key.len() {
-        let mut word = 0u64;
-        let mut j = 0;
-        while j < 8 && start + j < key.len() {
-            word |= (key[start + j] as u64) << (8 * j);
-            j += 1;
-        }
-        hash = key_hash_step(hash, word);
+        hash = key_hash_step(hash, key_word(key, start));
         start += 8;
     }
     key_hash_finish(hash)

@@ -180,7 +180,7 @@ impl Scorer {
 
     fn word(&self, pass: &mut Pass, key: &KeyBuf, spare: &mut KeyBuf, shape: WordShape) {
         let p = &self.params;
-        let entry = if shape.elongated {
+        let entry = if shape.elongated() {
             elongated_entry(key, spare)
         } else {
             key.entry()
@@ -208,13 +208,13 @@ impl Scorer {
             pass.negation_left = 0;
         }
         let mut scale = 1.0 + pass.pending_boost;
-        if shape.all_caps && pass.mixed_case {
+        if shape.all_caps() && pass.mixed_case {
             scale += p.caps_boost;
         }
-        if shape.elongated {
+        if shape.elongated() {
             scale += p.elongation_boost;
         }
-        if shape.hashtag {
+        if shape.hashtag() {
             scale += p.hashtag_boost;
         }
         if pass.negation_left > 0 {
@@ -223,7 +223,7 @@ impl Scorer {
         }
         pass.add(&entry.weights, scale);
         pass.pending_boost = if entry.booster != 0.0 {
-            let drawn_out = if shape.elongated {
+            let drawn_out = if shape.elongated() {
                 1.0 + p.elongation_boost
             } else {
                 1.0

@@ -21,6 +21,11 @@ pub(crate) struct KeyBuf {
     len: usize,
     /// Bit `i` set: the byte at `i` ends a run that was three or more long before collapsing.
     elongated_at: u32,
+    /// The key as zero-padded little-endian words, when the fast word reader built them in
+    /// registers (`words_ready`). Reading them back from `bytes` right after byte-wise stores
+    /// would stall on store forwarding.
+    words: [u64; MAX_KEY_BYTES / 8],
+    words_ready: bool,
 }
 
 impl KeyBuf {
@@ -29,12 +34,15 @@ impl KeyBuf {
             bytes: [0; MAX_KEY_BYTES],
             len: 0,
             elongated_at: 0,
+            words: [0; MAX_KEY_BYTES / 8],
+            words_ready: false,
         }
     }
 
     fn clear(&mut self) {
         self.len = 0;
         self.elongated_at = 0;
+        self.words_ready = false;
     }
 
     #[inline]
@@ -61,6 +69,16 @@ impl KeyBuf {
         false
     }
 
+    /// Sets the key to the `len` (at most 8) bytes of `word`, little-endian, zero beyond `len`.
+    #[inline(always)]
+    fn set_short(&mut self, word: u64, len: usize) {
+        self.bytes[..8].copy_from_slice(&word.to_le_bytes());
+        self.len = len;
+        self.elongated_at = 0;
+        self.words[0] = word;
+        self.words_ready = true;
+    }
+
     fn push_char(&mut self, c: char) {
         let mut utf8 = [0u8; 4];
         for &byte in c.encode_utf8(&mut utf8).as_bytes() {
@@ -74,32 +92,20 @@ impl KeyBuf {
         self.bytes.get(..self.len)
     }
 
-    /// [`key_hash`] of the key, reading the buffer eight bytes at a time.
-    #[inline]
-    fn hash(&self) -> u32 {
-        let len = self.len.min(MAX_KEY_BYTES);
-        let mut hash = len as u64;
-        for (index, chunk) in self.bytes.chunks_exact(8).enumerate() {
-            let start = index * 8;
-            if start >= len {
-                break;
-            }
-            let mut word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-            let used = len - start;
-            if used < 8 {
-                // Bytes past the key are left over from earlier tokens; the hash pads with zeros.
-                word &= (1u64 << (8 * used)) - 1;
-            }
-            hash = key_hash_step(hash, word);
-        }
-        key_hash_finish(hash)
-    }
-
-    /// The lexicon entry for the key, if any.
+    /// The lexicon entry for the key, if any, hashed eight bytes at a time with the same result
+    /// as [`super::key_hash::key_hash`].
     #[inline]
     pub(crate) fn entry(&self) -> Option<&'static Entry> {
-        self.get()
-            .and_then(|key| lexicon::lookup_hashed(key, self.hash()))
+        let key = self.get()?;
+        let len = key.len();
+        if !self.words_ready {
+            return lexicon::lookup(key);
+        }
+        let mut hash = len as u64;
+        for &word in self.words.iter().take(len.div_ceil(8)) {
+            hash = key_hash_step(hash, word);
+        }
+        lexicon::lookup_hashed(key, key_hash_finish(hash), self.words[0])
     }
 
     /// The key with each elongated run cut to one letter ("soo" -> "so", "happyy" -> "happy"),
@@ -115,15 +121,40 @@ impl KeyBuf {
     }
 }
 
-/// How a word was written; the scorer turns these into emphasis and negation.
+/// How a word was written; the scorer turns these into emphasis. One byte of flags: as separate
+/// `bool`s the compiler moved them through the stack with mismatched stores and loads, and the
+/// store-forwarding stalls cost more than the rest of the word.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct WordShape {
+pub(crate) struct WordShape(u8);
+
+impl WordShape {
+    const ELONGATED: u8 = 1;
+    const ALL_CAPS: u8 = 2;
+    const HASHTAG: u8 = 4;
+
+    #[inline(always)]
+    fn new(elongated: bool, all_caps: bool, hashtag: bool) -> Self {
+        WordShape(
+            (u8::from(elongated) * Self::ELONGATED)
+                | (u8::from(all_caps) * Self::ALL_CAPS)
+                | (u8::from(hashtag) * Self::HASHTAG),
+        )
+    }
+
     /// A letter was repeated three or more times ("sooo").
-    pub(crate) elongated: bool,
+    pub(crate) fn elongated(self) -> bool {
+        self.0 & Self::ELONGATED != 0
+    }
+
     /// At least two letters, all upper case ("HATE").
-    pub(crate) all_caps: bool,
+    pub(crate) fn all_caps(self) -> bool {
+        self.0 & Self::ALL_CAPS != 0
+    }
+
     /// Part of a `#hashtag`.
-    pub(crate) hashtag: bool,
+    pub(crate) fn hashtag(self) -> bool {
+        self.0 & Self::HASHTAG != 0
+    }
 }
 
 #[derive(Debug)]
@@ -201,6 +232,9 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Writes the next token's key into `key` and returns the token, or `None` at the end.
+    // Inlined into the scorer's loop so that the token stays in registers: returned through
+    // memory, its fields are stored byte by byte and reloaded wider, stalling store forwarding.
+    #[inline(always)]
     pub(crate) fn next_token(&mut self, key: &mut KeyBuf) -> Option<Token> {
         let bytes = self.text.as_bytes();
         while let Some(&byte) = bytes.get(self.pos) {
@@ -235,10 +269,14 @@ impl<'a> Tokenizer<'a> {
         None
     }
 
+    #[inline(always)]
     fn word(&mut self, key: &mut KeyBuf) -> Token {
         let hashtag =
             self.hashtag_continues || (self.pos > 0 && self.text.as_bytes()[self.pos - 1] == b'#');
         if !hashtag {
+            if let Some(token) = self.short_word(key) {
+                return token;
+            }
             if let Some(token) = self.plain_word(key) {
                 return token;
             }
@@ -246,17 +284,66 @@ impl<'a> Tokenizer<'a> {
         self.word_bytewise(key)
     }
 
+    /// The most common case without a loop: a word of at most seven ASCII letters or digits,
+    /// followed by something other than an apostrophe, with at least eight bytes of text left, and
+    /// no letter three times in a row. All eight bytes are classified at once with SWAR
+    /// arithmetic on one `u64`. Returns `None` (and consumes nothing) for any other word.
+    #[inline(always)]
+    fn short_word(&mut self, key: &mut KeyBuf) -> Option<Token> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let bytes = self.text.as_bytes();
+        let chunk: [u8; 8] = bytes.get(self.pos..self.pos + 8)?.try_into().ok()?;
+        let v = u64::from_le_bytes(chunk);
+        let low7 = v & !HIGH;
+        let ascii = !v & HIGH;
+        // High bit of each byte set iff the byte lies in `lo..=hi` (bytes below 0x80; the sums
+        // cannot carry into the next byte).
+        let in_range = |lo: u8, hi: u8| {
+            let at_least_lo = low7.wrapping_add(ONES * u64::from(0x80 - lo)) & HIGH;
+            let above_hi = low7.wrapping_add(ONES * u64::from(0x7f - hi)) & HIGH;
+            at_least_lo & !above_hi & ascii
+        };
+        let upper = in_range(b'A', b'Z');
+        let lower = in_range(b'a', b'z');
+        let word_bytes = upper | lower | in_range(b'0', b'9');
+        let len = ((!word_bytes & HIGH).trailing_zeros() / 8) as usize;
+        if len >= 8 || matches!(chunk[len], b'\'' | 0xE2) {
+            return None;
+        }
+        let keep = (1u64 << (8 * len)) - 1;
+        // Upper-case letters get bit 5 set: 0x80 >> 2.
+        let word = (v | (upper >> 2)) & keep;
+        // Zero bytes of `word ^ (word << 8)` mark a byte equal to the one before it; two in a row
+        // mark a triple. (Exact zero-byte test: no borrow between bytes.)
+        let diff = word ^ (word << 8);
+        let zero = !(((diff & !HIGH) + !HIGH) | diff) & HIGH & (keep << 8) & keep;
+        if zero & (zero << 8) != 0 {
+            return None;
+        }
+        let uppers = (upper & keep).count_ones();
+        let any_lower = lower & keep != 0;
+        key.set_short(word, len);
+        self.pos += len;
+        Some(Token::Word(WordShape::new(
+            false,
+            uppers >= 2 && !any_lower,
+            false,
+        )))
+    }
+
     /// The common case, in one tight pass: a word that is no hashtag, fits the key buffer and
     /// has no letter three times in a row. Returns `None` (and consumes nothing) otherwise.
+    #[inline(always)]
     fn plain_word(&mut self, key: &mut KeyBuf) -> Option<Token> {
         let bytes = self.text.as_bytes();
         let mut pos = self.pos;
         let mut len = 0usize;
         let mut uppers = 0u32;
         let mut any_lower = false;
-        // Length of the run of equal bytes ending at the last one written.
-        let mut repeat = 0u32;
-        let mut previous = 0u8;
+        // The key's words are assembled in a register as the bytes go by (see `KeyBuf::words`).
+        let mut words = [0u64; MAX_KEY_BYTES / 8];
+        let mut word = 0u64;
         while let Some(&byte) = bytes.get(pos) {
             let lowered = if byte.is_ascii_alphanumeric() {
                 let upper = byte.is_ascii_uppercase();
@@ -270,22 +357,34 @@ impl<'a> Tokenizer<'a> {
             } else {
                 break;
             };
-            repeat = if lowered == previous { repeat + 1 } else { 1 };
-            previous = lowered;
-            if repeat >= 3 {
-                return None;
-            }
             *key.bytes.get_mut(len)? = lowered;
+            word |= u64::from(lowered) << (8 * (len % 8));
             len += 1;
+            if len.is_multiple_of(8) {
+                words[len / 8 - 1] = word;
+                word = 0;
+            }
+        }
+        if let Some(last) = words.get_mut(len / 8) {
+            *last = word;
+        }
+        // Checked once over the finished key: cheaper than tracking runs byte by byte.
+        if key.bytes[..len]
+            .windows(3)
+            .any(|w| w[0] == w[1] && w[1] == w[2])
+        {
+            return None;
         }
         key.len = len;
         key.elongated_at = 0;
+        key.words = words;
+        key.words_ready = true;
         self.pos = pos;
-        Some(Token::Word(WordShape {
-            elongated: false,
-            all_caps: uppers >= 2 && !any_lower,
-            hashtag: false,
-        }))
+        Some(Token::Word(WordShape::new(
+            false,
+            uppers >= 2 && !any_lower,
+            false,
+        )))
     }
 
     /// The general word reader, one byte at a time: collapses elongation as it goes (so a word
@@ -331,11 +430,11 @@ impl<'a> Tokenizer<'a> {
             }
         }
         self.pos = pos;
-        Token::Word(WordShape {
+        Token::Word(WordShape::new(
             elongated,
-            all_caps: uppers >= 2 && !saw_lower,
+            uppers >= 2 && !saw_lower,
             hashtag,
-        })
+        ))
     }
 
     fn punct_run(&mut self) -> Token {
@@ -426,9 +525,9 @@ mod tests {
                 Token::Word(shape) => {
                     let mut s = key_text();
                     for (flag, mark) in [
-                        (shape.elongated, "+elong"),
-                        (shape.all_caps, "+caps"),
-                        (shape.hashtag, "+tag"),
+                        (shape.elongated(), "+elong"),
+                        (shape.all_caps(), "+caps"),
+                        (shape.hashtag(), "+tag"),
                     ] {
                         if flag {
                             s.push_str(mark);
@@ -494,6 +593,62 @@ mod tests {
     fn stray_joiners_and_modifiers_are_skipped() {
         assert_eq!(render("\u{200d}\u{200d}🏽\u{fe0f} hi"), ["hi"]);
         assert_eq!(render("😂\u{200d}"), ["emoji:😂"]);
+    }
+
+    #[test]
+    fn fast_word_readers_agree_with_the_bytewise_one() {
+        let texts = [
+            "a ",
+            "I ",
+            "ok, ",
+            "NOT ",
+            "Happy!",
+            "hello   ",
+            "7up ",
+            "x9Y ",
+            "aab ",
+            "aaab ",
+            "ABCDEFG ",
+            "abcdefgh ",
+            "WHY?",
+            "don't ",
+            "I’m ",
+            "ça ",
+            "zZ@",
+            "Zz[",
+            "`a`",
+            "9:30",
+            "mixedCASEword and",
+            "tooooo long",
+            "x",
+        ];
+        let mut compared = 0;
+        for text in texts {
+            let padded = format!("{text}        ");
+            let (mut fast, mut slow) = (KeyBuf::new(), KeyBuf::new());
+            let mut fast_reader = Tokenizer::new(&padded);
+            let mut slow_reader = Tokenizer::new(&padded);
+            let fast_token = fast_reader
+                .short_word(&mut fast)
+                .or_else(|| fast_reader.plain_word(&mut fast));
+            let slow_token = slow_reader.word_bytewise(&mut slow);
+            let Some(Token::Word(fast_shape)) = fast_token else {
+                continue; // declined: the byte-wise reader handles it
+            };
+            let Token::Word(slow_shape) = slow_token else {
+                panic!("{text:?}: byte-wise reader returned no word");
+            };
+            assert_eq!(fast.get(), slow.get(), "{text:?}");
+            assert_eq!(fast_shape, slow_shape, "{text:?}");
+            assert_eq!(fast_reader.pos, slow_reader.pos, "{text:?}");
+            compared += 1;
+            assert_eq!(
+                fast.entry().map(|e| e as *const _),
+                slow.get().and_then(lexicon::lookup).map(|e| e as *const _),
+                "{text:?}"
+            );
+        }
+        assert!(compared >= 15, "only {compared} words took a fast path");
     }
 
     #[test]

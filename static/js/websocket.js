@@ -472,11 +472,15 @@ export class EmotiBotWebSocket extends EventTarget {
   #onJoined(msg) {
     const index = this.#pendingJoins.indexOf(msg.room);
     if (index >= 0) this.#pendingJoins.splice(index, 1);
+    if (!Number.isFinite(msg.seq)) return;
     const seen = this.#lastSeq.get(msg.room);
-    // No history of ours, or the room's counter went backwards (the server restarted): count
-    // from the room's current seq so new events are not mistaken for duplicates.
-    if (seen === undefined || (Number.isFinite(msg.seq) && msg.seq < seen)) {
-      if (Number.isFinite(msg.seq)) this.#lastSeq.set(msg.room, msg.seq);
+    if (seen === undefined) {
+      // A first join: we follow the room from its current seq on.
+      this.#lastSeq.set(msg.room, msg.seq);
+    } else if (msg.seq < seen) {
+      // The counter went backwards: the server restarted. Everything it replays (after its
+      // history_gap error) happened since, so none of it may be taken for a duplicate.
+      this.#lastSeq.set(msg.room, 0);
     }
   }
 
@@ -529,8 +533,12 @@ export class EmotiBotWebSocket extends EventTarget {
       }
       return;
     }
-    if (JOIN_REFUSALS.has(msg.code) && this.#pendingJoins.length > 0) {
-      const room = this.#pendingJoins.shift();
+    if (JOIN_REFUSALS.has(msg.code)) {
+      // The server names the room; the order of our pending joins is the fallback.
+      const room = typeof msg.room === 'string' ? msg.room : this.#pendingJoins[0];
+      const index = this.#pendingJoins.indexOf(room);
+      if (index < 0) return;
+      this.#pendingJoins.splice(index, 1);
       this.#sharedRooms.delete(room);
       this.#lastSeq.delete(room);
     }

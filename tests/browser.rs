@@ -27,7 +27,10 @@ fn browser_scenarios() {
     if !Path::new(CHROMIUM).exists() {
         missing.push(CHROMIUM.to_string());
     }
-    if !browser_dir.join("node_modules/playwright-core").exists() {
+    let driver_installed = ["playwright-core", "axe-core"]
+        .iter()
+        .all(|package| browser_dir.join("node_modules").join(package).exists());
+    if !driver_installed {
         missing.push("tests/browser/node_modules (npm ci)".to_string());
     }
     if !node_available() {

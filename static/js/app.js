@@ -37,6 +37,7 @@ const ui = {
   roomSubtitle: $('room-subtitle'),
   leaveButton: $('leave-room'),
   transcript: $('transcript'),
+  transcriptLog: $('transcript-log'), // the scrolling container around the list
   typingIndicator: $('typing-indicator'),
   composer: $('composer'),
   draft: $('draft'),
@@ -384,6 +385,7 @@ function onMessage(message) {
     text: message.text,
     id: message.id,
     from: message.from,
+    ts: message.ts,
   });
   markDelivered(element, message.emotion);
   appendToRoom(room, element);
@@ -392,7 +394,7 @@ function onMessage(message) {
 
 function onReply(reply) {
   const room = ensureRoom(reply.room, reply.room === state.client.privateRoom ? 'private' : 'shared');
-  const element = messageElement({ kind: 'bot', who: 'EmotiBot', text: reply.text, from: BOT_ID });
+  const element = messageElement({ kind: 'bot', who: 'EmotiBot', text: reply.text, from: BOT_ID, ts: reply.ts });
   if (isEmotion(reply.emotion)) {
     const note = document.createElement('span');
     note.className = 'reply-context';
@@ -475,7 +477,9 @@ function onServerError(error) {
 
 // ---- transcript ----
 
-function messageElement({ kind, who, text, id, from }) {
+// `ts` is the server's timestamp (ms since epoch) when the event has one: replayed history then
+// shows when it was said, not when it arrived.
+function messageElement({ kind, who, text, id, from, ts }) {
   const item = document.createElement('li');
   item.className = `message message--${kind}`;
   if (id) item.dataset.id = id;
@@ -487,9 +491,9 @@ function messageElement({ kind, who, text, id, from }) {
   author.className = 'message-author';
   author.textContent = who;
   const time = document.createElement('time');
-  const now = new Date();
-  time.dateTime = now.toISOString();
-  time.textContent = now.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const when = Number.isFinite(ts) ? new Date(ts) : new Date();
+  time.dateTime = when.toISOString();
+  time.textContent = when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   meta.append(author, time);
 
   const body = document.createElement('p');
@@ -503,8 +507,8 @@ function messageElement({ kind, who, text, id, from }) {
 function appendToRoom(room, element, { countsAsUnread = true } = {}) {
   room.nodes.push(element);
   if (room.name === state.activeRoom) {
-    const nearBottom =
-      ui.transcript.scrollHeight - ui.transcript.scrollTop - ui.transcript.clientHeight < 80;
+    const log = ui.transcriptLog;
+    const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
     ui.transcript.append(element);
     if (nearBottom) scrollTranscriptToEnd();
   } else if (countsAsUnread) {
@@ -514,7 +518,7 @@ function appendToRoom(room, element, { countsAsUnread = true } = {}) {
 }
 
 function scrollTranscriptToEnd() {
-  ui.transcript.scrollTop = ui.transcript.scrollHeight;
+  ui.transcriptLog.scrollTop = ui.transcriptLog.scrollHeight;
 }
 
 // Adds the emotion chip and the small score chart to a message.

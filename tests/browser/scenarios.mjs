@@ -1,5 +1,7 @@
 // The browser scenarios of issue 5, each an async function of a shared context `ctx`:
 // see `ctx` in run.mjs for what they can use (URLs, server control, pages, screenshot folder).
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { assert, sendMessage, signInDev, signInWithToken, waitOnline } from './page-helpers.mjs';
 
@@ -15,7 +17,10 @@ export const scenarios = [
   ['two tabs of one user see each other; shared room typing clears after 2 s', tabsAndSharedRoom],
   ['message text is rendered as text, never as HTML', textIsNotHtml],
   ['screenshots at desktop and phone sizes; reduced motion honoured', screenshots],
+  ['accessibility audit (axe-core): no serious or critical violations', accessibilityAudit],
 ];
+
+const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 async function pageLoadsAndSignsIn(ctx) {
   const { page, watcher } = await ctx.newPage('ann');
@@ -281,4 +286,40 @@ async function screenshots(ctx) {
     await ctx.expectClean(watcher);
     await page.close();
   }
+}
+
+async function accessibilityAudit(ctx) {
+  const sizes = [
+    ['desktop', { width: 1280, height: 800 }],
+    ['phone', { width: 390, height: 844 }],
+  ];
+  for (const [name, viewport] of sizes) {
+    const { page, watcher } = await ctx.newPage(`a11y-${name}`);
+    await page.setViewportSize(viewport);
+    await page.goto(ctx.devUrl);
+    await page.locator('#signin-button:not([disabled])').waitFor();
+    const findings = await audit(page, `${name} sign-in`);
+    await signInDev(page, ctx.devUrl, `Axe ${name}`);
+    const id = await sendMessage(page, 'I am a little nervous but mostly excited');
+    await page.locator(`#transcript .message[data-id="${id}"] .chip`).waitFor({ timeout: 5000 });
+    await page.locator('#transcript .message--bot').waitFor({ timeout: 10_000 });
+    await page.locator('#draft').pressSequentially('so happy', { delay: 5 });
+    await page.waitForFunction(() => document.getElementById('live-meter').dataset.dominant !== '');
+    findings.push(...(await audit(page, `${name} chat`)));
+    const serious = findings.filter((f) => f.impact === 'serious' || f.impact === 'critical');
+    for (const finding of findings) ctx.log(`    axe ${finding.where}: ${finding.impact} ${finding.id} (${finding.nodes} nodes)`);
+    assert(serious.length === 0, `serious accessibility violations: ${JSON.stringify(serious)}`);
+    await ctx.expectClean(watcher);
+    await page.close();
+  }
+}
+
+// Runs axe-core in the page (evaluated through DevTools, so the page's CSP stays as it is).
+async function audit(page, where) {
+  await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+  });
+  return violations.map((v) => ({ ...v, where }));
 }

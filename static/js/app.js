@@ -9,8 +9,9 @@ const BOT_ID = 'emotibot';
 const ROOM_NAME = /^[a-z0-9_-]{1,64}$/;
 const USER_ID = /[^A-Za-z0-9_.-]+/g;
 const TOAST_MS = 6000;
-// Typing indicators clear when the server says so; this is the fallback if that word is lost.
-const TYPING_FALLBACK_EXTRA_MS = 1000;
+// Typing indicators clear when the server says so (after typing_timeout_ms); this fallback, well
+// past that, only matters if the word is lost.
+const typingFallbackMs = (timeoutMs) => 2 * timeoutMs + 1000;
 const NAME_STORAGE_KEY = 'emotibot.name';
 
 const $ = (id) => document.getElementById(id);
@@ -415,7 +416,7 @@ function onTyping(typing) {
   const existing = room.typers.get(typing.from);
   if (existing) clearTimeout(existing.timer);
   const who = typing.from === BOT_ID ? 'EmotiBot' : typing.name || typing.from;
-  const timeout = state.typingTimeoutMs + TYPING_FALLBACK_EXTRA_MS;
+  const timeout = typingFallbackMs(state.typingTimeoutMs);
   // The bot's indicator lasts as long as its reply takes; only people's indicators lapse.
   const timer = typing.from === BOT_ID ? null : setTimeout(() => stopTyping(room, typing.from), timeout);
   room.typers.set(typing.from, { name: who, timer });

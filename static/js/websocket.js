@@ -45,11 +45,11 @@ const CLOSE_TOKEN_REJECTED = 4001;
 const JOIN_REFUSALS = new Set(['forbidden', 'bad_room', 'too_many_rooms']);
 
 // Heartbeat tuning, as fractions of the server's ping interval P. A ping goes out after 0.3 P of
-// silence; the link is declared dead after 0.85 P of silence; the check runs every 0.1 P. So a
-// dead link is noticed within 0.95 P, and a live one has 0.45 P of slack to answer a ping.
+// silence; the link is declared dead after 0.8 P of silence; the check runs every 0.05 P. So a
+// dead link is noticed within 0.85 P, and a live one has over 0.4 P to answer a ping.
 const PING_AFTER_SILENCE = 0.3;
-const DEAD_AFTER_SILENCE = 0.85;
-const HEARTBEAT_TICK = 0.1;
+const DEAD_AFTER_SILENCE = 0.8;
+const HEARTBEAT_TICK = 0.05;
 
 export class EmotiBotWebSocket extends EventTarget {
   #url;
@@ -359,9 +359,12 @@ export class EmotiBotWebSocket extends EventTarget {
     this.#setStatus('reconnecting', this.#retryAt);
   }
 
-  // The browser says the network is back: no point waiting out the backoff.
+  // The browser says the network is back: no point waiting out the backoff, and the failures
+  // that grew it happened on a network that has since changed, so it starts over.
   #reconnectNow() {
-    if (this.#wanted && this.#timers.has('retry')) this.#open();
+    if (!this.#wanted || !this.#timers.has('retry')) return;
+    this.#attempt = 0;
+    this.#open();
   }
 
   // The browser says the network is gone: check the link now instead of at the next heartbeat.

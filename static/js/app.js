@@ -258,7 +258,9 @@ function ensureRoom(name, kind) {
     nodes: [],
     mood: [],
     typers: new Map(), // user -> {name, timer}
-    present: new Set(),
+    // Who has shown up here since we joined (the protocol sends no member list on join):
+    // user id -> display name, added on presence/message/typing, removed when they leave.
+    active: new Map(),
     unread: 0,
   };
   state.rooms.set(name, room);
@@ -333,9 +335,13 @@ function renderRoomSubtitle() {
   if (room.kind === 'private') {
     ui.roomSubtitle.textContent = 'Only you (on any of your devices) and EmotiBot are here.';
   } else {
-    const others = room.present.size;
+    const names = [...room.active.values()];
+    const shown = names.slice(0, 4).join(', ');
+    const more = names.length > 4 ? ` and ${names.length - 4} more` : '';
     ui.roomSubtitle.textContent =
-      others === 0 ? 'Nobody else is here yet.' : `${others} other ${others === 1 ? 'person' : 'people'} here.`;
+      names.length === 0
+        ? 'Shared room: everyone in it sees your messages.'
+        : `Active here since you joined: ${shown}${more}.`;
   }
 }
 
@@ -379,6 +385,7 @@ function onMessage(message) {
   const room = ensureRoom(message.room, message.room === state.client.privateRoom ? 'private' : 'shared');
   stopTyping(room, message.from);
   const own = message.from === state.user;
+  if (!own) noteActive(room, message.from, message.name);
   const who = own ? 'You (another tab)' : message.name || message.from;
   const element = messageElement({
     kind: own ? 'own' : 'other',
@@ -416,11 +423,20 @@ function onTyping(typing) {
   const existing = room.typers.get(typing.from);
   if (existing) clearTimeout(existing.timer);
   const who = typing.from === BOT_ID ? 'EmotiBot' : typing.name || typing.from;
+  if (typing.from !== BOT_ID) noteActive(room, typing.from, typing.name);
   const timeout = typingFallbackMs(state.typingTimeoutMs);
   // The bot's indicator lasts as long as its reply takes; only people's indicators lapse.
   const timer = typing.from === BOT_ID ? null : setTimeout(() => stopTyping(room, typing.from), timeout);
   room.typers.set(typing.from, { name: who, timer });
   if (room.name === state.activeRoom) renderTyping();
+}
+
+function noteActive(room, user, name) {
+  if (room.kind !== 'shared') return;
+  const before = room.active.get(user);
+  const after = name || before || user;
+  room.active.set(user, after);
+  if (after !== before && room.name === state.activeRoom) renderRoomSubtitle();
 }
 
 function stopTyping(room, from) {
@@ -435,9 +451,9 @@ function onPresence(presence) {
   if (presence.user === state.user) return;
   const room = state.rooms.get(presence.room);
   if (!room) return;
-  if (presence.online) room.present.add(presence.user);
+  if (presence.online) noteActive(room, presence.user, presence.name);
   else {
-    room.present.delete(presence.user);
+    room.active.delete(presence.user);
     stopTyping(room, presence.user);
   }
   const line = document.createElement('li');

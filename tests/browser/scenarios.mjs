@@ -251,6 +251,8 @@ async function tabsAndSharedRoom(ctx) {
   await finn.page.locator('#transcript .message', { hasText: 'hi Finn, welcome' }).waitFor({ timeout: 5000 });
   await sendMessage(finn.page, 'thanks Erin, glad to be here');
   await erin.page.locator('#transcript .message', { hasText: 'thanks Erin' }).waitFor({ timeout: 5000 });
+  const subtitle = await erin.page.textContent('#room-subtitle');
+  assert(subtitle.includes('Finn'), `Erin's room header says "${subtitle}"`);
 
   // Finn types without sending: Erin sees it, and it clears by itself after the 2 s timeout.
   await finn.page.locator('#draft').pressSequentially('I was just thinking', { delay: 10 });

@@ -474,6 +474,13 @@ const ERROR_TEXT = {
 };
 
 function onServerError(error) {
+  if (error.code === 'token_rejected') {
+    // DEV MODE tokens renew by themselves; a pasted token that the server refuses cannot.
+    if (!state.config.dev_mode) {
+      signOut('The server did not accept this access token (invalid or expired). Paste a fresh one.');
+    }
+    return;
+  }
   const outgoing = typeof error.id === 'string' ? state.outgoing.get(error.id) : undefined;
   if (outgoing && error.code !== 'rate_limited') {
     // Final refusal: the client dropped it from its outbox.

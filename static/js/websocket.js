@@ -310,6 +310,11 @@ export class EmotiBotWebSocket extends EventTarget {
       // The token was refused or expired: the next attempt must fetch a fresh one.
       this.#token = null;
       this.#tokenExpiresAt = null;
+      this.#emit('error', {
+        type: 'error',
+        code: 'token_rejected',
+        message: 'The server did not accept the token (invalid or expired); getting a fresh one.',
+      });
     }
     if (wasStable) this.#attempt = 0;
     this.#scheduleRetry();

@@ -9,7 +9,7 @@ const FEAR_TEXT = "I'm terrified of tomorrow's surgery";
 
 export const scenarios = [
   ['page loads without console errors, sign in, status shows online', pageLoadsAndSignsIn],
-  ['a server with a configured secret: no console errors, a minted token signs in', secretModeSignsIn],
+  ['a server with a configured secret: a forged token is refused, a minted one signs in', secretModeSignsIn],
   ['fear message: chip shows fear, bot typing, reply, indicator clears', fearMessageGetsReply],
   ['typing a draft moves the live meter before sending', draftMovesLiveMeter],
   ['server restart: reconnecting, outbox waits, delivered once and in order', outboxSurvivesRestart],
@@ -41,6 +41,12 @@ async function secretModeSignsIn(ctx) {
   await page.goto(ctx.secretUrl);
   await page.locator('#signin-button:not([disabled])').waitFor();
   assert(await page.isVisible('#token-field'), 'token field shown when the server has a secret');
+  // A token with a broken signature: the server closes with 4001 and the page says so.
+  const forged = `${ctx.secretToken.slice(0, -4)}AAAA`;
+  await page.fill('#token-input', forged);
+  await page.click('#signin-button');
+  await page.locator('#signin-error', { hasText: 'did not accept' }).waitFor({ timeout: 5000 });
+  assert(await page.isVisible('#signin-view'), 'back on the sign-in form');
   await signInWithToken(page, ctx.secretUrl, ctx.secretToken);
   await ctx.expectClean(watcher);
   await page.close();

@@ -324,6 +324,7 @@ test('close 4001 makes the next attempt fetch a fresh token', async () => {
   await t.clock.advance(t.client.retryAt - t.clock.now);
   assert.equal(t.tokens(), 1, 'a still-valid token is reused across ordinary reconnects');
   t.socket().drop(4001);
+  assert.equal(t.events.at(-2).detail.code, 'token_rejected', 'the application is told');
   await t.clock.advance(t.client.retryAt - t.clock.now);
   assert.equal(t.tokens(), 2);
 });

@@ -201,6 +201,7 @@ async function onlineEventReconnectsAtOnce(ctx) {
   await page.context().setOffline(false); // the browser fires `online`
   await waitOnline(page, 3000);
   const tookMs = Date.now() - backAt;
+  ctx.log(`    online ${tookMs} ms after the online event`);
   // Without the event the client would still be waiting (3 s or more); the first attempt right
   // after the event may still meet the emulated outage, and the retry after it starts small.
   assert(tookMs < 1500, `online ${tookMs} ms after the network came back`);
@@ -213,6 +214,14 @@ async function heartbeatNoticesFrozenServer(ctx) {
   const { page, watcher } = await ctx.newPage('hal');
   await signInDev(page, ctx.devUrl, 'Hal');
   const interval = ctx.pingIntervalMs;
+  // The page notes the moment its status leaves `online` (same clock as ours), so the measure
+  // does not include how often Playwright polls.
+  await page.evaluate(() => {
+    const status = document.getElementById('status');
+    new MutationObserver(() => {
+      if (status.dataset.status !== 'online' && window.__offlineAt === undefined) window.__offlineAt = Date.now();
+    }).observe(status, { attributes: true, attributeFilter: ['data-status'] });
+  });
   // A stopped process keeps its sockets open: the browser's socket never reports the loss, only
   // the client's own heartbeat can.
   ctx.signalDevServer('SIGSTOP');
@@ -222,7 +231,8 @@ async function heartbeatNoticesFrozenServer(ctx) {
   } finally {
     ctx.signalDevServer('SIGCONT');
   }
-  const noticedAfter = Date.now() - frozenAt;
+  const noticedAfter = (await page.evaluate(() => window.__offlineAt)) - frozenAt;
+  ctx.log(`    dead link noticed ${noticedAfter} ms after the freeze (ping interval ${interval} ms)`);
   assert(noticedAfter <= interval, `noticed after ${noticedAfter} ms (ping interval ${interval} ms)`);
   await waitOnline(page, 20_000);
   await sendMessage(page, 'still here after the freeze');
@@ -270,6 +280,7 @@ async function tabsAndSharedRoom(ctx) {
     timeout: 6000,
   });
   const clearedAfter = Date.now() - shownAt;
+  ctx.log(`    typing indicator cleared ${clearedAfter} ms after it appeared`);
   // The server's 2 s timeout clears it; the page's own fallback would take 5 s.
   assert(clearedAfter >= 1500 && clearedAfter < 4000, `indicator cleared after ${clearedAfter} ms`);
 

@@ -237,6 +237,11 @@ function wireChatControls() {
     ensureRoom(room, 'shared');
     state.client.join(room);
     switchRoom(room);
+    ui.draft.focus();
+  });
+  // Escape dismisses the newest toast.
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') ui.toasts.lastElementChild?.remove();
   });
   ui.leaveButton.addEventListener('click', () => {
     const room = state.activeRoom;
@@ -353,7 +358,10 @@ function onReady(ready) {
   ui.whoamiName.textContent = ready.name || state.displayName || ready.user;
   ui.whoami.hidden = false;
   ensureRoom(ready.room, 'private');
-  if (!state.activeRoom) switchRoom(ready.room);
+  if (!state.activeRoom) {
+    switchRoom(ready.room);
+    ui.draft.focus(); // signed in: keyboard users land in the message box
+  }
 }
 
 function onJoined(joined) {
@@ -386,7 +394,7 @@ function onMessage(message) {
   stopTyping(room, message.from);
   const own = message.from === state.user;
   if (!own) noteActive(room, message.from, message.name);
-  const who = own ? 'You (another tab)' : message.name || message.from;
+  const who = own ? 'You' : message.name || message.from;
   const element = messageElement({
     kind: own ? 'own' : 'other',
     who,

@@ -16,6 +16,7 @@ export const scenarios = [
   ["the browser's online event cuts the backoff short", onlineEventReconnectsAtOnce],
   ['frozen server: the heartbeat notices within one ping interval, then recovers', heartbeatNoticesFrozenServer],
   ['two tabs of one user see each other; shared room typing clears after 2 s', tabsAndSharedRoom],
+  ['keyboard only: sign in, send, join a room and switch back', keyboardOnly],
   ['message text is rendered as text, never as HTML', textIsNotHtml],
   ['screenshots at desktop and phone sizes; reduced motion honoured', screenshots],
   ['accessibility audit (axe-core): no serious or critical violations', accessibilityAudit],
@@ -286,6 +287,44 @@ async function tabsAndSharedRoom(ctx) {
 
   for (const tab of [tabA, tabB, erin, finn]) await ctx.expectClean(tab.watcher);
   for (const tab of [tabA, tabB, erin, finn]) await tab.page.close();
+}
+
+async function keyboardOnly(ctx) {
+  const { page, watcher } = await ctx.newPage('kim');
+  await page.goto(ctx.devUrl);
+  await page.locator('#signin-button:not([disabled])').waitFor();
+  // The name field has focus on load; Enter submits the form.
+  await page.keyboard.type('Kim');
+  await page.keyboard.press('Enter');
+  await waitOnline(page);
+  // Signed in, the message box has focus; Enter sends.
+  await page.waitForFunction(() => document.activeElement?.id === 'draft');
+  await page.keyboard.type('typed without a mouse');
+  await page.keyboard.press('Enter');
+  await page.locator('#transcript .message--own[data-state="delivered"]').waitFor({ timeout: 5000 });
+  // Shift+Tab from the message box reaches the join field; Enter joins.
+  assert(await shiftTabTo(page, () => document.activeElement?.id === 'join-room'), 'join field reachable');
+  await page.keyboard.type('keyboard-club');
+  await page.keyboard.press('Enter');
+  await page.locator('.room-button[data-room="keyboard-club"][aria-current="true"]').waitFor();
+  assert(await page.evaluate(() => document.activeElement?.id === 'draft'), 'focus back in the message box');
+  // Shift+Tab walks back through the room buttons; Enter on the private room switches to it.
+  const reached = await shiftTabTo(page, () => document.activeElement?.dataset?.room?.startsWith('user:') ?? false);
+  assert(reached, 'the private room button is reachable with Shift+Tab');
+  await page.keyboard.press('Enter');
+  await page.locator('.room-button[data-room^="user:"][aria-current="true"]').waitFor();
+  assert((await page.textContent('#transcript')).includes('typed without a mouse'), 'private transcript back');
+  await ctx.expectClean(watcher);
+  await page.close();
+}
+
+// Presses Shift+Tab until `isThere` (run in the page) holds, at most 15 times.
+async function shiftTabTo(page, isThere) {
+  for (let i = 0; i < 15; i++) {
+    await page.keyboard.press('Shift+Tab');
+    if (await page.evaluate(isThere)) return true;
+  }
+  return false;
 }
 
 async function textIsNotHtml(ctx) {

@@ -26,6 +26,8 @@ mod open_loop;
 mod server;
 #[path = "load/stats.rs"]
 mod stats;
+#[path = "load/syscalls.rs"]
+mod syscalls;
 #[path = "load/texts.rs"]
 mod texts;
 #[path = "load/tokens.rs"]
@@ -144,6 +146,14 @@ struct Options {
     /// Do not pin either process.
     #[arg(long)]
     no_pin: bool,
+    /// Count the server's syscalls in the measured window with `perf stat` (tracepoint counters,
+    /// no ptrace; costs the server a little CPU, so compare CPU figures from runs without it).
+    #[arg(long)]
+    syscalls: bool,
+    /// Nice value for both server and generator (e.g. -10 on a machine shared with compilers, so
+    /// latency percentiles measure the server rather than the scheduler). Needs root below 0.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    nice: i32,
 }
 
 impl Options {
@@ -190,8 +200,6 @@ impl Options {
                 "0",
                 "--max-conns-per-ip",
                 "0",
-                "--max-connections",
-                "19950",
                 "--bot",
                 match self.bot {
                     Switch::On => "on",
@@ -224,6 +232,11 @@ fn main() -> ExitCode {
                 "load: cannot pin the generator to CPU {}: {error}",
                 options.client_cpu
             );
+        }
+    }
+    if options.nice != 0 {
+        if let Err(error) = server::set_nice(options.nice) {
+            eprintln!("load: cannot set nice {}: {error}", options.nice);
         }
     }
     match run_scenario(&options, scenario) {
@@ -276,16 +289,31 @@ fn run_once(
                 )?,
             };
             let cpu = (!options.no_pin).then_some(options.server_cpu);
-            let process = server::ServerProcess::start(&binary, &options.server_command(), cpu)?;
+            let process = server::ServerProcess::start(
+                &binary,
+                &options.server_command(),
+                cpu,
+                options.nice,
+            )?;
             let target = Target {
                 addr: process.addr,
-                path: "/ws".into(),
+                // The server's echo endpoint lives next to the chat one.
+                path: if options.server_is_echo() {
+                    "/echo"
+                } else {
+                    "/ws"
+                }
+                .into(),
                 waits_for_ready: !options.server_is_echo(),
             };
             let pid = process.pid();
             started = Some(process);
             (target, Some(pid))
         }
+    };
+    let probe = measure::Probe {
+        pid,
+        count_syscalls: options.syscalls,
     };
     let mut driver = Driver::new(target, tokens, options.source_addrs)?;
     let answers_are_echoes = options.server_is_echo();
@@ -310,7 +338,7 @@ fn run_once(
                 warmup: options.warmup(),
                 duration: options.duration(),
             };
-            let mut workload = closed_loop::ClosedLoop::new(&params, pid);
+            let mut workload = closed_loop::ClosedLoop::new(&params, probe);
             driver.run(&mut workload, safety_net)?;
             let note = workload.first_error().map(str::to_owned);
             (workload.figures(&driver.io), note)
@@ -324,7 +352,7 @@ fn run_once(
                 warmup: options.warmup(),
                 duration: options.duration(),
             };
-            let mut workload = fanout::Fanout::new(&params, pid, Instant::now());
+            let mut workload = fanout::Fanout::new(&params, probe, Instant::now());
             driver.run(&mut workload, safety_net)?;
             let note = workload.first_error().map(str::to_owned);
             (workload.figures(), note)
@@ -338,7 +366,7 @@ fn run_once(
                 warmup: options.warmup(),
                 duration: options.duration(),
             };
-            let mut workload = open_loop::OpenLoop::new(&params, pid);
+            let mut workload = open_loop::OpenLoop::new(&params, probe);
             driver.run(&mut workload, safety_net)?;
             let note = workload.first_error().map(str::to_owned);
             (workload.figures(), note)
@@ -352,7 +380,7 @@ fn run_once(
                 duration: options.duration(),
             };
             let settle = Duration::from_secs_f64(options.hold_s.max(0.0));
-            churn::run(&mut driver, pid, &params, settle)?
+            churn::run(&mut driver, probe, &params, settle)?
         }
     };
     let (mut figures, mut note) = outcome;
@@ -440,14 +468,20 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
         "figure", "median", "min", "max"
     );
     let mut medians = serde_json::Map::new();
-    let names: Vec<&'static str> = runs
+    let names: Vec<String> = runs
         .first()
-        .map(|figures| figures.0.iter().map(|(name, _)| *name).collect())
+        .map(|figures| figures.0.iter().map(|(name, _)| name.clone()).collect())
         .unwrap_or_default();
     for name in names {
         let values: Vec<f64> = runs
             .iter()
-            .filter_map(|figures| figures.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+            .filter_map(|figures| {
+                figures
+                    .0
+                    .iter()
+                    .find(|(other, _)| *other == name)
+                    .map(|(_, value)| *value)
+            })
             .collect();
         let median = stats::median(&values);
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -459,7 +493,7 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
             format_value(max)
         );
         medians.insert(
-            name.to_string(),
+            name,
             serde_json::Number::from_f64(median)
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
@@ -488,83 +522,36 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
 mod self_checks {
     use std::process::ExitCode;
 
-    const CHECKS: &[(&str, fn())] = &[
-        (
-            "wire::upgrade_request",
-            crate::wire::checks::upgrade_request_is_a_complete_http_head,
-        ),
-        (
-            "wire::accepted_upgrade",
-            crate::wire::checks::accepted_upgrade_reports_where_frames_start,
-        ),
-        (
-            "wire::refused_upgrade",
-            crate::wire::checks::refused_and_wrong_accept_are_told_apart,
-        ),
-        (
-            "wire::masked_frame",
-            crate::wire::checks::masked_frame_round_trips_through_the_mask,
-        ),
-        (
-            "wire::extended_lengths",
-            crate::wire::checks::masked_frame_uses_extended_lengths,
-        ),
-        (
-            "wire::decode_frames",
-            crate::wire::checks::decodes_short_and_extended_frames_and_waits_for_partial_ones,
-        ),
-        (
-            "wire::reject_frames",
-            crate::wire::checks::rejects_masked_and_absurd_frames,
-        ),
-        (
-            "wire::close_code",
-            crate::wire::checks::close_code_defaults_to_no_status,
-        ),
-        (
-            "wire::string_field",
-            crate::wire::checks::string_field_finds_top_level_values_and_skips_lookalikes,
-        ),
-        (
-            "wire::parse_id",
-            crate::wire::checks::parse_id_accepts_only_generator_ids,
-        ),
-        (
-            "stats::quantiles",
-            crate::stats::checks::quantiles_are_nearest_rank,
-        ),
-        (
-            "stats::median",
-            crate::stats::checks::median_of_odd_and_even_counts,
-        ),
-        (
-            "server::stat",
-            crate::server::checks::stat_cpu_ticks_skip_command_names_with_spaces,
-        ),
-        (
-            "server::sample",
-            crate::server::checks::sample_reads_this_process,
-        ),
-        (
-            "tokens::verify",
-            crate::tokens::checks::minted_tokens_verify_with_the_same_secret,
-        ),
-        (
-            "texts::lines",
-            crate::texts::checks::lines_are_short_plain_chat_messages,
-        ),
-        (
-            "measure::chat_message",
-            crate::measure::checks::chat_message_is_valid_json_with_generator_id,
-        ),
-        (
-            "measure::window",
-            crate::measure::checks::window_measures_only_between_its_edges,
-        ),
-        (
-            "main::parse_url",
-            super::checks::parse_url_accepts_ipv4_ws_urls,
-        ),
+    /// `(name, function)` pairs from paths, so a check cannot be listed under a wrong name.
+    macro_rules! checks {
+        ($($module:ident :: $check:ident),* $(,)?) => {
+            &[$((concat!(stringify!($module), "::", stringify!($check)), crate::$module::checks::$check)),*]
+        };
+    }
+
+    const CHECKS: &[(&str, fn())] = checks![
+        wire::upgrade_request_is_a_complete_http_head,
+        wire::accepted_upgrade_reports_where_frames_start,
+        wire::refused_and_wrong_accept_are_told_apart,
+        wire::masked_frame_round_trips_through_the_mask,
+        wire::masked_frame_uses_extended_lengths,
+        wire::decodes_short_and_extended_frames_and_waits_for_partial_ones,
+        wire::rejects_masked_and_absurd_frames,
+        wire::close_code_defaults_to_no_status,
+        wire::string_field_finds_top_level_values_and_skips_lookalikes,
+        wire::parse_id_accepts_only_generator_ids,
+        stats::quantiles_are_nearest_rank,
+        stats::median_of_odd_and_even_counts,
+        server::stat_cpu_ticks_skip_command_names_with_spaces,
+        server::labelled_numbers_come_from_their_own_line,
+        server::sample_reads_this_process,
+        tokens::minted_tokens_verify_with_the_same_secret,
+        texts::lines_are_short_plain_chat_messages,
+        measure::chat_message_is_valid_json_with_generator_id,
+        measure::window_measures_only_between_its_edges,
+        syscalls::perf_csv_counts_are_matched_by_event,
+        syscalls::acknowledgement_may_carry_a_nul,
+        cli::parse_url_accepts_ipv4_ws_urls,
     ];
 
     pub fn run() -> ExitCode {
@@ -590,16 +577,18 @@ mod self_checks {
     }
 }
 
-mod checks {
-    pub fn parse_url_accepts_ipv4_ws_urls() {
-        let target = super::parse_url("ws://127.0.0.1:8080/ws", true).unwrap();
-        assert_eq!(target.addr.port(), 8080);
-        assert_eq!(target.path, "/ws");
-        assert!(super::parse_url("http://127.0.0.1:8080/ws", true).is_err());
-        assert!(super::parse_url("ws://localhost:8080/ws", true).is_err());
-        assert_eq!(
-            super::parse_url("ws://127.0.0.1:1", false).unwrap().path,
-            "/ws"
-        );
+mod cli {
+    pub mod checks {
+        pub fn parse_url_accepts_ipv4_ws_urls() {
+            let target = crate::parse_url("ws://127.0.0.1:8080/ws", true).unwrap();
+            assert_eq!(target.addr.port(), 8080);
+            assert_eq!(target.path, "/ws");
+            assert!(crate::parse_url("http://127.0.0.1:8080/ws", true).is_err());
+            assert!(crate::parse_url("ws://localhost:8080/ws", true).is_err());
+            assert_eq!(
+                crate::parse_url("ws://127.0.0.1:1", false).unwrap().path,
+                "/ws"
+            );
+        }
     }
 }

@@ -286,3 +286,66 @@ fn slow_consumer_is_cut_off_while_others_keep_chatting() {
         "{ending:?}"
     );
 }
+
+#[test]
+fn limits_and_bad_input_get_errors_on_a_connection_that_stays_usable() {
+    let server = server(&[
+        "--bot",
+        "off",
+        "--msg-rate",
+        "1",
+        "--msg-burst",
+        "2",
+        "--max-text-chars",
+        "10",
+    ]);
+    let mut ws = join_as(&server, "erin");
+    ws.send_text("{not json");
+    assert_eq!(ws.read_json()["code"], "bad_json");
+    ws.send_text(r#"{"type":"teleport"}"#);
+    assert_eq!(ws.read_json()["code"], "unknown_type");
+    ws.send_frame(true, 2, b"\x01\x02");
+    assert_eq!(ws.read_json()["code"], "bad_request");
+    for id in ["a", "b"] {
+        send(&mut ws, json!({"type": "message", "id": id, "text": "ok"}));
+        let emotion = ws.read_json();
+        assert_eq!(
+            (&emotion["type"], &emotion["id"]),
+            (&json!("emotion"), &json!(id))
+        );
+    }
+    send(&mut ws, json!({"type": "message", "id": "c", "text": "ok"}));
+    let error = ws.read_json();
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(error["id"], "c");
+    std::thread::sleep(Duration::from_millis(1100));
+    send(
+        &mut ws,
+        json!({"type": "message", "id": "long", "text": "eleven chars"}),
+    );
+    let error = ws.read_json();
+    assert_eq!(error["code"], "text_too_long");
+    assert_eq!(error["id"], "long");
+}
+
+#[test]
+fn typing_indicator_expires_without_refresh() {
+    let server = server(&["--typing-timeout-ms", "300"]);
+    let mut alice = join_as(&server, "alice");
+    let mut bob = join_as(&server, "bob");
+    for ws in [&mut alice, &mut bob] {
+        send(ws, json!({"type": "join", "room": "den"}));
+        assert_eq!(ws.read_json()["type"], "joined");
+    }
+    assert_eq!(alice.read_json()["type"], "presence");
+    let started = Instant::now();
+    send(&mut bob, json!({"type": "typing", "room": "den"}));
+    assert_eq!(alice.read_json()["active"], true);
+    let off = alice.read_json();
+    assert_eq!(
+        off,
+        json!({"type": "typing", "room": "den", "from": "bob", "active": false})
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(290), "{waited:?}");
+}

@@ -4,7 +4,7 @@
 //! bounded and RSS can be compared with the warmed-up baseline afterwards.
 
 use crate::driver::{Io, Loss, Workload};
-use crate::measure::{chat_message, Figures, Window};
+use crate::measure::{chat_message, Figures, Probe, Window};
 use crate::stats::Latencies;
 use crate::wire;
 use std::time::{Duration, Instant};
@@ -33,14 +33,14 @@ pub struct Churn {
 impl Churn {
     /// A churn phase: `warmup` unmeasured, then `duration` measured. With a zero duration it is
     /// a pure warm-up whose figures are discarded.
-    pub fn new(params: &ChurnParams, pid: Option<u32>, now: Instant) -> Self {
+    pub fn new(params: &ChurnParams, probe: Probe, now: Instant) -> Self {
         Churn {
             concurrency: params.concurrency.max(1),
             users: params.users.max(1),
             answers_are_echoes: params.answers_are_echoes,
             in_progress: 0,
             next_user: 0,
-            window: Window::new(pid, now, params.warmup, params.duration),
+            window: Window::new(probe, now, params.warmup, params.duration),
             cycle_latency: Latencies::default(),
             cycles: 0,
             failures: 0,
@@ -93,10 +93,7 @@ impl Churn {
             "cycle_p99_ms",
             self.cycle_latency.quantile_us(0.99) / 1000.0,
         );
-        figures.add(
-            "server_cpu_us_per_connection",
-            self.window.server_cpu_us() / self.cycles as f64,
-        );
+        figures.add_server_costs(&self.window, self.cycles, "connection");
         figures.add("failures", self.failures as f64);
         figures
     }
@@ -152,7 +149,7 @@ impl Workload for Churn {
 
 pub fn run(
     driver: &mut crate::driver::Driver,
-    pid: Option<u32>,
+    probe: Probe,
     params: &ChurnParams,
     settle: Duration,
 ) -> std::io::Result<(Figures, Option<String>)> {
@@ -167,25 +164,25 @@ pub fn run(
         duration: params.warmup,
         ..*params
     };
-    let mut warmup = Churn::new(&warm_params, None, Instant::now());
+    let mut warmup = Churn::new(&warm_params, Probe::default(), Instant::now());
     driver.run(&mut warmup, Instant::now() + safety_net)?;
     driver.run(
         &mut Pause::new(Instant::now(), settle),
         Instant::now() + safety_net,
     )?;
-    let baseline = pid.map(sample).transpose()?;
+    let baseline = probe.pid.map(sample).transpose()?;
 
     let measured_params = ChurnParams {
         warmup: Duration::ZERO,
         ..*params
     };
-    let mut churn = Churn::new(&measured_params, pid, Instant::now());
+    let mut churn = Churn::new(&measured_params, probe, Instant::now());
     driver.run(&mut churn, Instant::now() + safety_net)?;
     driver.run(
         &mut Pause::new(Instant::now(), settle),
         Instant::now() + safety_net,
     )?;
-    let after = pid.map(sample).transpose()?;
+    let after = probe.pid.map(sample).transpose()?;
 
     let first_error = churn.first_error().map(str::to_owned);
     let mut figures = churn.figures();

@@ -4,7 +4,7 @@
 
 use crate::dialer::Dialer;
 use crate::driver::{Io, Loss, Workload};
-use crate::measure::{chat_message, Figures, Window};
+use crate::measure::{chat_message, Figures, Probe, Window};
 use crate::stats::Latencies;
 use crate::wire;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ pub struct ClosedLoop {
     dialer: Dialer,
     in_flight: usize,
     answers_are_echoes: bool,
-    pid: Option<u32>,
+    probe: Probe,
     warmup: Duration,
     duration: Duration,
     open_keys: Vec<usize>,
@@ -38,12 +38,12 @@ pub struct ClosedLoopParams {
 }
 
 impl ClosedLoop {
-    pub fn new(params: &ClosedLoopParams, pid: Option<u32>) -> Self {
+    pub fn new(params: &ClosedLoopParams, probe: Probe) -> Self {
         ClosedLoop {
             dialer: Dialer::new(0..params.connections, params.connect_concurrency),
             in_flight: params.in_flight.max(1),
             answers_are_echoes: params.answers_are_echoes,
-            pid,
+            probe,
             warmup: params.warmup,
             duration: params.duration,
             open_keys: Vec::with_capacity(params.connections),
@@ -101,13 +101,11 @@ impl ClosedLoop {
             return figures;
         };
         let seconds = window.seconds();
-        let cpu_us = window.server_cpu_us();
         figures.add("msgs_per_s", self.answered as f64 / seconds);
         figures.add("rtt_p50_us", self.latencies.quantile_us(0.5));
         figures.add("rtt_p99_us", self.latencies.quantile_us(0.99));
         figures.add("rtt_p999_us", self.latencies.quantile_us(0.999));
-        figures.add("server_cpu_us_per_msg", cpu_us / self.answered as f64);
-        figures.add("server_cpu_percent", cpu_us / seconds / 1e4);
+        figures.add_server_costs(window, self.answered, "msg");
         figures.add(
             "other_frames_per_msg",
             self.other_frames as f64 / self.answered.max(1) as f64,
@@ -198,7 +196,7 @@ impl ClosedLoop {
     /// Dialling is over (possibly with some failures): everyone open starts sending at once, and
     /// the warm-up begins.
     fn start_sending(&mut self, io: &mut Io, now: Instant) {
-        self.window = Some(Window::new(self.pid, now, self.warmup, self.duration));
+        self.window = Some(Window::new(self.probe, now, self.warmup, self.duration));
         let keys: Vec<usize> = self
             .open_keys
             .iter()

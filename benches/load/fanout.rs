@@ -5,7 +5,7 @@
 
 use crate::dialer::Dialer;
 use crate::driver::{Io, Loss, Workload};
-use crate::measure::{chat_message, Figures, Window};
+use crate::measure::{chat_message, Figures, Probe, Window};
 use crate::stats::Latencies;
 use crate::wire;
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ pub struct Fanout {
     dialer: Dialer,
     senders: usize,
     in_flight: usize,
-    pid: Option<u32>,
+    probe: Probe,
     warmup: Duration,
     duration: Duration,
     member_keys: Vec<usize>,
@@ -53,12 +53,12 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    pub fn new(params: &FanoutParams, pid: Option<u32>, now: Instant) -> Self {
+    pub fn new(params: &FanoutParams, probe: Probe, now: Instant) -> Self {
         Fanout {
             dialer: Dialer::new(0..params.members.max(2), params.connect_concurrency),
             senders: params.senders.clamp(1, params.members.max(2)),
             in_flight: params.in_flight.max(1),
-            pid,
+            probe,
             warmup: params.warmup,
             duration: params.duration,
             member_keys: Vec::with_capacity(params.members),
@@ -115,7 +115,7 @@ impl Fanout {
 
     fn start_posting(&mut self, io: &mut Io, now: Instant) {
         self.joined_all_at = Some(now);
-        self.window = Some(Window::new(self.pid, now, self.warmup, self.duration));
+        self.window = Some(Window::new(self.probe, now, self.warmup, self.duration));
         let senders: Vec<usize> = self
             .member_keys
             .iter()
@@ -140,17 +140,12 @@ impl Fanout {
         }
         if let Some(window) = &self.window {
             let seconds = window.seconds();
-            let cpu_us = window.server_cpu_us();
             figures.add("deliveries_per_s", self.deliveries as f64 / seconds);
             figures.add("posts_per_s", self.posts_completed as f64 / seconds);
             figures.add("delivery_p50_us", self.latencies.quantile_us(0.5));
             figures.add("delivery_p99_us", self.latencies.quantile_us(0.99));
             figures.add("delivery_p999_us", self.latencies.quantile_us(0.999));
-            figures.add(
-                "server_cpu_us_per_delivery",
-                cpu_us / self.deliveries as f64,
-            );
-            figures.add("server_cpu_percent", cpu_us / seconds / 1e4);
+            figures.add_server_costs(window, self.deliveries, "delivery");
         }
         figures.add("error_frames", self.error_frames as f64);
         figures.add("members_lost", self.lost_members as f64);

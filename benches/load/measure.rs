@@ -2,16 +2,44 @@
 //! figures one run produces, and the chat messages the generator sends.
 
 use crate::server::{self, ProcSample};
+use crate::syscalls::SyscallCounter;
 use crate::texts::CHAT_LINES;
 use std::time::{Duration, Instant};
 
 /// One run's results, in the order they are printed: `(name with unit, value)`.
 #[derive(Default, Clone, Debug)]
-pub struct Figures(pub Vec<(&'static str, f64)>);
+pub struct Figures(pub Vec<(String, f64)>);
 
 impl Figures {
-    pub fn add(&mut self, name: &'static str, value: f64) {
-        self.0.push((name, value));
+    pub fn add(&mut self, name: impl Into<String>, value: f64) {
+        self.0.push((name.into(), value));
+    }
+
+    /// The server's CPU time, wake-ups and (with `--syscalls`) syscalls inside `window`,
+    /// divided by `count` units of work (`unit` names them: `msg`, `delivery`, `connection`).
+    /// Syscalls per unit are what the floor is made of on this kernel; wake-ups per unit show
+    /// how much batching each loop turn got.
+    pub fn add_server_costs(&mut self, window: &Window, count: u64, unit: &str) {
+        let Some(delta) = window.server_delta() else {
+            return;
+        };
+        let per_unit = |total: u64| total as f64 / count as f64;
+        self.add(format!("server_cpu_us_per_{unit}"), per_unit(delta.cpu_us));
+        self.add(
+            "server_cpu_percent",
+            delta.cpu_us as f64 / window.seconds() / 1e4,
+        );
+        self.add(
+            format!("server_wakeups_per_{unit}"),
+            per_unit(delta.voluntary_switches),
+        );
+        for (syscall, total) in window.syscall_counts() {
+            if *syscall == "all" {
+                self.add(format!("server_syscalls_per_{unit}"), per_unit(*total));
+            } else if *total > 0 {
+                self.add(format!("server_{syscall}_per_{unit}"), per_unit(*total));
+            }
+        }
     }
 }
 
@@ -19,17 +47,35 @@ impl Figures {
 /// measured duration, sampling the server's CPU time at both edges. Samples are taken from the
 /// loop's turn hook, so an event is counted exactly when the CPU it caused is.
 pub struct Window {
-    pid: Option<u32>,
+    probe: Probe,
+    syscall_counter: Option<SyscallCounter>,
+    syscall_counts: Vec<(&'static str, u64)>,
     pub opens_at: Instant,
     pub closes_at: Instant,
     opened: Option<(Instant, Option<ProcSample>)>,
     closed: Option<(Instant, Option<ProcSample>)>,
 }
 
+/// How the generator observes the server: its pid for `/proc`, and whether to count its syscalls
+/// with `perf` (`--syscalls`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Probe {
+    pub pid: Option<u32>,
+    pub count_syscalls: bool,
+}
+
 impl Window {
-    pub fn new(pid: Option<u32>, now: Instant, warmup: Duration, duration: Duration) -> Self {
+    pub fn new(probe: Probe, now: Instant, warmup: Duration, duration: Duration) -> Self {
+        let syscall_counter = match (probe.pid, probe.count_syscalls) {
+            (Some(pid), true) => SyscallCounter::attach(pid)
+                .map_err(|error| eprintln!("load: no syscall counts: {error}"))
+                .ok(),
+            _ => None,
+        };
         Window {
-            pid,
+            probe,
+            syscall_counter,
+            syscall_counts: Vec::new(),
             opens_at: now + warmup,
             closes_at: now + warmup + duration,
             opened: None,
@@ -40,10 +86,24 @@ impl Window {
     /// Takes the sample due at `now`, if any.
     pub fn tick(&mut self, now: Instant) {
         if self.opened.is_none() && now >= self.opens_at {
-            self.opened = Some((now, self.pid.and_then(|pid| server::sample(pid).ok())));
+            let sample = self.probe.pid.and_then(|pid| server::sample(pid).ok());
+            if let Some(counter) = &mut self.syscall_counter {
+                if let Err(error) = counter.enable() {
+                    eprintln!("load: no syscall counts: {error}");
+                    self.syscall_counter = None;
+                }
+            }
+            self.opened = Some((now, sample));
         }
         if self.opened.is_some() && self.closed.is_none() && now >= self.closes_at {
-            self.closed = Some((now, self.pid.and_then(|pid| server::sample(pid).ok())));
+            if let Some(mut counter) = self.syscall_counter.take() {
+                match counter.disable().and_then(|()| counter.finish()) {
+                    Ok(counts) => self.syscall_counts = counts,
+                    Err(error) => eprintln!("load: no syscall counts: {error}"),
+                }
+            }
+            let sample = self.probe.pid.and_then(|pid| server::sample(pid).ok());
+            self.closed = Some((now, sample));
         }
     }
 
@@ -73,13 +133,22 @@ impl Window {
         }
     }
 
-    /// Server CPU time (utime + stime) spent inside the window, in microseconds.
-    pub fn server_cpu_us(&self) -> f64 {
+    /// Syscalls by kind inside the window (empty without `--syscalls`); `all` is the total.
+    pub fn syscall_counts(&self) -> &[(&'static str, u64)] {
+        &self.syscall_counts
+    }
+
+    /// What the server spent inside the window (CPU time, syscalls, wake-ups).
+    pub fn server_delta(&self) -> Option<ProcSample> {
         match (self.opened, self.closed) {
-            (Some((_, Some(start))), Some((_, Some(end)))) => {
-                end.cpu_us.saturating_sub(start.cpu_us) as f64
-            }
-            _ => f64::NAN,
+            (Some((_, Some(start))), Some((_, Some(end)))) => Some(ProcSample {
+                rss_kib: end.rss_kib,
+                cpu_us: end.cpu_us.saturating_sub(start.cpu_us),
+                voluntary_switches: end
+                    .voluntary_switches
+                    .saturating_sub(start.voluntary_switches),
+            }),
+            _ => None,
         }
     }
 }
@@ -113,7 +182,12 @@ pub mod checks {
 
     pub fn window_measures_only_between_its_edges() {
         let start = Instant::now();
-        let mut window = Window::new(None, start, Duration::from_secs(1), Duration::from_secs(2));
+        let mut window = Window::new(
+            Probe::default(),
+            start,
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        );
         window.tick(start);
         assert!(!window.is_measuring());
         assert_eq!(window.next_edge(), Some(start + Duration::from_secs(1)));
@@ -122,6 +196,6 @@ pub mod checks {
         window.tick(start + Duration::from_secs(3));
         assert!(window.is_closed());
         assert!((window.seconds() - 2.0).abs() < 1e-9);
-        assert!(window.server_cpu_us().is_nan());
+        assert!(window.server_delta().is_none());
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::dialer::Dialer;
 use crate::driver::{Io, Loss, Workload};
-use crate::measure::{chat_message, Figures, Window};
+use crate::measure::{chat_message, Figures, Probe, Window};
 use crate::stats::Latencies;
 use crate::wire;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ pub struct OpenLoop {
     dialer: Dialer,
     rate_per_s: f64,
     answers_are_echoes: bool,
-    pid: Option<u32>,
+    probe: Probe,
     warmup: Duration,
     duration: Duration,
     open_keys: Vec<usize>,
@@ -39,12 +39,12 @@ pub struct OpenLoop {
 }
 
 impl OpenLoop {
-    pub fn new(params: &OpenLoopParams, pid: Option<u32>) -> Self {
+    pub fn new(params: &OpenLoopParams, probe: Probe) -> Self {
         OpenLoop {
             dialer: Dialer::new(0..params.connections.max(1), params.connect_concurrency),
             rate_per_s: params.rate_per_s.max(1.0),
             answers_are_echoes: params.answers_are_echoes,
-            pid,
+            probe,
             warmup: params.warmup,
             duration: params.duration,
             open_keys: Vec::with_capacity(params.connections),
@@ -86,7 +86,6 @@ impl OpenLoop {
             return figures;
         };
         let seconds = window.seconds();
-        let cpu_us = window.server_cpu_us();
         figures.add("offered_per_s", self.rate_per_s);
         figures.add("sent_per_s", self.sent_in_window as f64 / seconds);
         figures.add("answered_per_s", self.answered as f64 / seconds);
@@ -95,8 +94,7 @@ impl OpenLoop {
         figures.add("rtt_p999_us", self.latencies.quantile_us(0.999));
         figures.add("rtt_max_us", self.latencies.quantile_us(1.0));
         figures.add("send_lag_p99_us", self.send_lag.quantile_us(0.99));
-        figures.add("server_cpu_us_per_msg", cpu_us / self.answered as f64);
-        figures.add("server_cpu_percent", cpu_us / seconds / 1e4);
+        figures.add_server_costs(window, self.answered, "msg");
         figures.add("error_frames", self.error_frames as f64);
         figures.add("connections_lost", self.lost as f64);
         figures
@@ -151,7 +149,7 @@ impl Workload for OpenLoop {
         self.dialer.pump(io, now);
         if self.schedule_start.is_none() && self.dialer.is_settled() && !self.open_keys.is_empty() {
             self.schedule_start = Some(now);
-            self.window = Some(Window::new(self.pid, now, self.warmup, self.duration));
+            self.window = Some(Window::new(self.probe, now, self.warmup, self.duration));
         }
         let Some(window) = &mut self.window else {
             return;

@@ -9,29 +9,37 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// What the server holds at one instant, from `/proc/PID/status` and `/proc/PID/stat`.
-#[derive(Clone, Copy, Debug)]
+/// What the server holds and has spent at one instant, from `/proc/PID/status` and `stat`.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ProcSample {
     pub rss_kib: u64,
     /// utime + stime of the whole process, in microseconds.
     pub cpu_us: u64,
+    /// Times the process blocked (for a server: `epoll_wait` that had to sleep).
+    pub voluntary_switches: u64,
 }
 
 pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
+    let rss_kib = labelled_number(&status, "VmRSS:")
         .ok_or_else(|| io::Error::other("no VmRSS in /proc/PID/status"))?;
+    let voluntary_switches = labelled_number(&status, "voluntary_ctxt_switches:").unwrap_or(0);
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let cpu_ticks =
         cpu_ticks_from_stat(&stat).ok_or_else(|| io::Error::other("unparsable /proc/PID/stat"))?;
     Ok(ProcSample {
         rss_kib,
         cpu_us: cpu_ticks * 1_000_000 / clock_ticks_per_second(),
+        voluntary_switches,
     })
+}
+
+/// The number after `label` on the line that starts with it (`VmRSS:   1234 kB` gives 1234).
+fn labelled_number(text: &str, label: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name in field 2 may
@@ -67,6 +75,15 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the nice value of the calling process.
+pub fn set_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority has no memory-safety preconditions.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The release server binary: next to the bench executable's directory (`target/release/`),
 /// as `cargo bench` builds benches into `target/release/deps/`.
 pub fn default_binary() -> Option<PathBuf> {
@@ -86,16 +103,30 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary` with `args` plus `--listen 127.0.0.1:PORT` on a free port, pinned to
     /// `cpu` with `taskset`, and waits until it accepts connections.
-    pub fn start(binary: &Path, args: &[String], cpu: Option<usize>) -> io::Result<Self> {
+    /// A non-zero `nice` is applied with `nice -n` (inherited through `taskset`'s exec).
+    pub fn start(
+        binary: &Path,
+        args: &[String],
+        cpu: Option<usize>,
+        nice: i32,
+    ) -> io::Result<Self> {
         let port = free_port()?;
         let addr = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
         let log_path = std::env::temp_dir().join(format!("emotibot-load-server-{port}.log"));
         let log = fs::File::create(&log_path)?;
-        let mut command = match cpu {
-            Some(cpu) => {
-                let mut taskset = Command::new("taskset");
-                taskset.arg("-c").arg(cpu.to_string()).arg(binary);
-                taskset
+        // `nice` and `taskset` both exec what follows, so the child's pid is the server's.
+        let mut launcher: Vec<String> = Vec::new();
+        if nice != 0 {
+            launcher.extend(["nice".into(), "-n".into(), nice.to_string()]);
+        }
+        if let Some(cpu) = cpu {
+            launcher.extend(["taskset".into(), "-c".into(), cpu.to_string()]);
+        }
+        let mut command = match launcher.split_first() {
+            Some((program, launcher_args)) => {
+                let mut command = Command::new(program);
+                command.args(launcher_args).arg(binary);
+                command
             }
             None => Command::new(binary),
         };
@@ -116,7 +147,6 @@ impl ServerProcess {
         Ok(server)
     }
 
-    /// `taskset` execs the server, so the child's pid is the server's.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -175,6 +205,13 @@ pub mod checks {
         let stat = "4242 (emoti bot) S 1 4242 4242 0 -1 4194560 300 0 0 0 1250 375 0 0 20 0 1 0 99 1000 200";
         assert_eq!(cpu_ticks_from_stat(stat), Some(1625));
         assert_eq!(cpu_ticks_from_stat("4242 (x) S 1"), None);
+    }
+
+    pub fn labelled_numbers_come_from_their_own_line() {
+        let status = "Name:\tx\nVmRSS:\t  2048 kB\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t9\n";
+        assert_eq!(labelled_number(status, "VmRSS:"), Some(2048));
+        assert_eq!(labelled_number(status, "voluntary_ctxt_switches:"), Some(7));
+        assert_eq!(labelled_number(status, "VmSwap:"), None);
     }
 
     pub fn sample_reads_this_process() {

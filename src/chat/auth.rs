@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const LEEWAY_S: u64 = 30;
 /// Longest accepted `sub`: it becomes part of the private room name and of every event.
 pub const MAX_SUB_BYTES: usize = 128;
-/// Longest accepted display `name`.
-pub const MAX_NAME_BYTES: usize = 128;
+/// Longest accepted display `name` (64 characters of up to 4 UTF-8 bytes each).
+pub const MAX_NAME_BYTES: usize = 256;
 
 pub enum KeyConfig {
     /// Shared secret for HS256.
@@ -229,6 +229,9 @@ impl Authenticator {
         if sub.is_empty() || sub.len() > MAX_SUB_BYTES {
             return Err(format!("sub must be 1 to {MAX_SUB_BYTES} bytes"));
         }
+        if name.is_some_and(|n| n.len() > MAX_NAME_BYTES) {
+            return Err(format!("name must be at most {MAX_NAME_BYTES} bytes"));
+        }
         let claims = MintedClaims {
             sub,
             name,
@@ -357,6 +360,20 @@ ewIDAQAB
                 Err(AuthError::BadClaims(_))
             ));
         }
+    }
+
+    #[test]
+    fn mint_refuses_what_verify_would_reject() {
+        let auth = hs256("k");
+        assert!(auth.mint("", None, 60, NOW).is_err());
+        assert!(auth
+            .mint(&"s".repeat(MAX_SUB_BYTES + 1), None, 60, NOW)
+            .is_err());
+        let long_name = "\u{1F600}".repeat(MAX_NAME_BYTES / 4 + 1);
+        assert!(auth.mint("alice", Some(&long_name), 60, NOW).is_err());
+        let longest_name = "\u{1F600}".repeat(64);
+        let token = auth.mint("alice", Some(&longest_name), 60, NOW).unwrap();
+        assert_eq!(auth.verify(&token, NOW).unwrap().name, Some(longest_name));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod bot;
 mod inline_vec;
 mod limits;
 mod room;
+mod session;
 pub mod wire;
 
 #[cfg(test)]
@@ -23,10 +24,11 @@ use std::rc::Rc;
 use slab::Slab;
 
 use crate::emotion::Scorer;
-use crate::timer_wheel::{TimerKey, TimerWheel};
+use crate::timer_wheel::TimerWheel;
 use inline_vec::InlineVec;
 use limits::TokenBucket;
 use room::{parse_room_name, PendingReply, Room, RoomKey, RoomName, PRIVATE_PREFIX};
+use session::{Membership, Phase, Session};
 use wire::{ClientMessage, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS};
 
 /// The reactor's slab key for a connection; `closed` is always called before a key is reused.
@@ -142,50 +144,6 @@ enum Timer {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    AwaitingAuth,
-    Live,
-    /// The core asked the reactor to close the connection; input is ignored until `closed`.
-    Closing,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Membership {
-    room: RoomKey,
-    /// Armed while this connection's typing indicator is on in the room.
-    typing: Option<TimerKey>,
-}
-
-struct Session {
-    /// Tells this session apart from an earlier one on the same `ConnId`, for timers.
-    serial: u32,
-    phase: Phase,
-    /// The auth deadline while awaiting auth, the token expiry once live.
-    timer: Option<TimerKey>,
-    /// The user's private room (valid once live); its key also identifies the user.
-    private_room: RoomKey,
-    /// Token expiry, unix seconds.
-    exp: u64,
-    name: Option<Box<str>>,
-    bucket: TokenBucket,
-    /// Every room this connection is in, the private room included once live.
-    rooms: InlineVec<Membership, 2>,
-}
-
-impl Session {
-    fn membership_mut(&mut self, room: RoomKey) -> Option<&mut Membership> {
-        self.rooms
-            .as_mut_slice()
-            .iter_mut()
-            .find(|m| m.room == room)
-    }
-
-    fn is_member(&self, room: RoomKey) -> bool {
-        self.rooms.as_slice().iter().any(|m| m.room == room)
-    }
-}
-
 pub struct ChatCore {
     config: ChatConfig,
     auth: auth::Authenticator,
@@ -296,7 +254,6 @@ impl ChatCore {
             phase: Phase::AwaitingAuth,
             timer,
             private_room: 0,
-            exp: 0,
             name: None,
             bucket: TokenBucket::full(self.config.msg_burst, now),
             rooms: InlineVec::new(),
@@ -495,7 +452,6 @@ impl ChatCore {
         };
         session.phase = Phase::Live;
         session.private_room = room;
-        session.exp = claims.exp;
         session.name = claims.name.map(String::into_boxed_str);
         session.rooms.push(Membership { room, typing: None });
         session.timer = Some(self.timers.insert(
@@ -539,7 +495,6 @@ impl ChatCore {
         if let Some(timer) = session.timer.take() {
             self.timers.cancel(timer);
         }
-        session.exp = claims.exp;
         session.name = claims.name.map(String::into_boxed_str);
         session.timer = Some(self.timers.insert(
             deadline,

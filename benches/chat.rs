@@ -1,0 +1,91 @@
+//! Chat core costs per client frame, without sockets: a message in a private room open in two
+//! tabs, one message fanned out to a 1,000-member room, and a typing refresh.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use emotibot::chat::auth::{AuthConfig, Authenticator, Claims, KeyConfig};
+use emotibot::chat::{ChatConfig, ChatCore, ConnId, Delivery, Outbox};
+use std::hint::black_box;
+
+const UNIX_AT_ZERO: u64 = 1_800_000_000_000;
+const ROOM_MEMBERS: usize = 1000;
+
+/// Counts what would be framed, so the work is not optimised away.
+#[derive(Default)]
+struct CountingOutbox {
+    frames: u64,
+    bytes: u64,
+}
+
+impl Outbox for CountingOutbox {
+    fn send(&mut self, _conn: ConnId, json: &str, _delivery: Delivery) {
+        self.frames += 1;
+        self.bytes += json.len() as u64;
+    }
+    fn close(&mut self, _conn: ConnId, _code: u16, _reason: &str) {}
+}
+
+fn core() -> ChatCore {
+    let auth = Authenticator::new(AuthConfig {
+        key: KeyConfig::Hs256(b"bench".to_vec()),
+        issuer: None,
+        audience: None,
+    })
+    .expect("a non-empty secret is a valid key");
+    let config = ChatConfig {
+        bot: false,
+        msg_rate: 0,
+        ..ChatConfig::default()
+    };
+    ChatCore::new(config, auth, UNIX_AT_ZERO)
+}
+
+fn claims(sub: &str) -> Claims {
+    Claims {
+        sub: sub.to_owned(),
+        name: None,
+        exp: UNIX_AT_ZERO / 1000 + 86_400,
+    }
+}
+
+const MESSAGE: &str = r#"{"type":"message","id":"c1","text":"I can't believe the demo worked on the first try, I'm thrilled"}"#;
+const LOBBY_MESSAGE: &str = r#"{"type":"message","id":"c1","text":"Has anyone seen the release notes? I'm a bit worried about the migration","room":"lobby"}"#;
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chat_core");
+    group.throughput(Throughput::Elements(1));
+
+    group.bench_function("private_message_two_tabs", |b| {
+        let mut chat = core();
+        let mut out = CountingOutbox::default();
+        chat.open(0, Some(claims("alice")), 0, &mut out);
+        chat.open(1, Some(claims("alice")), 0, &mut out);
+        b.iter(|| chat.text(0, black_box(MESSAGE), 1, &mut out));
+        black_box(out.bytes);
+    });
+
+    group.bench_function("typing_refresh_with_preview", |b| {
+        let mut chat = core();
+        let mut out = CountingOutbox::default();
+        chat.open(0, Some(claims("alice")), 0, &mut out);
+        chat.open(1, Some(claims("alice")), 0, &mut out);
+        let typing = r#"{"type":"typing","text":"I can't believe the demo"}"#;
+        b.iter(|| chat.text(0, black_box(typing), 1, &mut out));
+        black_box(out.bytes);
+    });
+
+    group.throughput(Throughput::Elements(ROOM_MEMBERS as u64));
+    group.bench_function("lobby_message_fanout_1000", |b| {
+        let mut chat = core();
+        let mut out = CountingOutbox::default();
+        for conn in 0..ROOM_MEMBERS {
+            chat.open(conn, Some(claims(&format!("user{conn}"))), 0, &mut out);
+            chat.text(conn, r#"{"type":"join","room":"lobby"}"#, 0, &mut out);
+        }
+        b.iter(|| chat.text(0, black_box(LOBBY_MESSAGE), 1, &mut out));
+        black_box(out.frames);
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

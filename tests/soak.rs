@@ -809,13 +809,31 @@ fn run_attacks(addr: SocketAddr, duration: Duration, tally: &AttackTally) {
                     .stream
                     .set_write_timeout(Some(Duration::from_millis(200)));
                 let _ = ws.send_json(&json!({"type": "join", "room": SHARED_ROOM}));
-                // Ask for the room's whole history again and again, never reading any of it.
+                // Flood pings and ask for the room's whole history again and again, never
+                // reading the pongs or the replays: the server's output to it can only pile up.
+                let pings: Vec<u8> = masked_frame(true, 9, &[0x42; 125]).repeat(500);
+                let replay = json!({"type": "join", "room": SHARED_ROOM, "since": 0});
                 let mut outcome = "still connected at the end";
                 while running() {
-                    let replay = json!({"type": "join", "room": SHARED_ROOM, "since": 0});
-                    if ws.send_json(&replay).is_err() {
-                        outcome = "disconnected by the server";
-                        break;
+                    let sent = ws
+                        .stream
+                        .write_all(&pings)
+                        .and_then(|()| ws.send_json(&replay));
+                    match sent {
+                        Ok(()) => {}
+                        Err(error)
+                            if matches!(
+                                error.kind(),
+                                ErrorKind::WouldBlock | ErrorKind::TimedOut
+                            ) =>
+                        {
+                            outcome = "server stopped reading";
+                            break;
+                        }
+                        Err(_) => {
+                            outcome = "disconnected by the server";
+                            break;
+                        }
                     }
                     thread::sleep(Duration::from_millis(10));
                 }
@@ -1014,6 +1032,19 @@ fn hostile_input_soak() {
     assert!(
         attacks.get("oversized_header", "1 TiB frame: close 1009") > 0,
         "an oversized frame header never closed with 1009"
+    );
+    let slow_consumers_dropped: usize = ["no close frame", "close 1008"]
+        .iter()
+        .map(|close| {
+            attacks.get(
+                "never_reads",
+                &format!("disconnected by the server, {close}"),
+            )
+        })
+        .sum();
+    assert!(
+        slow_consumers_dropped > 0,
+        "a client that never reads was never disconnected"
     );
     assert_eq!(
         attacks.get("one_byte_fragments", "unanswered"),

@@ -199,6 +199,20 @@ def jwt_seeds():
     }
     for name, mode in structured.items():
         write("jwt", name, bytes([mode]))
+    # 0x40: the rest goes into an upgrade request, as header lines or (after "?") a query string.
+    valid_token = raw["raw_valid_hs256"]
+    upgrade = {
+        "upgrade_bearer": "Authorization: Bearer " + valid_token,
+        "upgrade_bearer_lowercase": "authorization: bearer   " + valid_token + "  ",
+        "upgrade_query": "?token=" + valid_token,
+        "upgrade_query_percent": "?x=1&token=" + valid_token.replace(".", "%2E", 1),
+        "upgrade_query_plus": "?token=" + valid_token[:10] + "+" + valid_token[10:],
+        "upgrade_basic": "Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+        "upgrade_none_token": "Authorization: Bearer " + raw["raw_alg_none"],
+        "upgrade_both": "?token=" + raw["raw_expired"] + " \r\nAuthorization: Bearer " + valid_token,
+    }
+    for name, text in upgrade.items():
+        write("jwt", name, b"\x40" + text.encode())
     header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
     claims = json.dumps({"sub": "bob", "exp": now + 5, "nbf": now - 5}).encode()
     write("jwt", "input_header_and_claims", bytes([0x80, len(header)]) + header + claims)

@@ -2,10 +2,12 @@
 //! into [`Authenticator::verify`] under four configurations: HS256, HS256 with issuer and
 //! audience, ES256 and RS256.
 //!
-//! Input layout: with the top bit of the first byte clear, the rest is the token text. With it
-//! set, the first byte picks a header template (or a header from the input), a signing method and
-//! a claims template, and the rest supplies the header and claims JSON; the token is then
-//! assembled and signed here. Invariants checked:
+//! Input layout, by the top two bits of the first byte: `00`, the rest is the token text; `01`,
+//! the rest is appended to the head of a WebSocket upgrade request (header lines, or a query
+//! string when it starts with `?`), and whatever token the HTTP layer extracts from it
+//! (`Authorization: Bearer`, `?token=`) is verified; `1x`, the first byte picks a header template
+//! (or a header from the input), a signing method and a claims template, the rest supplies the
+//! header and claims JSON, and the token is assembled and signed here. Invariants checked:
 //! - no panic;
 //! - an accepted token is re-verified independently: three base64url parts, a header naming the
 //!   configured algorithm, a signature that checks with the configured key (for HS256 recomputed
@@ -22,6 +24,8 @@ use std::sync::OnceLock;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use crate::chat::auth::{AuthConfig, AuthError, Authenticator, Claims, KeyConfig, LEEWAY_S};
+use crate::http::request::{parse, Parsed};
+use crate::http::router::{Route, Router, RouterConfig, StaticSource};
 
 /// The clock every verification runs at (unix seconds).
 const NOW: u64 = 1_800_000_000;
@@ -168,11 +172,16 @@ pub fn jwt(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let (token, signing) = if mode & 0x80 == 0 {
-        (String::from_utf8_lossy(rest).into_owned(), None)
-    } else {
-        let signing = SIGNINGS[usize::from(mode & 0x07)];
-        (assemble_token(mode, rest, signing), Some(signing))
+    let (token, signing) = match mode >> 6 {
+        0 => (String::from_utf8_lossy(rest).into_owned(), None),
+        1 => match token_from_upgrade(rest) {
+            Some(token) => (token, None),
+            None => return,
+        },
+        _ => {
+            let signing = SIGNINGS[usize::from(mode & 0x07)];
+            (assemble_token(mode, rest, signing), Some(signing))
+        }
     };
     for verifier in verifiers() {
         let Ok(claims) = verifier.authenticator.verify(&token, NOW) else {
@@ -196,6 +205,47 @@ pub fn jwt(data: &[u8]) {
         if let Err(AuthError::Malformed(detail)) = &first {
             assert!(!detail.is_empty(), "a malformed token got no explanation");
         }
+    }
+}
+
+/// The token the HTTP layer takes from an upgrade request built around `extra`, as the reactor
+/// would pass it to the authenticator.
+fn token_from_upgrade(extra: &[u8]) -> Option<String> {
+    let (query, headers) = match extra.strip_prefix(b"?") {
+        Some(query) => {
+            let end = query
+                .iter()
+                .position(|&byte| byte == b' ' || byte == b'\r')
+                .unwrap_or(query.len());
+            (&query[..end], &query[end..])
+        }
+        None => (&b""[..], extra),
+    };
+    let mut request = b"GET /ws".to_vec();
+    if !query.is_empty() {
+        request.push(b'?');
+        request.extend_from_slice(query);
+    }
+    request.extend_from_slice(
+        b" HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    );
+    request.extend_from_slice(headers);
+    request.extend_from_slice(b"\r\n\r\n");
+    let Parsed::Complete { request, .. } = parse(&request) else {
+        return None;
+    };
+    let router = Router::new(RouterConfig {
+        static_source: StaticSource::Embedded,
+        allowed_origins: Vec::new(),
+        echo: false,
+    });
+    match router.route(&request) {
+        Route::Upgrade(upgrade) => upgrade.token.map(|token| {
+            assert!(!token.is_empty(), "an empty token was extracted");
+            token.into_owned()
+        }),
+        _ => None,
     }
 }
 

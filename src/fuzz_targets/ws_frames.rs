@@ -8,6 +8,8 @@
 //!   control payloads of at most 125 bytes, at most one close frame and nothing after it, a close
 //!   code RFC 6455 allows on the wire, pongs echoing the pings in order;
 //! - no message is larger than the limit, and none is delivered after the connection closed;
+//! - the messages, final state and close code equal those of a plain reference model of RFC 6455
+//!   written here (frame by frame over the whole stream, no buffering tricks);
 //! - the project's frame header parser agrees with tungstenite's `FrameHeader::parse` on every
 //!   frame boundary of the stream.
 
@@ -39,6 +41,13 @@ pub fn ws_frames(data: &[u8]) {
     assert_eq!(
         whole, chunked,
         "the outcome depends on how the stream was split into reads"
+    );
+
+    let expected = reference_model(stream, max_message_bytes);
+    assert_eq!(
+        (&whole.messages, whole.close_code, whole.state),
+        (&expected.messages, expected.close_code, expected.state),
+        "the connection disagrees with the reference model of RFC 6455"
     );
 
     for message in &whole.messages {
@@ -120,6 +129,156 @@ fn run_connection(max_message_bytes: usize, chunks: &[&[u8]]) -> Transcript {
         close_code: connection.close_code(),
         leftover: pending,
     }
+}
+
+/// What the reference model expects from a stream.
+struct Expected {
+    messages: Vec<Message>,
+    close_code: Option<u16>,
+    state: State,
+}
+
+/// RFC 6455 server-side receiving rules applied frame by frame to the whole stream, written for
+/// clarity rather than speed: what the connection must deliver and how it must end.
+///
+/// Fails with 1002 on a header it cannot parse, reserved bits or opcodes, an unmasked frame, a
+/// fragmented or oversized control frame, a continuation without a message or a new message
+/// inside one, a malformed close; with 1009 when a message would pass the limit; with 1007 on
+/// text that is not UTF-8, as soon as a fragment (or the arrived prefix of a text frame) holds a
+/// sequence no later bytes can repair. After sending a close only the peer's close frame
+/// matters; after the closing handshake nothing does.
+fn reference_model(stream: &[u8], max_message_bytes: usize) -> Expected {
+    let mut expected = Expected {
+        messages: Vec::new(),
+        close_code: None,
+        state: State::Open,
+    };
+    let fail = |expected: &mut Expected, code: u16| {
+        if expected.state == State::Open {
+            expected.state = State::CloseSent;
+            expected.close_code = Some(code);
+        }
+    };
+    // The message being reassembled: is it text, and its bytes so far.
+    let mut fragmented: Option<(bool, Vec<u8>)> = None;
+    let mut offset = 0;
+    while offset < stream.len() && expected.state != State::Closed {
+        let rest = &stream[offset..];
+        let header = match parse_header(rest) {
+            Ok(Some(header)) => header,
+            Ok(None) => break,
+            Err(_) => {
+                fail(&mut expected, 1002);
+                break;
+            }
+        };
+        let opcode = OpCode::from_u8(header.opcode);
+        let frame_len = usize::try_from(header.payload_len)
+            .ok()
+            .and_then(|len| len.checked_add(header.header_len));
+        let complete = frame_len.filter(|&len| len <= rest.len());
+        if expected.state == State::CloseSent {
+            if opcode == Some(OpCode::Close) {
+                expected.state = State::Closed;
+                break;
+            }
+            match complete {
+                Some(len) => {
+                    offset += len;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let violation = match opcode {
+            _ if header.rsv != 0 || header.mask.is_none() => Some(1002),
+            None => Some(1002),
+            Some(control) if control.is_control() => {
+                (!header.fin || header.payload_len > MAX_CONTROL_PAYLOAD as u64).then_some(1002)
+            }
+            Some(OpCode::Continuation) if fragmented.is_none() => Some(1002),
+            Some(OpCode::Text | OpCode::Binary) if fragmented.is_some() => Some(1002),
+            Some(_) => {
+                let so_far = fragmented.as_ref().map_or(0, |(_, data)| data.len() as u64);
+                (so_far + header.payload_len > max_message_bytes as u64).then_some(1009)
+            }
+        };
+        if let Some(code) = violation {
+            fail(&mut expected, code);
+            fragmented = None;
+            match complete {
+                Some(len) => {
+                    offset += len;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let mask = header.mask.unwrap_or_default();
+        let Some(frame_len) = complete else {
+            // A text frame can fail on the part that has arrived.
+            if opcode == Some(OpCode::Text) {
+                let mut prefix = rest[header.header_len..].to_vec();
+                unmask(&mut prefix, mask, 0);
+                if utf8_is_beyond_repair(&prefix) {
+                    fail(&mut expected, 1007);
+                }
+            }
+            break;
+        };
+        let mut payload = rest[header.header_len..frame_len].to_vec();
+        unmask(&mut payload, mask, 0);
+        offset += frame_len;
+        match opcode {
+            Some(OpCode::Ping | OpCode::Pong) | None => {}
+            Some(OpCode::Close) => {
+                fragmented = None;
+                match payload.as_slice() {
+                    [] => {
+                        expected.state = State::Closed;
+                        expected.close_code = Some(CLOSE_NO_STATUS);
+                    }
+                    [high, low, reason @ ..] => {
+                        let code = u16::from_be_bytes([*high, *low]);
+                        if !is_valid_close_code(code) {
+                            fail(&mut expected, 1002);
+                        } else if std::str::from_utf8(reason).is_err() {
+                            fail(&mut expected, 1007);
+                        } else {
+                            expected.state = State::Closed;
+                            expected.close_code = Some(code);
+                        }
+                    }
+                    [_] => fail(&mut expected, 1002),
+                }
+            }
+            Some(OpCode::Text | OpCode::Binary | OpCode::Continuation) => {
+                let (is_text, mut data) = match (opcode, fragmented.take()) {
+                    (Some(OpCode::Continuation), Some(started)) => started,
+                    (_, _) => (opcode == Some(OpCode::Text), Vec::new()),
+                };
+                data.extend_from_slice(&payload);
+                if is_text && utf8_is_beyond_repair(&data) {
+                    fail(&mut expected, 1007);
+                } else if !header.fin {
+                    fragmented = Some((is_text, data));
+                } else if !is_text {
+                    expected.messages.push(Message::Binary(data));
+                } else {
+                    match String::from_utf8(data) {
+                        Ok(text) => expected.messages.push(Message::Text(text)),
+                        Err(_) => fail(&mut expected, 1007),
+                    }
+                }
+            }
+        }
+    }
+    expected
+}
+
+/// Whether `bytes` holds an invalid UTF-8 sequence, as opposed to merely ending inside one.
+fn utf8_is_beyond_repair(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_err_and(|error| error.error_len().is_some())
 }
 
 /// Cuts `stream` into pieces whose sizes follow the pattern: pattern 0 is one byte per read (the

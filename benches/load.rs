@@ -6,6 +6,8 @@
 //! JSON line. Run without arguments (as `cargo test --all-targets` does) it checks its own parsing
 //! and arithmetic and exits.
 
+#[path = "load/callgrind.rs"]
+mod callgrind;
 #[path = "load/churn.rs"]
 mod churn;
 #[path = "load/closed_loop.rs"]
@@ -163,6 +165,11 @@ struct Options {
     /// latency percentiles measure the server rather than the scheduler). Needs root below 0.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     nice: i32,
+    /// Run the server under `valgrind --tool=callgrind` and report its user-space instructions
+    /// per unit of work in the window (stable on a noisy machine; the run is slow and its CPU and
+    /// latency figures are meaningless).
+    #[arg(long)]
+    callgrind: bool,
     /// Target the floor instead of EmotiBot: a minimal mio server in this executable with fixed
     /// replies, no JWT, no JSON, no scoring (see `load/floor_server.rs`).
     #[arg(long, conflicts_with = "echo")]
@@ -347,6 +354,9 @@ fn run_scenario(options: &Options, scenario: Scenario) -> Result<(), BoxError> {
         }
         runs.push(figures);
     }
+    if options.callgrind {
+        callgrind::clean_up();
+    }
     report(options, scenario, &runs, &notes);
     Ok(())
 }
@@ -374,11 +384,17 @@ fn run_once(
                 )?,
             };
             let cpu = (!options.no_pin).then_some(options.server_cpu);
+            let wrapper = if options.callgrind {
+                callgrind::wrapper()?
+            } else {
+                Vec::new()
+            };
             let process = server::ServerProcess::start(
                 &binary,
                 &options.server_command(),
                 cpu,
                 options.nice,
+                &wrapper,
             )?;
             let target = Target {
                 addr: process.addr,
@@ -393,6 +409,7 @@ fn run_once(
     let probe = measure::Probe {
         pid,
         count_syscalls: options.syscalls,
+        count_instructions: options.callgrind,
     };
     let mut driver = Driver::new(target, tokens, options.source_addrs)?;
     let answers_are_echoes = options.server_kind().answers_are_echoes();
@@ -635,6 +652,7 @@ mod self_checks {
         syscalls::perf_csv_counts_are_matched_by_event,
         syscalls::acknowledgement_may_carry_a_nul,
         floor_server::client_frames_are_unmasked_in_place,
+        callgrind::totals_come_from_the_summary_line,
         floor_server::server_frames_use_the_shortest_length,
         cli::parse_url_accepts_ipv4_ws_urls,
     ];

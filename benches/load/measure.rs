@@ -1,6 +1,7 @@
 //! What every scenario shares: the measurement window with its `/proc` samples at both ends, the
 //! figures one run produces, and the chat messages the generator sends.
 
+use crate::callgrind;
 use crate::server::{self, ProcSample};
 use crate::syscalls::SyscallCounter;
 use crate::texts::CHAT_LINES;
@@ -42,6 +43,12 @@ impl Figures {
             "generator_runqueue_wait_percent",
             window.generator_runqueue_wait_percent(),
         );
+        if let Some(instructions) = window.instructions {
+            self.add(
+                format!("server_instructions_per_{unit}"),
+                per_unit(instructions),
+            );
+        }
         for (syscall, total) in window.syscall_counts() {
             if *syscall == "all" {
                 self.add(format!("server_syscalls_per_{unit}"), per_unit(*total));
@@ -59,6 +66,7 @@ pub struct Window {
     probe: Probe,
     syscall_counter: Option<SyscallCounter>,
     syscall_counts: Vec<(&'static str, u64)>,
+    instructions: Option<u64>,
     pub opens_at: Instant,
     pub closes_at: Instant,
     opened: Option<(Instant, Option<ProcSample>)>,
@@ -74,6 +82,8 @@ pub struct Window {
 pub struct Probe {
     pub pid: Option<u32>,
     pub count_syscalls: bool,
+    /// The server runs under callgrind (`--callgrind`): count its instructions in the window.
+    pub count_instructions: bool,
 }
 
 impl Window {
@@ -88,6 +98,7 @@ impl Window {
             probe,
             syscall_counter,
             syscall_counts: Vec::new(),
+            instructions: None,
             opens_at: now + warmup,
             closes_at: now + warmup + duration,
             opened: None,
@@ -99,6 +110,14 @@ impl Window {
     /// Takes the sample due at `now`, if any.
     pub fn tick(&mut self, now: Instant) {
         if self.opened.is_none() && now >= self.opens_at {
+            let mut now = now;
+            if let (Some(pid), true) = (self.probe.pid, self.probe.count_instructions) {
+                if let Err(error) = callgrind::zero(pid) {
+                    eprintln!("load: no instruction counts: {error}");
+                }
+                // Zeroing takes a fraction of a second; the window starts when it is done.
+                now = Instant::now();
+            }
             let sample = self.probe.pid.and_then(|pid| server::sample(pid).ok());
             if let Some(counter) = &mut self.syscall_counter {
                 if let Err(error) = counter.enable() {
@@ -110,6 +129,12 @@ impl Window {
             self.opened = Some((now, sample));
         }
         if self.opened.is_some() && self.closed.is_none() && now >= self.closes_at {
+            if let (Some(pid), true) = (self.probe.pid, self.probe.count_instructions) {
+                match callgrind::dump_instructions(pid) {
+                    Ok(count) => self.instructions = Some(count),
+                    Err(error) => eprintln!("load: no instruction counts: {error}"),
+                }
+            }
             if let Some(mut counter) = self.syscall_counter.take() {
                 match counter.disable().and_then(|()| counter.finish()) {
                     Ok(counts) => self.syscall_counts = counts,

@@ -135,17 +135,20 @@ impl ServerProcess {
     /// Starts `binary` with `args` plus `--listen 127.0.0.1:PORT` on a free port, pinned to
     /// `cpu` with `taskset`, and waits until it accepts connections.
     /// A non-zero `nice` is applied with `nice -n` (inherited through `taskset`'s exec).
+    /// `wrapper` (e.g. valgrind) goes between `taskset` and the binary.
     pub fn start(
         binary: &Path,
         args: &[String],
         cpu: Option<usize>,
         nice: i32,
+        wrapper: &[String],
     ) -> io::Result<Self> {
         let port = free_port()?;
         let addr = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
         let log_path = std::env::temp_dir().join(format!("emotibot-load-server-{port}.log"));
         let log = fs::File::create(&log_path)?;
-        // `nice` and `taskset` both exec what follows, so the child's pid is the server's.
+        // `nice`, `taskset` and valgrind all run what follows in the same process, so the
+        // child's pid is the server's.
         let mut launcher: Vec<String> = Vec::new();
         if nice != 0 {
             launcher.extend(["nice".into(), "-n".into(), nice.to_string()]);
@@ -153,6 +156,7 @@ impl ServerProcess {
         if let Some(cpu) = cpu {
             launcher.extend(["taskset".into(), "-c".into(), cpu.to_string()]);
         }
+        launcher.extend(wrapper.iter().cloned());
         let mut command = match launcher.split_first() {
             Some((program, launcher_args)) => {
                 let mut command = Command::new(program);

@@ -244,8 +244,9 @@ impl<'a> Tokenizer<'a> {
         // Skip spaces and other ASCII that is no token with a local cursor: going through
         // `self.pos` would chain every byte through a store and a load.
         let mut pos = self.pos;
+        // (ASCII that is neither a word byte nor punctuation: blanks, controls and DEL.)
         while let Some(&byte) = bytes.get(pos) {
-            if byte.is_ascii_alphanumeric() || byte.is_ascii_punctuation() || !byte.is_ascii() {
+            if byte > b' ' && byte != 0x7f {
                 break;
             }
             pos += 1;

@@ -23,7 +23,9 @@ writers didn't know how to end it and went for shock value instead. I'm not angr
 disappointed, because the whole season built up to something that never really happened. My \
 friend loved it though 😂 and she says I'm overthinking it, which is fair, I do that. Still, I \
 was kind of scared for the side characters the whole episode and the payoff just wasn't there. \
-Anyway, 7/10, would still recommend the first three seasons to anyone who hasn't seen them :)";
+Anyway, 7/10, would still recommend the first three seasons to anyone who hasn't seen them :) \
+Also, shout out to the costume team, every outfit in the wedding episode was perfect, and I'm a \
+little sad it's over. Can't wait to rewatch it all with my sister next month!!";
 
 const MESSAGES: [(&str, &str); 3] = [("20B", SHORT), ("80B", MEDIUM), ("1000B", LONG)];
 

@@ -237,6 +237,21 @@ impl<'a> Tokenizer<'a> {
     #[inline(always)]
     pub(crate) fn next_token(&mut self, key: &mut KeyBuf) -> Option<Token> {
         let bytes = self.text.as_bytes();
+        // A split hashtag continues only if its next part starts right here.
+        if !bytes.get(self.pos).is_some_and(u8::is_ascii_alphanumeric) {
+            self.hashtag_continues = false;
+        }
+        // Skip spaces and other ASCII that is no token with a local cursor: going through
+        // `self.pos` would chain every byte through a store and a load.
+        let mut pos = self.pos;
+        // (ASCII that is neither a word byte nor punctuation: blanks, controls and DEL.)
+        while let Some(&byte) = bytes.get(pos) {
+            if byte > b' ' && byte != 0x7f {
+                break;
+            }
+            pos += 1;
+        }
+        self.pos = pos;
         while let Some(&byte) = bytes.get(self.pos) {
             if byte.is_ascii_alphanumeric() {
                 return Some(self.word(key));

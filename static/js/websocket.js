@@ -51,6 +51,9 @@ const PING_AFTER_SILENCE = 0.3;
 const DEAD_AFTER_SILENCE = 0.8;
 const HEARTBEAT_TICK = 0.05;
 
+/** `WebSocket.OPEN`, spelled out so the module also runs where `WebSocket` is injected. */
+const SOCKET_OPEN = 1;
+
 export class EmotiBotWebSocket extends EventTarget {
   #url;
   #getToken;
@@ -562,7 +565,9 @@ export class EmotiBotWebSocket extends EventTarget {
 
   #send(frame) {
     const ws = this.#ws;
-    if (!ws) return false;
+    // A socket that is closing (the browser went offline, the heartbeat gave up) would only log
+    // an error and drop the frame; the close event that follows handles reconnection.
+    if (!ws || ws.readyState !== SOCKET_OPEN) return false;
     try {
       ws.send(JSON.stringify(frame));
       return true;

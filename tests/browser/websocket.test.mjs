@@ -46,6 +46,7 @@ class FakeSocket {
   static instances = [];
   sent = [];
   closedWith = null;
+  readyState = 0; // CONNECTING
   constructor(url) {
     this.url = url;
     FakeSocket.instances.push(this);
@@ -55,15 +56,18 @@ class FakeSocket {
   }
   close(code) {
     this.closedWith = code;
+    this.readyState = 2; // CLOSING
   }
   // Server side of the fake:
   open() {
+    this.readyState = 1; // OPEN
     this.onopen?.();
   }
   receive(message) {
     this.onmessage?.({ data: JSON.stringify(message) });
   }
   drop(code = 1006) {
+    this.readyState = 3; // CLOSED
     this.onclose?.({ code });
   }
   sentOfType(type) {

@@ -111,6 +111,13 @@ fn errors_are_json_with_the_right_status() {
     );
     assert_eq!(status(&head), 431);
 
+    // A body over the limit is refused from its Content-Length, before it is read.
+    let (head, _) = http_request(
+        server.addr,
+        "POST /api/dev/token HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n",
+    );
+    assert_eq!(status(&head), 413);
+
     // The dev token endpoint validates its input.
     let (head, _) = http_request(
         server.addr,

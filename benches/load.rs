@@ -131,8 +131,10 @@ struct Options {
     /// Handshakes in flight while dialling a population.
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
-    /// Distinct users cycled through by `churn`.
-    #[arg(long, default_value_t = 1000)]
+    /// Distinct users cycled through by `churn`. The server keeps each user's private-room
+    /// history (last 100 events, 2 minutes), so RSS only settles once the warm-up has filled
+    /// every user's history: 100 users do within the default 2 s warm-up; 1000 need ~10 s.
+    #[arg(long, default_value_t = 100)]
     users: usize,
     /// Source addresses 127.0.0.1..=127.0.0.N the connections are spread over.
     #[arg(long, default_value_t = 20)]
@@ -150,6 +152,11 @@ struct Options {
     /// no ptrace; costs the server a little CPU, so compare CPU figures from runs without it).
     #[arg(long)]
     syscalls: bool,
+    /// Run generator and server under SCHED_FIFO (priority 10; needs root). Other work on the
+    /// machine then cannot delay either, so latency percentiles are the server's; it also takes
+    /// the two cores from everyone else (up to the kernel's 95% RT limit) for the run.
+    #[arg(long)]
+    realtime: bool,
     /// Nice value for both server and generator (e.g. -10 on a machine shared with compilers, so
     /// latency percentiles measure the server rather than the scheduler). Needs root below 0.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
@@ -232,6 +239,11 @@ fn main() -> ExitCode {
                 "load: cannot pin the generator to CPU {}: {error}",
                 options.client_cpu
             );
+        }
+    }
+    if options.realtime {
+        if let Err(error) = server::set_realtime(10) {
+            eprintln!("load: cannot switch to SCHED_FIFO: {error}");
         }
     }
     if options.nice != 0 {
@@ -450,7 +462,7 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
     println!();
     println!(
         "scenario {scenario:?} | server {server_kind} | bot {bot} | {} run(s), median shown | \
-         server CPU {} / load CPU {}",
+         server CPU {} / load CPU {}{}",
         runs.len(),
         if options.no_pin {
             "any".to_string()
@@ -461,6 +473,11 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
             "any".to_string()
         } else {
             options.client_cpu.to_string()
+        },
+        if options.realtime {
+            " | SCHED_FIFO"
+        } else {
+            ""
         },
     );
     println!(
@@ -501,6 +518,8 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
     }
     let json = serde_json::json!({
         "scenario": format!("{scenario:?}").to_lowercase(),
+        "realtime": options.realtime,
+        "nice": options.nice,
         "server": server_kind,
         "bot": bot,
         "runs": runs.len(),
@@ -540,7 +559,8 @@ mod self_checks {
         wire::close_code_defaults_to_no_status,
         wire::string_field_finds_top_level_values_and_skips_lookalikes,
         wire::parse_id_accepts_only_generator_ids,
-        stats::quantiles_are_nearest_rank,
+        stats::quantiles_are_nearest_rank_within_bucket_precision,
+        stats::buckets_are_exact_when_small_and_monotonic_everywhere,
         stats::median_of_odd_and_even_counts,
         server::stat_cpu_ticks_skip_command_names_with_spaces,
         server::labelled_numbers_come_from_their_own_line,

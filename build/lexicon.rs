@@ -105,7 +105,7 @@ pub fn generate(out_dir: &Path) {
     )
     .unwrap();
     for (index, (key, entry)) in entries.iter().enumerate() {
-        let mut slot = key_hash::fnv1a(key.as_bytes()) as usize & (slots - 1);
+        let mut slot = key_hash::key_hash(key.as_bytes()) as usize & (slots - 1);
         while table[slot] != 0 {
             slot = (slot + 1) & (slots - 1);
         }
@@ -113,7 +113,8 @@ pub fn generate(out_dir: &Path) {
         assert!(key.len() <= u8::MAX as usize, "key too long: {key:?}");
         writeln!(
             code,
-            "Entry {{ key_start: {}, key_len: {}, flags: {}, booster: {:?}, weights: {:?} }},",
+            "Entry {{ key_prefix: {:#x}, key_start: {}, key_len: {}, flags: {}, booster: {:?}, weights: {:?} }},",
+            key_hash::key_word(key.as_bytes(), 0),
             key_bytes.len(),
             key.len(),
             entry.flags,

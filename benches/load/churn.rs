@@ -84,7 +84,7 @@ impl Churn {
         self.first_error.as_deref()
     }
 
-    pub fn figures(mut self) -> Figures {
+    pub fn figures(self) -> Figures {
         let mut figures = Figures::default();
         let seconds = self.window.seconds();
         figures.add("connects_per_s", self.cycles as f64 / seconds);

@@ -93,7 +93,7 @@ impl ClosedLoop {
         }
     }
 
-    pub fn figures(mut self, io: &Io) -> Figures {
+    pub fn figures(self, io: &Io) -> Figures {
         let mut figures = Figures::default();
         let Some(window) = &self.window else {
             figures.add("connections_open", self.dialer.opened as f64);

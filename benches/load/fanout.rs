@@ -129,7 +129,7 @@ impl Fanout {
         }
     }
 
-    pub fn figures(mut self) -> Figures {
+    pub fn figures(self) -> Figures {
         let mut figures = Figures::default();
         figures.add("members_joined", self.joined as f64);
         if let Some(joined_at) = self.joined_all_at {

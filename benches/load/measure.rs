@@ -33,6 +33,15 @@ impl Figures {
             format!("server_wakeups_per_{unit}"),
             per_unit(delta.voluntary_switches),
         );
+        self.add(
+            "server_runqueue_wait_percent",
+            delta.runqueue_wait_us as f64 / window.seconds() / 1e4,
+        );
+        self.add("generator_cpu_percent", window.generator_cpu_percent());
+        self.add(
+            "generator_runqueue_wait_percent",
+            window.generator_runqueue_wait_percent(),
+        );
         for (syscall, total) in window.syscall_counts() {
             if *syscall == "all" {
                 self.add(format!("server_syscalls_per_{unit}"), per_unit(*total));
@@ -54,6 +63,9 @@ pub struct Window {
     pub closes_at: Instant,
     opened: Option<(Instant, Option<ProcSample>)>,
     closed: Option<(Instant, Option<ProcSample>)>,
+    /// The generator's own CPU time (µs) at the edges: if it nears 100% of its core, the
+    /// figures measure the generator, not the server.
+    generator: (ProcSample, ProcSample),
 }
 
 /// How the generator observes the server: its pid for `/proc`, and whether to count its syscalls
@@ -80,6 +92,7 @@ impl Window {
             closes_at: now + warmup + duration,
             opened: None,
             closed: None,
+            generator: (ProcSample::default(), ProcSample::default()),
         }
     }
 
@@ -93,6 +106,7 @@ impl Window {
                     self.syscall_counter = None;
                 }
             }
+            self.generator.0 = own_sample();
             self.opened = Some((now, sample));
         }
         if self.opened.is_some() && self.closed.is_none() && now >= self.closes_at {
@@ -103,6 +117,7 @@ impl Window {
                 }
             }
             let sample = self.probe.pid.and_then(|pid| server::sample(pid).ok());
+            self.generator.1 = own_sample();
             self.closed = Some((now, sample));
         }
     }
@@ -133,6 +148,18 @@ impl Window {
         }
     }
 
+    /// The generator's CPU use in the window, in percent of one core.
+    pub fn generator_cpu_percent(&self) -> f64 {
+        let (start, end) = self.generator;
+        end.cpu_us.saturating_sub(start.cpu_us) as f64 / self.seconds() / 1e4
+    }
+
+    /// Share of the window the generator was runnable but kept off its core by other work.
+    pub fn generator_runqueue_wait_percent(&self) -> f64 {
+        let (start, end) = self.generator;
+        end.runqueue_wait_us.saturating_sub(start.runqueue_wait_us) as f64 / self.seconds() / 1e4
+    }
+
     /// Syscalls by kind inside the window (empty without `--syscalls`); `all` is the total.
     pub fn syscall_counts(&self) -> &[(&'static str, u64)] {
         &self.syscall_counts
@@ -147,10 +174,15 @@ impl Window {
                 voluntary_switches: end
                     .voluntary_switches
                     .saturating_sub(start.voluntary_switches),
+                runqueue_wait_us: end.runqueue_wait_us.saturating_sub(start.runqueue_wait_us),
             }),
             _ => None,
         }
     }
+}
+
+fn own_sample() -> ProcSample {
+    server::sample(std::process::id()).unwrap_or_default()
 }
 
 /// `{"type":"message","id":"<prefix><n>","text":...}`, optionally to a shared room. The lines

@@ -79,7 +79,7 @@ impl OpenLoop {
         }
     }
 
-    pub fn figures(mut self) -> Figures {
+    pub fn figures(self) -> Figures {
         let mut figures = Figures::default();
         let Some(window) = &self.window else {
             figures.add("connections_open", self.open_keys.len() as f64);

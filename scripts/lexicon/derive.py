@@ -11,7 +11,8 @@ Method:
   1. Tokenise each comment exactly as `src/emotion/tokenizer.rs` does (ASCII lowercase, internal
      apostrophes kept, letters repeated 3+ times collapsed to 2, `!`/`?` runs, emoji clusters),
      with words inside a negation scope weighted by VADER's N_SCALAR (-0.74), like the scorer.
-  2. Fit a multinomial logistic regression (L2, AdaGrad) on those token counts. Each token's row of
+  2. Fit a multinomial logistic regression (L2, AdaGrad, partly class-balanced) on those token
+     counts. Each token's row of
      seven weights is its lexicon entry; the intercepts become the `bias` row.
   3. Words in VADER's lexicon that GoEmotions never showed get a vector predicted from their VADER
      valence by a least-squares fit of the learned vectors on valence (so general sentiment words
@@ -43,6 +44,9 @@ EPOCHS = 5
 L2 = 1e-4
 LEARNING_RATE = 0.1
 MIN_COUNT = 2
+# Each example's loss is weighted by (N / (7 * n_label)) ** power: a partial rebalancing that lifts
+# the rare labels (disgust, fear) without letting their few comments dominate.
+CLASS_WEIGHT_POWER = 0.3
 MIN_WEIGHT = 0.02  # rows whose largest |weight| is below this carry no signal and are dropped
 EMOJI_DESCRIPTION_GAIN = 3.0  # a lone emoji is a deliberate signal: it should beat the neutral prior
 EMOTICON_GAIN = 0.6  # logit per unit of VADER valence (valence is -4..4)
@@ -167,6 +171,11 @@ def load_tsv(path):
 
 def train_logistic_regression(rows, labels):
     counts = collections.Counter(tok for row in rows for tok, _ in row)
+    label_counts = collections.Counter(labels)
+    class_weight = [
+        (len(labels) / (7 * label_counts[c])) ** CLASS_WEIGHT_POWER if label_counts[c] else 0.0
+        for c in range(7)
+    ]
     weights, grad_sq, bias = {}, {}, [0.0] * 7
     order = list(range(len(rows)))
     rng = random.Random(1)
@@ -183,8 +192,9 @@ def train_logistic_regression(rows, labels):
             top = max(z)
             e = [math.exp(x - top) for x in z]
             total = sum(e)
-            grad = [x / total for x in e]
-            grad[labels[i]] -= 1.0
+            example_weight = class_weight[labels[i]]
+            grad = [example_weight * x / total for x in e]
+            grad[labels[i]] -= example_weight
             for c in range(7):
                 bias[c] -= LEARNING_RATE * 0.1 * grad[c]
             for tok, v in row:

@@ -3,11 +3,14 @@
 //!
 //! The tables are generated at build time by `build/lexicon.rs` from `data/emotion/*.tsv`.
 
-use super::key_hash::fnv1a;
+use super::key_hash::{key_hash, key_word};
 
 /// One lexicon key and what it contributes.
 #[derive(Debug)]
 pub(crate) struct Entry {
+    /// The key's first eight bytes as a little-endian word, zero-padded: most keys are no longer,
+    /// so one integer comparison usually settles a probe without touching `KEY_BYTES`.
+    key_prefix: u64,
     key_start: u32,
     key_len: u8,
     flags: u8,
@@ -49,8 +52,14 @@ pub(crate) fn bias() -> &'static [f32; 7] {
 
 /// Finds `key` (exact bytes) in the lexicon.
 pub(crate) fn lookup(key: &[u8]) -> Option<&'static Entry> {
+    lookup_hashed(key, key_hash(key), key_word(key, 0))
+}
+
+/// Finds `key`, whose [`key_hash`] and first word ([`key_word`] at 0) the caller already has.
+#[inline]
+pub(crate) fn lookup_hashed(key: &[u8], hash: u32, prefix: u64) -> Option<&'static Entry> {
     let mask = SLOTS.len() - 1;
-    let mut slot = fnv1a(key) as usize & mask;
+    let mut slot = hash as usize & mask;
     // The table is at most half full, so an empty slot ends every probe sequence quickly.
     loop {
         let index = SLOTS[slot] as usize;
@@ -58,7 +67,10 @@ pub(crate) fn lookup(key: &[u8]) -> Option<&'static Entry> {
             return None;
         }
         let entry = &ENTRIES[index - 1];
-        if entry.key() == key {
+        if entry.key_prefix == prefix
+            && usize::from(entry.key_len) == key.len()
+            && (key.len() <= 8 || entry.key().get(8..) == key.get(8..))
+        {
             return Some(entry);
         }
         slot = (slot + 1) & mask;
@@ -90,6 +102,25 @@ mod tests {
         assert!(lookup(b"very").is_some_and(|e| e.booster > 0.0));
         assert!(lookup(b"slightly").is_some_and(|e| e.booster < 0.0));
         assert!(lookup(b"happy").is_some_and(|e| !e.is_negator() && e.booster == 0.0));
+    }
+
+    #[test]
+    fn probe_sequences_stay_short() {
+        let mask = SLOTS.len() - 1;
+        let (mut total, mut longest) = (0usize, 0usize);
+        for (index, entry) in ENTRIES.iter().enumerate() {
+            let mut slot = key_hash(entry.key()) as usize & mask;
+            let mut probes = 1;
+            while usize::from(SLOTS[slot]) != index + 1 {
+                slot = (slot + 1) & mask;
+                probes += 1;
+            }
+            total += probes;
+            longest = longest.max(probes);
+        }
+        let mean = total as f64 / ENTRIES.len() as f64;
+        assert!(mean < 1.6, "mean probe length {mean}");
+        assert!(longest < 40, "longest probe sequence {longest}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! `scripts/lexicon/derive.py` tokenises the training text the same way; keep the two in step.
 
+use super::key_hash::{key_hash_finish, key_hash_step};
 use super::lexicon::{self, Entry};
 
 /// Longest key ever looked up; longer words are unknown by construction.
@@ -16,10 +17,15 @@ const ZERO_WIDTH_JOINER: char = '\u{200D}';
 /// The bytes of the current token's lexicon key, in a fixed stack buffer.
 pub(crate) struct KeyBuf {
     bytes: [u8; MAX_KEY_BYTES],
+    /// Bytes pushed, counting those that did not fit (then the key is too long to look up).
     len: usize,
-    overflowed: bool,
     /// Bit `i` set: the byte at `i` ends a run that was three or more long before collapsing.
     elongated_at: u32,
+    /// The key as zero-padded little-endian words, when the fast word reader built them in
+    /// registers (`words_ready`). Reading them back from `bytes` right after byte-wise stores
+    /// would stall on store forwarding.
+    words: [u64; MAX_KEY_BYTES / 8],
+    words_ready: bool,
 }
 
 impl KeyBuf {
@@ -27,37 +33,50 @@ impl KeyBuf {
         KeyBuf {
             bytes: [0; MAX_KEY_BYTES],
             len: 0,
-            overflowed: false,
             elongated_at: 0,
+            words: [0; MAX_KEY_BYTES / 8],
+            words_ready: false,
         }
     }
 
     fn clear(&mut self) {
         self.len = 0;
-        self.overflowed = false;
         self.elongated_at = 0;
+        self.words_ready = false;
     }
 
+    #[inline]
     fn push(&mut self, byte: u8) {
-        match self.bytes.get_mut(self.len) {
-            Some(slot) => {
-                *slot = byte;
-                self.len += 1;
-            }
-            None => self.overflowed = true,
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
         }
+        self.len += 1;
     }
 
     /// Appends a word byte unless it would be the third identical byte in a row ("sooo" -> "soo").
     /// Returns whether the byte was dropped.
+    #[inline]
     fn push_collapsing(&mut self, byte: u8) -> bool {
-        let tail = &self.bytes[..self.len];
-        if tail.len() >= 2 && tail[tail.len() - 1] == byte && tail[tail.len() - 2] == byte {
-            self.elongated_at |= 1 << (tail.len() - 1);
+        let len = self.len;
+        if (2..=MAX_KEY_BYTES).contains(&len)
+            && self.bytes[len - 1] == byte
+            && self.bytes[len - 2] == byte
+        {
+            self.elongated_at |= 1 << (len - 1);
             return true;
         }
         self.push(byte);
         false
+    }
+
+    /// Sets the key to the `len` (at most 8) bytes of `word`, little-endian, zero beyond `len`.
+    #[inline(always)]
+    fn set_short(&mut self, word: u64, len: usize) {
+        self.bytes[..8].copy_from_slice(&word.to_le_bytes());
+        self.len = len;
+        self.elongated_at = 0;
+        self.words[0] = word;
+        self.words_ready = true;
     }
 
     fn push_char(&mut self, c: char) {
@@ -68,19 +87,33 @@ impl KeyBuf {
     }
 
     /// The key, or `None` when the token was too long to be in the lexicon.
+    #[inline]
     pub(crate) fn get(&self) -> Option<&[u8]> {
-        if self.overflowed {
-            None
-        } else {
-            Some(&self.bytes[..self.len])
+        self.bytes.get(..self.len)
+    }
+
+    /// The lexicon entry for the key, if any, hashed eight bytes at a time with the same result
+    /// as [`super::key_hash::key_hash`].
+    #[inline]
+    pub(crate) fn entry(&self) -> Option<&'static Entry> {
+        let key = self.get()?;
+        let len = key.len();
+        if !self.words_ready {
+            return lexicon::lookup(key);
         }
+        let mut hash = len as u64;
+        for &word in self.words.iter().take(len.div_ceil(8)) {
+            hash = key_hash_step(hash, word);
+        }
+        lexicon::lookup_hashed(key, key_hash_finish(hash), self.words[0])
     }
 
     /// The key with each elongated run cut to one letter ("soo" -> "so", "happyy" -> "happy"),
     /// the second guess for elongated words whose two-letter form is not in the lexicon.
     pub(crate) fn singled(&self, out: &mut KeyBuf) {
         out.clear();
-        for (i, &byte) in self.bytes[..self.len].iter().enumerate() {
+        let key = self.get().unwrap_or_default();
+        for (i, &byte) in key.iter().enumerate() {
             if self.elongated_at & (1 << i) == 0 {
                 out.push(byte);
             }
@@ -88,15 +121,40 @@ impl KeyBuf {
     }
 }
 
-/// How a word was written; the scorer turns these into emphasis and negation.
+/// How a word was written; the scorer turns these into emphasis. One byte of flags: as separate
+/// `bool`s the compiler moved them through the stack with mismatched stores and loads, and the
+/// store-forwarding stalls cost more than the rest of the word.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct WordShape {
+pub(crate) struct WordShape(u8);
+
+impl WordShape {
+    const ELONGATED: u8 = 1;
+    const ALL_CAPS: u8 = 2;
+    const HASHTAG: u8 = 4;
+
+    #[inline(always)]
+    fn new(elongated: bool, all_caps: bool, hashtag: bool) -> Self {
+        WordShape(
+            (u8::from(elongated) * Self::ELONGATED)
+                | (u8::from(all_caps) * Self::ALL_CAPS)
+                | (u8::from(hashtag) * Self::HASHTAG),
+        )
+    }
+
     /// A letter was repeated three or more times ("sooo").
-    pub(crate) elongated: bool,
+    pub(crate) fn elongated(self) -> bool {
+        self.0 & Self::ELONGATED != 0
+    }
+
     /// At least two letters, all upper case ("HATE").
-    pub(crate) all_caps: bool,
+    pub(crate) fn all_caps(self) -> bool {
+        self.0 & Self::ALL_CAPS != 0
+    }
+
     /// Part of a `#hashtag`.
-    pub(crate) hashtag: bool,
+    pub(crate) fn hashtag(self) -> bool {
+        self.0 & Self::HASHTAG != 0
+    }
 }
 
 #[derive(Debug)]
@@ -157,7 +215,13 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Apostrophe length at `pos` if one stands there between word bytes ("don't", "I’m").
+    #[inline]
     fn inner_apostrophe_len(&self, pos: usize) -> Option<usize> {
+        // 0xE2 leads the UTF-8 of the curly apostrophes (U+2018, U+2019); anything else is not one.
+        let first = *self.text.as_bytes().get(pos)?;
+        if first != b'\'' && first != 0xE2 {
+            return None;
+        }
         let c = self.char_at(pos)?;
         if !is_apostrophe(c) {
             return None;
@@ -168,6 +232,9 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Writes the next token's key into `key` and returns the token, or `None` at the end.
+    // Inlined into the scorer's loop so that the token stays in registers: returned through
+    // memory, its fields are stored byte by byte and reloaded wider, stalling store forwarding.
+    #[inline(always)]
     pub(crate) fn next_token(&mut self, key: &mut KeyBuf) -> Option<Token> {
         let bytes = self.text.as_bytes();
         while let Some(&byte) = bytes.get(self.pos) {
@@ -202,39 +269,172 @@ impl<'a> Tokenizer<'a> {
         None
     }
 
+    #[inline(always)]
     fn word(&mut self, key: &mut KeyBuf) -> Token {
+        let hashtag =
+            self.hashtag_continues || (self.pos > 0 && self.text.as_bytes()[self.pos - 1] == b'#');
+        if !hashtag {
+            if let Some(token) = self.short_word(key) {
+                return token;
+            }
+            if let Some(token) = self.plain_word(key) {
+                return token;
+            }
+        }
+        self.word_bytewise(key)
+    }
+
+    /// The most common case without a loop: a word of at most seven ASCII letters or digits,
+    /// followed by something other than an apostrophe, with at least eight bytes of text left, and
+    /// no letter three times in a row. All eight bytes are classified at once with SWAR
+    /// arithmetic on one `u64`. Returns `None` (and consumes nothing) for any other word.
+    #[inline(always)]
+    fn short_word(&mut self, key: &mut KeyBuf) -> Option<Token> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
         let bytes = self.text.as_bytes();
-        let hashtag = self.hashtag_continues || (self.pos > 0 && bytes[self.pos - 1] == b'#');
+        let chunk: [u8; 8] = bytes.get(self.pos..self.pos + 8)?.try_into().ok()?;
+        let v = u64::from_le_bytes(chunk);
+        let low7 = v & !HIGH;
+        let ascii = !v & HIGH;
+        // High bit of each byte set iff the byte lies in `lo..=hi` (bytes below 0x80; the sums
+        // cannot carry into the next byte).
+        let in_range = |lo: u8, hi: u8| {
+            let at_least_lo = low7.wrapping_add(ONES * u64::from(0x80 - lo)) & HIGH;
+            let above_hi = low7.wrapping_add(ONES * u64::from(0x7f - hi)) & HIGH;
+            at_least_lo & !above_hi & ascii
+        };
+        let upper = in_range(b'A', b'Z');
+        let lower = in_range(b'a', b'z');
+        let word_bytes = upper | lower | in_range(b'0', b'9');
+        let len = ((!word_bytes & HIGH).trailing_zeros() / 8) as usize;
+        if len >= 8 || matches!(chunk[len], b'\'' | 0xE2) {
+            return None;
+        }
+        let keep = (1u64 << (8 * len)) - 1;
+        // Upper-case letters get bit 5 set: 0x80 >> 2.
+        let word = (v | (upper >> 2)) & keep;
+        // Zero bytes of `word ^ (word << 8)` mark a byte equal to the one before it; two in a row
+        // mark a triple. (Exact zero-byte test: no borrow between bytes.)
+        let diff = word ^ (word << 8);
+        let zero = !(((diff & !HIGH) + !HIGH) | diff) & HIGH & (keep << 8) & keep;
+        if zero & (zero << 8) != 0 {
+            return None;
+        }
+        let uppers = (upper & keep).count_ones();
+        let any_lower = lower & keep != 0;
+        key.set_short(word, len);
+        self.pos += len;
+        Some(Token::Word(WordShape::new(
+            false,
+            uppers >= 2 && !any_lower,
+            false,
+        )))
+    }
+
+    /// The common case, in one tight pass: a word that is no hashtag, fits the key buffer and
+    /// has no letter three times in a row. Returns `None` (and consumes nothing) otherwise.
+    #[inline(always)]
+    fn plain_word(&mut self, key: &mut KeyBuf) -> Option<Token> {
+        let bytes = self.text.as_bytes();
+        let mut pos = self.pos;
+        let mut len = 0usize;
+        let mut uppers = 0u32;
+        let mut any_lower = false;
+        // The key's words are assembled in a register as the bytes go by (see `KeyBuf::words`).
+        let mut words = [0u64; MAX_KEY_BYTES / 8];
+        let mut word = 0u64;
+        while let Some(&byte) = bytes.get(pos) {
+            let lowered = if byte.is_ascii_alphanumeric() {
+                let upper = byte.is_ascii_uppercase();
+                uppers += u32::from(upper);
+                any_lower |= byte.is_ascii_lowercase();
+                pos += 1;
+                byte | (u8::from(upper) << 5)
+            } else if let Some(apostrophe_len) = self.inner_apostrophe_len(pos) {
+                pos += apostrophe_len;
+                b'\''
+            } else {
+                break;
+            };
+            *key.bytes.get_mut(len)? = lowered;
+            word |= u64::from(lowered) << (8 * (len % 8));
+            len += 1;
+            if len.is_multiple_of(8) {
+                words[len / 8 - 1] = word;
+                word = 0;
+            }
+        }
+        if let Some(last) = words.get_mut(len / 8) {
+            *last = word;
+        }
+        // Checked once over the finished key: cheaper than tracking runs byte by byte.
+        if key.bytes[..len]
+            .windows(3)
+            .any(|w| w[0] == w[1] && w[1] == w[2])
+        {
+            return None;
+        }
+        key.len = len;
+        key.elongated_at = 0;
+        key.words = words;
+        key.words_ready = true;
+        self.pos = pos;
+        Some(Token::Word(WordShape::new(
+            false,
+            uppers >= 2 && !any_lower,
+            false,
+        )))
+    }
+
+    /// The general word reader, one byte at a time: collapses elongation as it goes (so a word
+    /// of 100 KB of one letter still gets a key) and splits hashtags at case changes.
+    fn word_bytewise(&mut self, key: &mut KeyBuf) -> Token {
+        let bytes = self.text.as_bytes();
+        // A local cursor: writing `self.pos` back on every byte costs a store per byte.
+        let mut pos = self.pos;
+        let hashtag = self.hashtag_continues || (pos > 0 && bytes[pos - 1] == b'#');
         self.hashtag_continues = false;
         key.clear();
-        let mut shape = WordShape {
-            hashtag,
-            ..WordShape::default()
-        };
-        let (mut letters, mut uppers) = (0usize, 0usize);
+        let mut elongated = false;
+        let mut uppers = 0u32;
+        let mut saw_lower = false;
         let mut previous_lower = false;
-        while let Some(&byte) = bytes.get(self.pos) {
-            if byte.is_ascii_alphanumeric() {
-                if hashtag && previous_lower && byte.is_ascii_uppercase() {
-                    // "#SoHappy": each capitalised part is a word of its own.
-                    self.hashtag_continues = true;
-                    break;
+        while let Some(&byte) = bytes.get(pos) {
+            // ASCII letters differ from their lower case only in bit 5.
+            let lower = byte | 0x20;
+            if lower.wrapping_sub(b'a') < 26 {
+                let upper = byte != lower;
+                if upper {
+                    if hashtag && previous_lower {
+                        // "#SoHappy": each capitalised part is a word of its own.
+                        self.hashtag_continues = true;
+                        break;
+                    }
+                    uppers += 1;
                 }
-                previous_lower = byte.is_ascii_lowercase();
-                letters += usize::from(byte.is_ascii_alphabetic());
-                uppers += usize::from(byte.is_ascii_uppercase());
-                shape.elongated |= key.push_collapsing(byte.to_ascii_lowercase());
-                self.pos += 1;
-            } else if let Some(len) = self.inner_apostrophe_len(self.pos) {
+                saw_lower |= !upper;
+                previous_lower = !upper;
+                elongated |= key.push_collapsing(lower);
+                pos += 1;
+            } else if byte.is_ascii_digit() {
+                previous_lower = false;
+                elongated |= key.push_collapsing(byte);
+                pos += 1;
+            } else if let Some(len) = self.inner_apostrophe_len(pos) {
                 key.push(b'\'');
                 previous_lower = false;
-                self.pos += len;
+                pos += len;
             } else {
                 break;
             }
         }
-        shape.all_caps = letters >= 2 && uppers == letters;
-        Token::Word(shape)
+        self.pos = pos;
+        Token::Word(WordShape::new(
+            elongated,
+            uppers >= 2 && !saw_lower,
+            hashtag,
+        ))
     }
 
     fn punct_run(&mut self) -> Token {
@@ -325,9 +525,9 @@ mod tests {
                 Token::Word(shape) => {
                     let mut s = key_text();
                     for (flag, mark) in [
-                        (shape.elongated, "+elong"),
-                        (shape.all_caps, "+caps"),
-                        (shape.hashtag, "+tag"),
+                        (shape.elongated(), "+elong"),
+                        (shape.all_caps(), "+caps"),
+                        (shape.hashtag(), "+tag"),
                     ] {
                         if flag {
                             s.push_str(mark);
@@ -393,6 +593,62 @@ mod tests {
     fn stray_joiners_and_modifiers_are_skipped() {
         assert_eq!(render("\u{200d}\u{200d}🏽\u{fe0f} hi"), ["hi"]);
         assert_eq!(render("😂\u{200d}"), ["emoji:😂"]);
+    }
+
+    #[test]
+    fn fast_word_readers_agree_with_the_bytewise_one() {
+        let texts = [
+            "a ",
+            "I ",
+            "ok, ",
+            "NOT ",
+            "Happy!",
+            "hello   ",
+            "7up ",
+            "x9Y ",
+            "aab ",
+            "aaab ",
+            "ABCDEFG ",
+            "abcdefgh ",
+            "WHY?",
+            "don't ",
+            "I’m ",
+            "ça ",
+            "zZ@",
+            "Zz[",
+            "`a`",
+            "9:30",
+            "mixedCASEword and",
+            "tooooo long",
+            "x",
+        ];
+        let mut compared = 0;
+        for text in texts {
+            let padded = format!("{text}        ");
+            let (mut fast, mut slow) = (KeyBuf::new(), KeyBuf::new());
+            let mut fast_reader = Tokenizer::new(&padded);
+            let mut slow_reader = Tokenizer::new(&padded);
+            let fast_token = fast_reader
+                .short_word(&mut fast)
+                .or_else(|| fast_reader.plain_word(&mut fast));
+            let slow_token = slow_reader.word_bytewise(&mut slow);
+            let Some(Token::Word(fast_shape)) = fast_token else {
+                continue; // declined: the byte-wise reader handles it
+            };
+            let Token::Word(slow_shape) = slow_token else {
+                panic!("{text:?}: byte-wise reader returned no word");
+            };
+            assert_eq!(fast.get(), slow.get(), "{text:?}");
+            assert_eq!(fast_shape, slow_shape, "{text:?}");
+            assert_eq!(fast_reader.pos, slow_reader.pos, "{text:?}");
+            compared += 1;
+            assert_eq!(
+                fast.entry().map(|e| e as *const _),
+                slow.get().and_then(lexicon::lookup).map(|e| e as *const _),
+                "{text:?}"
+            );
+        }
+        assert!(compared >= 15, "only {compared} words took a fast path");
     }
 
     #[test]

@@ -624,7 +624,7 @@ impl Reactor {
         if let Phase::WebSocket { ws, .. } = &conn.phase {
             self.metrics.count_close(ws.close_code().unwrap_or(1006));
         }
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        // Closing the socket (below, on drop) removes it from epoll: no `epoll_ctl` needed.
         let ip = conn.ip;
         drop(conn);
         self.release_ip(ip);

@@ -9,8 +9,9 @@ const BOT_ID = 'emotibot';
 const ROOM_NAME = /^[a-z0-9_-]{1,64}$/;
 const USER_ID = /[^A-Za-z0-9_.-]+/g;
 const TOAST_MS = 6000;
-// Typing indicators clear when the server says so; this is the fallback if that word is lost.
-const TYPING_FALLBACK_EXTRA_MS = 1000;
+// Typing indicators clear when the server says so (after typing_timeout_ms); this fallback, well
+// past that, only matters if the word is lost.
+const typingFallbackMs = (timeoutMs) => 2 * timeoutMs + 1000;
 const NAME_STORAGE_KEY = 'emotibot.name';
 
 const $ = (id) => document.getElementById(id);
@@ -37,6 +38,7 @@ const ui = {
   roomSubtitle: $('room-subtitle'),
   leaveButton: $('leave-room'),
   transcript: $('transcript'),
+  transcriptLog: $('transcript-log'), // the scrolling container around the list
   typingIndicator: $('typing-indicator'),
   composer: $('composer'),
   draft: $('draft'),
@@ -235,6 +237,11 @@ function wireChatControls() {
     ensureRoom(room, 'shared');
     state.client.join(room);
     switchRoom(room);
+    ui.draft.focus();
+  });
+  // Escape dismisses the newest toast.
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') ui.toasts.lastElementChild?.remove();
   });
   ui.leaveButton.addEventListener('click', () => {
     const room = state.activeRoom;
@@ -256,7 +263,9 @@ function ensureRoom(name, kind) {
     nodes: [],
     mood: [],
     typers: new Map(), // user -> {name, timer}
-    present: new Set(),
+    // Who has shown up here since we joined (the protocol sends no member list on join):
+    // user id -> display name, added on presence/message/typing, removed when they leave.
+    active: new Map(),
     unread: 0,
   };
   state.rooms.set(name, room);
@@ -331,9 +340,13 @@ function renderRoomSubtitle() {
   if (room.kind === 'private') {
     ui.roomSubtitle.textContent = 'Only you (on any of your devices) and EmotiBot are here.';
   } else {
-    const others = room.present.size;
+    const names = [...room.active.values()];
+    const shown = names.slice(0, 4).join(', ');
+    const more = names.length > 4 ? ` and ${names.length - 4} more` : '';
     ui.roomSubtitle.textContent =
-      others === 0 ? 'Nobody else is here yet.' : `${others} other ${others === 1 ? 'person' : 'people'} here.`;
+      names.length === 0
+        ? 'Shared room: everyone in it sees your messages.'
+        : `Active here since you joined: ${shown}${more}.`;
   }
 }
 
@@ -345,7 +358,10 @@ function onReady(ready) {
   ui.whoamiName.textContent = ready.name || state.displayName || ready.user;
   ui.whoami.hidden = false;
   ensureRoom(ready.room, 'private');
-  if (!state.activeRoom) switchRoom(ready.room);
+  if (!state.activeRoom) {
+    switchRoom(ready.room);
+    ui.draft.focus(); // signed in: keyboard users land in the message box
+  }
 }
 
 function onJoined(joined) {
@@ -377,13 +393,15 @@ function onMessage(message) {
   const room = ensureRoom(message.room, message.room === state.client.privateRoom ? 'private' : 'shared');
   stopTyping(room, message.from);
   const own = message.from === state.user;
-  const who = own ? 'You (another tab)' : message.name || message.from;
+  if (!own) noteActive(room, message.from, message.name);
+  const who = own ? 'You' : message.name || message.from;
   const element = messageElement({
     kind: own ? 'own' : 'other',
     who,
     text: message.text,
     id: message.id,
     from: message.from,
+    ts: message.ts,
   });
   markDelivered(element, message.emotion);
   appendToRoom(room, element);
@@ -392,7 +410,7 @@ function onMessage(message) {
 
 function onReply(reply) {
   const room = ensureRoom(reply.room, reply.room === state.client.privateRoom ? 'private' : 'shared');
-  const element = messageElement({ kind: 'bot', who: 'EmotiBot', text: reply.text, from: BOT_ID });
+  const element = messageElement({ kind: 'bot', who: 'EmotiBot', text: reply.text, from: BOT_ID, ts: reply.ts });
   if (isEmotion(reply.emotion)) {
     const note = document.createElement('span');
     note.className = 'reply-context';
@@ -413,11 +431,20 @@ function onTyping(typing) {
   const existing = room.typers.get(typing.from);
   if (existing) clearTimeout(existing.timer);
   const who = typing.from === BOT_ID ? 'EmotiBot' : typing.name || typing.from;
-  const timeout = state.typingTimeoutMs + TYPING_FALLBACK_EXTRA_MS;
+  if (typing.from !== BOT_ID) noteActive(room, typing.from, typing.name);
+  const timeout = typingFallbackMs(state.typingTimeoutMs);
   // The bot's indicator lasts as long as its reply takes; only people's indicators lapse.
   const timer = typing.from === BOT_ID ? null : setTimeout(() => stopTyping(room, typing.from), timeout);
   room.typers.set(typing.from, { name: who, timer });
   if (room.name === state.activeRoom) renderTyping();
+}
+
+function noteActive(room, user, name) {
+  if (room.kind !== 'shared') return;
+  const before = room.active.get(user);
+  const after = name || before || user;
+  room.active.set(user, after);
+  if (after !== before && room.name === state.activeRoom) renderRoomSubtitle();
 }
 
 function stopTyping(room, from) {
@@ -432,9 +459,9 @@ function onPresence(presence) {
   if (presence.user === state.user) return;
   const room = state.rooms.get(presence.room);
   if (!room) return;
-  if (presence.online) room.present.add(presence.user);
+  if (presence.online) noteActive(room, presence.user, presence.name);
   else {
-    room.present.delete(presence.user);
+    room.active.delete(presence.user);
     stopTyping(room, presence.user);
   }
   const line = document.createElement('li');
@@ -455,6 +482,13 @@ const ERROR_TEXT = {
 };
 
 function onServerError(error) {
+  if (error.code === 'token_rejected') {
+    // DEV MODE tokens renew by themselves; a pasted token that the server refuses cannot.
+    if (!state.config.dev_mode) {
+      signOut('The server did not accept this access token (invalid or expired). Paste a fresh one.');
+    }
+    return;
+  }
   const outgoing = typeof error.id === 'string' ? state.outgoing.get(error.id) : undefined;
   if (outgoing && error.code !== 'rate_limited') {
     // Final refusal: the client dropped it from its outbox.
@@ -475,7 +509,9 @@ function onServerError(error) {
 
 // ---- transcript ----
 
-function messageElement({ kind, who, text, id, from }) {
+// `ts` is the server's timestamp (ms since epoch) when the event has one: replayed history then
+// shows when it was said, not when it arrived.
+function messageElement({ kind, who, text, id, from, ts }) {
   const item = document.createElement('li');
   item.className = `message message--${kind}`;
   if (id) item.dataset.id = id;
@@ -487,9 +523,9 @@ function messageElement({ kind, who, text, id, from }) {
   author.className = 'message-author';
   author.textContent = who;
   const time = document.createElement('time');
-  const now = new Date();
-  time.dateTime = now.toISOString();
-  time.textContent = now.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const when = Number.isFinite(ts) ? new Date(ts) : new Date();
+  time.dateTime = when.toISOString();
+  time.textContent = when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   meta.append(author, time);
 
   const body = document.createElement('p');
@@ -503,8 +539,8 @@ function messageElement({ kind, who, text, id, from }) {
 function appendToRoom(room, element, { countsAsUnread = true } = {}) {
   room.nodes.push(element);
   if (room.name === state.activeRoom) {
-    const nearBottom =
-      ui.transcript.scrollHeight - ui.transcript.scrollTop - ui.transcript.clientHeight < 80;
+    const log = ui.transcriptLog;
+    const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
     ui.transcript.append(element);
     if (nearBottom) scrollTranscriptToEnd();
   } else if (countsAsUnread) {
@@ -514,7 +550,7 @@ function appendToRoom(room, element, { countsAsUnread = true } = {}) {
 }
 
 function scrollTranscriptToEnd() {
-  ui.transcript.scrollTop = ui.transcript.scrollHeight;
+  ui.transcriptLog.scrollTop = ui.transcriptLog.scrollHeight;
 }
 
 // Adds the emotion chip and the small score chart to a message.

@@ -45,11 +45,11 @@ const CLOSE_TOKEN_REJECTED = 4001;
 const JOIN_REFUSALS = new Set(['forbidden', 'bad_room', 'too_many_rooms']);
 
 // Heartbeat tuning, as fractions of the server's ping interval P. A ping goes out after 0.3 P of
-// silence; the link is declared dead after 0.85 P of silence; the check runs every 0.1 P. So a
-// dead link is noticed within 0.95 P, and a live one has 0.45 P of slack to answer a ping.
+// silence; the link is declared dead after 0.8 P of silence; the check runs every 0.05 P. So a
+// dead link is noticed within 0.85 P, and a live one has over 0.4 P to answer a ping.
 const PING_AFTER_SILENCE = 0.3;
-const DEAD_AFTER_SILENCE = 0.85;
-const HEARTBEAT_TICK = 0.1;
+const DEAD_AFTER_SILENCE = 0.8;
+const HEARTBEAT_TICK = 0.05;
 
 export class EmotiBotWebSocket extends EventTarget {
   #url;
@@ -310,6 +310,11 @@ export class EmotiBotWebSocket extends EventTarget {
       // The token was refused or expired: the next attempt must fetch a fresh one.
       this.#token = null;
       this.#tokenExpiresAt = null;
+      this.#emit('error', {
+        type: 'error',
+        code: 'token_rejected',
+        message: 'The server did not accept the token (invalid or expired); getting a fresh one.',
+      });
     }
     if (wasStable) this.#attempt = 0;
     this.#scheduleRetry();
@@ -359,9 +364,12 @@ export class EmotiBotWebSocket extends EventTarget {
     this.#setStatus('reconnecting', this.#retryAt);
   }
 
-  // The browser says the network is back: no point waiting out the backoff.
+  // The browser says the network is back: no point waiting out the backoff, and the failures
+  // that grew it happened on a network that has since changed, so it starts over.
   #reconnectNow() {
-    if (this.#wanted && this.#timers.has('retry')) this.#open();
+    if (!this.#wanted || !this.#timers.has('retry')) return;
+    this.#attempt = 0;
+    this.#open();
   }
 
   // The browser says the network is gone: check the link now instead of at the next heartbeat.
@@ -472,11 +480,15 @@ export class EmotiBotWebSocket extends EventTarget {
   #onJoined(msg) {
     const index = this.#pendingJoins.indexOf(msg.room);
     if (index >= 0) this.#pendingJoins.splice(index, 1);
+    if (!Number.isFinite(msg.seq)) return;
     const seen = this.#lastSeq.get(msg.room);
-    // No history of ours, or the room's counter went backwards (the server restarted): count
-    // from the room's current seq so new events are not mistaken for duplicates.
-    if (seen === undefined || (Number.isFinite(msg.seq) && msg.seq < seen)) {
-      if (Number.isFinite(msg.seq)) this.#lastSeq.set(msg.room, msg.seq);
+    if (seen === undefined) {
+      // A first join: we follow the room from its current seq on.
+      this.#lastSeq.set(msg.room, msg.seq);
+    } else if (msg.seq < seen) {
+      // The counter went backwards: the server restarted. Everything it replays (after its
+      // history_gap error) happened since, so none of it may be taken for a duplicate.
+      this.#lastSeq.set(msg.room, 0);
     }
   }
 
@@ -529,8 +541,12 @@ export class EmotiBotWebSocket extends EventTarget {
       }
       return;
     }
-    if (JOIN_REFUSALS.has(msg.code) && this.#pendingJoins.length > 0) {
-      const room = this.#pendingJoins.shift();
+    if (JOIN_REFUSALS.has(msg.code)) {
+      // The server names the room; the order of our pending joins is the fallback.
+      const room = typeof msg.room === 'string' ? msg.room : this.#pendingJoins[0];
+      const index = this.#pendingJoins.indexOf(room);
+      if (index < 0) return;
+      this.#pendingJoins.splice(index, 1);
       this.#sharedRooms.delete(room);
       this.#lastSeq.delete(room);
     }

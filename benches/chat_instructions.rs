@@ -1,0 +1,70 @@
+//! A fixed amount of chat-core work for instruction counting, which stays repeatable on noisy
+//! shared machines where wall-clock benches do not:
+//!
+//! ```sh
+//! cargo bench --bench chat_instructions --no-run
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/deps/chat_instructions-* 20000 2>&1 | grep refs
+//! ```
+//! Divide the instruction count by the iterations (after subtracting a run with 0 iterations for
+//! the set-up) to get instructions per private message: parse, score, encode the `emotion`
+//! result and the `message` event for a second tab, retain it for resume.
+
+use emotibot::chat::auth::{AuthConfig, Authenticator, Claims, KeyConfig};
+use emotibot::chat::{ChatConfig, ChatCore, ConnId, Delivery, Outbox};
+use std::hint::black_box;
+use std::time::Instant;
+
+const UNIX_AT_ZERO: u64 = 1_800_000_000_000;
+const MESSAGE: &str = r#"{"type":"message","id":"c1","text":"I can't believe the demo worked on the first try, I'm thrilled"}"#;
+
+#[derive(Default)]
+struct CountingOutbox {
+    bytes: u64,
+}
+
+impl Outbox for CountingOutbox {
+    fn send(&mut self, _conn: ConnId, json: &str, _delivery: Delivery) {
+        self.bytes += json.len() as u64;
+    }
+    fn close(&mut self, _conn: ConnId, _code: u16, _reason: &str) {}
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; the first numeric argument is the iteration count.
+    let iterations: u64 = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(100_000);
+    let auth = Authenticator::new(AuthConfig {
+        key: KeyConfig::Hs256(b"instruction-count-secret".to_vec()),
+        issuer: None,
+        audience: None,
+    })
+    .expect("a non-empty secret is a valid key");
+    let config = ChatConfig {
+        bot: false,
+        msg_rate: 0,
+        ..ChatConfig::default()
+    };
+    let mut chat = ChatCore::new(config, auth, UNIX_AT_ZERO);
+    let mut out = CountingOutbox::default();
+    for conn in 0..2 {
+        let claims = Claims {
+            sub: "alice".to_owned(),
+            name: None,
+            exp: UNIX_AT_ZERO / 1000 + 86_400,
+        };
+        chat.open(conn, Some(claims), 0, &mut out);
+    }
+    let started = Instant::now();
+    for _ in 0..iterations {
+        chat.text(0, black_box(MESSAGE), 1, &mut out);
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{iterations} private messages, {:.0} ns each (wall clock), {} bytes out",
+        elapsed.as_nanos() as f64 / iterations.max(1) as f64,
+        black_box(out.bytes)
+    );
+}

@@ -1,0 +1,57 @@
+//! The JSON half of a message's cost: turning scores into the wire form and encoding the sender's
+//! `emotion` result and the room `message` event (the frames every chat message produces), next
+//! to the scoring they follow, so the load figures' CPU per message can be split into parts.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use emotibot::chat::wire::{self, MessageFields, WireEmotion};
+use emotibot::emotion::Scorer;
+use std::hint::black_box;
+
+const TEXT: &str = "ugh my flight got cancelled again and nobody at the desk knows anything";
+
+fn encoding(c: &mut Criterion) {
+    let scorer = Scorer::new();
+    let scores = scorer.score(TEXT);
+    let emotion = WireEmotion::from_scores(&scores);
+    let mut group = c.benchmark_group("json_encode");
+    group.throughput(Throughput::Elements(1));
+
+    group.bench_function("wire_emotion_from_scores", |b| {
+        b.iter(|| WireEmotion::from_scores(black_box(&scores)))
+    });
+    group.bench_function("emotion_result", |b| {
+        b.iter(|| {
+            wire::emotion_result(
+                black_box(Some("c12345")),
+                black_box("user:load-42"),
+                black_box(Some(1234)),
+                black_box(&emotion),
+            )
+        })
+    });
+    group.bench_function("message_event", |b| {
+        b.iter(|| {
+            wire::message_event(MessageFields {
+                room: black_box("lobby"),
+                seq: black_box(1234),
+                from: black_box("load-42"),
+                name: None,
+                id: black_box("c12345"),
+                text: black_box(TEXT),
+                emotion: black_box(&emotion),
+                ts: black_box(1_800_000_000_000),
+            })
+        })
+    });
+    // The step before encoding, for scale: what one message costs to score.
+    group.bench_function("score_then_encode_emotion_result", |b| {
+        b.iter(|| {
+            let emotion = WireEmotion::from_scores(&scorer.score(black_box(TEXT)));
+            wire::emotion_result(Some("c12345"), "user:load-42", Some(1234), &emotion)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encoding);
+criterion_main!(benches);

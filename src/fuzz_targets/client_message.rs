@@ -292,9 +292,14 @@ impl Simulation {
         if !self.connections[conn].open {
             return;
         }
+        let timers_before = self.core.stats().timers;
         let mut out = Recorder::default();
         self.core.closed(conn, self.now, &mut out);
         self.connections[conn] = ConnectionModel::default();
+        assert!(
+            self.core.stats().timers <= timers_before,
+            "closing a connection armed a timer"
+        );
         assert!(
             out.sends.iter().all(|(to, ..)| *to != conn),
             "the core sent to a connection while it was being closed"
@@ -318,6 +323,15 @@ impl Simulation {
         for conn in 0..CONNECTIONS {
             self.closed(conn);
         }
+        // With every session gone, only room timers may remain: at most a pending bot reply and
+        // a history expiry per room. Auth, token and typing timers must have been cancelled.
+        let stats = self.core.stats();
+        assert!(
+            stats.timers <= 2 * stats.rooms,
+            "{} timers left for {} rooms after every session ended",
+            stats.timers,
+            stats.rooms
+        );
         let quiet_until = self.now + QUIET_PERIOD_MS;
         while self.now < quiet_until {
             self.advance(QUIET_STEP_MS);

@@ -330,7 +330,22 @@ impl Reactor {
             }
             match conn.phase {
                 Phase::Http => match self.process_http(key, &input[pos..], now) {
-                    http_phase::Progress::Consumed(n) => pos += n,
+                    http_phase::Progress::Consumed(n) => {
+                        pos += n;
+                        // Pipelined requests from a client that never reads its responses must
+                        // not grow the output without bound (each small request can cost a whole
+                        // file): past the cap the connection is dropped, as on the WebSocket side.
+                        let output_cap = self.config.output_limits.hard;
+                        if self
+                            .conns
+                            .get(key)
+                            .is_some_and(|c| c.backlog() > output_cap)
+                        {
+                            self.metrics.slow_consumers_closed += 1;
+                            self.remove(key, now);
+                            return input.len();
+                        }
+                    }
                     http_phase::Progress::NeedMore => return pos,
                     http_phase::Progress::Done => return input.len(),
                 },

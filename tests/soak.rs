@@ -1119,13 +1119,10 @@ fn hostile_input_soak() {
 /// A client that sends typing drafts faster than the server can take them must not hold the
 /// event loop: everyone else still gets answers within the loose bound.
 ///
-/// Ignored until the reactor bounds the reads it does for one connection per loop turn. Today it
-/// reads a connection until `WouldBlock`, so a sender that keeps the socket full keeps the loop
-/// (and every other connection, and the timers) waiting; typing previews are droppable, so the
-/// output cap never ends it. On this machine a 3 s flood of 40-byte frames delays another
-/// client's `pong` by about 3 s.
+/// The reactor bounds the reads it does for one connection per loop turn; without that bound a
+/// sender that keeps its socket full kept the loop (every other connection, and the timers)
+/// waiting: a 3 s flood of 40-byte frames delayed another client's `pong` by about 3 s.
 #[test]
-#[ignore = "known issue: the reactor reads one connection until WouldBlock, so a fast sender starves the others"]
 fn a_fast_sender_does_not_starve_others() {
     let server = Server::start();
     let addr = server.addr;

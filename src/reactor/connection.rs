@@ -35,6 +35,10 @@ pub struct Connection {
     pub writable_interest: bool,
     /// Already in this loop turn's list of connections to flush.
     pub queued_for_flush: bool,
+    /// The loop turn in which the socket was last read (each turn has a read budget).
+    pub read_turn: u64,
+    /// In the reactor's list of connections to read again next turn.
+    pub read_carried: bool,
     /// Shut down our side once `output` drains (after an error response or a close handshake).
     pub close_after_flush: bool,
     /// Our side is shut down: input is read and discarded until the peer closes or the linger
@@ -55,6 +59,8 @@ impl Connection {
             last_rx: now,
             writable_interest: false,
             queued_for_flush: false,
+            read_turn: u64::MAX,
+            read_carried: false,
             close_after_flush: false,
             lingering: false,
         }

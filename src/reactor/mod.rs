@@ -36,6 +36,10 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Full reads one connection gets per loop turn (64 KiB). A peer that sends faster than we
+/// process would otherwise keep the loop on its socket and starve everyone else; what is left
+/// is read in the next turn, after the other connections had theirs.
+const READS_PER_TURN: usize = 1;
 /// After EMFILE and friends, accepting pauses this long instead of spinning on the error.
 const ACCEPT_PAUSE_MS: u64 = 100;
 /// Timer wheel geometry: 10 ms ticks, 4096 slots (a 41 s revolution).
@@ -64,6 +68,9 @@ pub struct Reactor {
     signals: Option<UnixStream>,
     conns: Slab<Connection>,
     read_buffer: Vec<u8>,
+    /// Connections that used up their read budget with data still waiting (edge-triggered
+    /// readiness will not report it again), with whether the peer had closed.
+    read_again: Vec<(usize, bool)>,
     wheel: TimerWheel<usize>,
     fired: Vec<usize>,
     flush_queue: Vec<usize>,
@@ -104,6 +111,7 @@ impl Reactor {
             signals,
             conns: Slab::new(),
             read_buffer: vec![0; READ_BUFFER_BYTES],
+            read_again: Vec::new(),
             wheel: TimerWheel::new(TICK_MS, WHEEL_SLOTS, now),
             fired: Vec::new(),
             flush_queue: Vec::new(),
@@ -135,6 +143,14 @@ impl Reactor {
             }
             self.metrics.loop_iterations += 1;
             let now = self.now();
+            // Connections carried over from the last turn go first, with a fresh budget.
+            let carried = std::mem::take(&mut self.read_again);
+            for (key, peer_closed) in carried {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.read_carried = false;
+                }
+                self.read(key, peer_closed, now);
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
@@ -168,6 +184,9 @@ impl Reactor {
     }
 
     fn poll_timeout(&self, now: u64) -> Option<Duration> {
+        if !self.read_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let deadlines = [
             self.wheel.next_deadline(),
             self.chat.next_deadline(),
@@ -266,8 +285,32 @@ impl Reactor {
 
     /// Reads until the socket would block, processing each chunk as it arrives.
     fn read(&mut self, key: usize, peer_closed: bool, now: u64) {
+        let turn = self.metrics.loop_iterations;
+        match self.conns.get_mut(key) {
+            // Already read this turn (a new readiness event for a connection that was carried
+            // over): its budget is spent; it is read again next turn.
+            Some(conn) if conn.read_turn == turn => {
+                if !conn.read_carried {
+                    conn.read_carried = true;
+                    self.read_again.push((key, peer_closed));
+                }
+                return;
+            }
+            Some(conn) => {
+                conn.read_turn = turn;
+                conn.read_carried = false;
+            }
+            None => return,
+        }
         let mut buffer = std::mem::take(&mut self.read_buffer);
+        let mut reads = 0;
         while let Some(conn) = self.conns.get_mut(key) {
+            if reads == READS_PER_TURN {
+                conn.read_carried = true;
+                self.read_again.push((key, peer_closed));
+                break;
+            }
+            reads += 1;
             match conn.stream.read(&mut buffer) {
                 Ok(0) => {
                     self.remove(key, now);

@@ -115,51 +115,63 @@ pub fn truncate_bytes(text: &str, max: usize) -> &str {
 }
 
 /// An emotion result as it goes on the wire: scores renormalized to sum to 1 and rounded to four
-/// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1), held as
+/// integer ten-thousandths so that a retained event stays small and encodes exactly as it was
+/// first sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WireEmotion {
     pub dominant: Emotion,
-    pub confidence: f64,
-    pub scores: [f64; 7],
+    /// Per label (indexed by [`Emotion::index`]), in ten-thousandths: 10,000 is 1.
+    pub scores: [u16; 7],
 }
+
+/// Ten-thousandths in one: scores are sent with four decimals.
+pub const SCORE_UNITS: u16 = 10_000;
 
 impl WireEmotion {
     pub fn from_scores(scores: &Scores) -> WireEmotion {
         let raw = scores.as_array();
         let sum: f64 = raw.iter().map(|&v| f64::from(v.max(0.0))).sum();
-        let mut values = [0.0; 7];
-        if sum.is_finite() && sum > 0.0 {
-            for (value, &r) in values.iter_mut().zip(raw) {
-                *value = round4(f64::from(r.max(0.0)) / sum);
+        let mut units = [0u16; 7];
+        let usable = sum.is_finite() && sum > 0.0;
+        if usable {
+            for (unit, &r) in units.iter_mut().zip(raw) {
+                // In [0, 10_000] since each share is in [0, 1].
+                *unit = (f64::from(r.max(0.0)) / sum * f64::from(SCORE_UNITS)).round() as u16;
             }
         } else {
             // A scorer fault must not put NaN on the wire.
-            values[Emotion::Neutral.index()] = 1.0;
+            units[Emotion::Neutral.index()] = SCORE_UNITS;
         }
-        let dominant = if sum.is_finite() && sum > 0.0 {
+        let dominant = if usable {
             scores.dominant()
         } else {
             Emotion::Neutral
         };
         WireEmotion {
             dominant,
-            confidence: values[dominant.index()],
-            scores: values,
+            scores: units,
         }
+    }
+
+    /// One label's score as a number in [0, 1].
+    pub fn score(&self, emotion: Emotion) -> f64 {
+        f64::from(self.scores[emotion.index()]) / f64::from(SCORE_UNITS)
+    }
+
+    /// The dominant label's score.
+    pub fn confidence(&self) -> f64 {
+        self.score(self.dominant)
     }
 }
 
-fn round4(value: f64) -> f64 {
-    (value * 10_000.0).round() / 10_000.0
-}
-
-struct ScoreMap<'a>(&'a [f64; 7]);
+struct ScoreMap<'a>(&'a WireEmotion);
 
 impl Serialize for ScoreMap<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(7))?;
         for emotion in Emotion::ALL {
-            map.serialize_entry(emotion.as_str(), &self.0[emotion.index()])?;
+            map.serialize_entry(emotion.as_str(), &self.0.score(emotion))?;
         }
         map.end()
     }
@@ -175,8 +187,8 @@ struct EmotionObject<'a> {
 fn emotion_object(emotion: &WireEmotion) -> EmotionObject<'_> {
     EmotionObject {
         dominant: emotion.dominant.as_str(),
-        confidence: emotion.confidence,
-        scores: ScoreMap(&emotion.scores),
+        confidence: emotion.confidence(),
+        scores: ScoreMap(emotion),
     }
 }
 
@@ -318,8 +330,8 @@ pub fn emotion_result(
         room,
         seq,
         dominant: emotion.dominant.as_str(),
-        confidence: emotion.confidence,
-        scores: ScoreMap(&emotion.scores),
+        confidence: emotion.confidence(),
+        scores: ScoreMap(emotion),
         preview: seq.is_none(),
     })
 }
@@ -627,8 +639,8 @@ mod tests {
         assert_eq!(text(0.5), "0.5");
         assert_eq!(text(0.0123), "0.0123");
         assert_eq!(text(0.1), "0.1");
-        assert_eq!(text(round4(0.99995)), "1");
-        assert_eq!(text(round4(0.33333333)), "0.3333");
+        assert_eq!(text(0.3333), "0.3333");
+        assert_eq!(text(0.9999), "0.9999");
         // Not a four-decimal score: general formatting.
         assert_eq!(fixed4(0.12345), None);
         assert_eq!(fixed4(1.5), None);

@@ -63,7 +63,86 @@ pub enum ParseError {
     BadRequest { detail: String, id: Option<String> },
 }
 
+/// A string field, borrowed from the input unless it has escapes. serde borrows a `Cow` only
+/// when it is the field's whole type, not inside an `Option`; this newtype makes it one.
+#[derive(Deserialize)]
+struct Field<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn field(value: Option<Field<'_>>) -> Option<Cow<'_, str>> {
+    value.map(|Field(text)| text)
+}
+
+/// Every field of every client message, read in one pass straight from the text. The tagged
+/// enum above makes serde buffer the whole object (into its private `Content` tree) before it
+/// knows the variant; this flat form does not, and `type` picks the fields afterwards.
+#[derive(Deserialize)]
+struct FlatClientMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Field<'a>,
+    #[serde(borrow, default)]
+    token: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    room: Option<Field<'a>>,
+    #[serde(default)]
+    since: Option<u64>,
+    #[serde(default)]
+    t: Option<serde_json::Number>,
+}
+
+impl<'a> FlatClientMessage<'a> {
+    /// The message, when `type` is known and its required fields are there.
+    fn into_message(self) -> Option<ClientMessage<'a>> {
+        Some(match &*self.kind.0 {
+            "auth" => ClientMessage::Auth {
+                token: field(self.token)?,
+            },
+            "message" => ClientMessage::Message {
+                id: field(self.id),
+                text: field(self.text)?,
+                room: field(self.room),
+            },
+            "typing" => ClientMessage::Typing {
+                room: field(self.room),
+                text: field(self.text),
+            },
+            "join" => ClientMessage::Join {
+                room: field(self.room)?,
+                since: self.since,
+            },
+            "leave" => ClientMessage::Leave {
+                room: field(self.room)?,
+            },
+            "ping" => ClientMessage::Ping { t: self.t },
+            _ => return None,
+        })
+    }
+}
+
+/// Parses one client text frame. Well-formed messages take the flat one-pass route; anything
+/// else (bad JSON, unknown type, a missing field, a wrongly typed field that the message's type
+/// does not even use) goes through the tagged enum, which decides and classifies it.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+    // Only objects: serde would also read a struct from a JSON array, by position.
+    if text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        if let Some(message) = serde_json::from_str::<FlatClientMessage<'_>>(text)
+            .ok()
+            .and_then(FlatClientMessage::into_message)
+        {
+            return Ok(message);
+        }
+    }
+    classify_client_message(text)
+}
+
+/// The reference parse: the tagged enum, and on failure a second look to classify the error.
+fn classify_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
     let error = match serde_json::from_str::<ClientMessage<'_>>(text) {
         Ok(message) => return Ok(message),
         Err(error) => error,
@@ -596,6 +675,64 @@ mod tests {
             parsed(r#"{"type":"ping","t":12.5}"#),
             Ok(ClientMessage::Ping { t: Some(_) })
         ));
+    }
+
+    #[test]
+    fn plain_strings_are_borrowed_from_the_frame() {
+        let Ok(ClientMessage::Message { id, text, room }) =
+            parsed(r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#)
+        else {
+            panic!("not a message");
+        };
+        assert!(matches!(id, Some(Cow::Borrowed("c1"))));
+        assert!(matches!(text, Cow::Borrowed("hi")));
+        assert!(matches!(room, Some(Cow::Borrowed("lobby"))));
+        // Escapes need an owned copy.
+        let Ok(ClientMessage::Message { text, .. }) = parsed(r#"{"type":"message","text":"a\nb"}"#)
+        else {
+            panic!("not a message");
+        };
+        assert_eq!(text, "a\nb");
+    }
+
+    /// Inputs on which the one-pass parse and the tagged enum must agree, including the ones
+    /// the one-pass parse hands over.
+    const AGREEMENT_CASES: [&str; 24] = [
+        r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#,
+        r#" {"text":"x","type":"message","extra":[1,{"a":null}]}"#,
+        r#"{"type":"message","text":"x","since":"not for messages"}"#,
+        r#"{"type":"message","text":"x","t":"not for messages","token":5}"#,
+        r#"{"type":"message","text":null}"#,
+        r#"{"type":"message","id":null,"text":"x","room":null}"#,
+        r#"{"type":"message","id":7,"text":"x"}"#,
+        r#"{"type":"message","text":"x","text":"y"}"#,
+        r#"{"type":"message","type":"message","text":"x"}"#,
+        r#"{"type":"typing"}"#,
+        r#"{"type":"typing","room":"r","text":"dræft"}"#,
+        r#"{"type":"join","room":"a","since":7}"#,
+        r#"{"type":"join","room":"a","since":null}"#,
+        r#"{"type":"join","room":"a","since":7.5}"#,
+        r#"{"type":"join"}"#,
+        r#"{"type":"leave","room":"a","since":-3}"#,
+        r#"{"type":"ping","t":12.5}"#,
+        r#"{"type":"ping","t":"x"}"#,
+        r#"{"type":"auth","token":"abc","room":1}"#,
+        r#"{"type":"dance","text":"x"}"#,
+        r#"["ping"]"#,
+        r#"{"type":"ping"} x"#,
+        r#"{"type":"ping"}"#,
+        "{\"type\":\"message\",\"text\":\"x\"",
+    ];
+
+    #[test]
+    fn one_pass_parse_agrees_with_the_tagged_enum() {
+        for case in AGREEMENT_CASES {
+            assert_eq!(
+                parse_client_message(case),
+                classify_client_message(case),
+                "{case}"
+            );
+        }
     }
 
     #[test]

@@ -167,6 +167,8 @@ pub struct ChatCore {
     fired: Vec<Timer>,
     retained_events: usize,
     rng: u64,
+    /// Reused for the frames every message produces, so that encoding one allocates nothing.
+    frame: Vec<u8>,
 }
 
 impl ChatCore {
@@ -198,6 +200,7 @@ impl ChatCore {
             fired: Vec::new(),
             retained_events: 0,
             rng: seed | 1,
+            frame: Vec::new(),
         }
     }
 
@@ -611,8 +614,14 @@ impl ChatCore {
             return;
         };
         if room.members.as_slice().iter().any(|&m| Some(m) != skip) {
-            let json = event.encode(&room.name);
-            self.publish(key, &json, skip, Delivery::Essential, out);
+            let mut json = std::mem::take(&mut self.frame);
+            json.clear();
+            event.encode_into(&room.name, &mut json);
+            // The wire writers produce UTF-8 only.
+            if let Ok(json) = std::str::from_utf8(&json) {
+                self.publish(key, json, skip, Delivery::Essential, out);
+            }
+            self.frame = json;
         }
         let capacity = self.config.history_events;
         let idle_after = self.config.history_min_age_ms;
@@ -767,8 +776,10 @@ impl ChatCore {
             emotion,
         );
         self.publish_event(key, event, Some(conn), now, out);
-        let result = wire::emotion_result(Some(id), &self.rooms[key].name, Some(seq), &emotion);
-        out.send(conn, &result, Delivery::Essential);
+        self.frame.clear();
+        let room_name = &self.rooms[key].name;
+        wire::write_emotion_result(&mut self.frame, Some(id), room_name, Some(seq), &emotion);
+        send_frame(out, conn, &self.frame, Delivery::Essential);
         if self.config.bot && key == private_room {
             self.owe_reply(key, id, &emotion, now, out);
         }
@@ -882,9 +893,12 @@ impl ChatCore {
                 Some(&room.name),
             );
         }
+        let mut json = Vec::new();
         for event in &room.history {
             if event.seq > after {
-                out.send(conn, &event.encode(&room.name), Delivery::Essential);
+                json.clear();
+                event.encode_into(&room.name, &mut json);
+                send_frame(out, conn, &json, Delivery::Essential);
             }
         }
     }
@@ -1129,6 +1143,13 @@ impl ChatCore {
 
 const BAD_ROOM_MESSAGE: &str = "room names are user:<id> or match [a-z0-9_-]{1,64}";
 const FORBIDDEN_MESSAGE: &str = "that is another user's private room";
+
+/// Sends a frame written by the wire writers, which produce UTF-8 only.
+fn send_frame(out: &mut impl Outbox, conn: ConnId, json: &[u8], delivery: Delivery) {
+    if let Ok(json) = std::str::from_utf8(json) {
+        out.send(conn, json, delivery);
+    }
+}
 
 fn send_error(
     out: &mut impl Outbox,

@@ -124,7 +124,15 @@ impl RoomEvent {
     }
 
     /// The event's JSON as members of `room` get it.
+    #[cfg(test)]
     pub fn encode(&self, room: &str) -> String {
+        let mut out = Vec::new();
+        self.encode_into(room, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The event's JSON as members of `room` get it, appended to `out` (UTF-8).
+    pub fn encode_into(&self, room: &str, out: &mut Vec<u8>) {
         match &self.body {
             EventBody::Message {
                 sender_room,
@@ -136,24 +144,29 @@ impl RoomEvent {
                 let (id, text) = id_and_text
                     .split_at_checked(*id_len as usize)
                     .unwrap_or(("", id_and_text));
-                wire::message_event(wire::MessageFields {
-                    room,
-                    seq: self.seq,
-                    from: sender_room
-                        .strip_prefix(PRIVATE_PREFIX)
-                        .unwrap_or(sender_room),
-                    name: name.as_deref(),
-                    id,
-                    text,
-                    emotion,
-                    ts: self.ts,
-                })
+                wire::write_message_event(
+                    out,
+                    wire::MessageFields {
+                        room,
+                        seq: self.seq,
+                        from: sender_room
+                            .strip_prefix(PRIVATE_PREFIX)
+                            .unwrap_or(sender_room),
+                        name: name.as_deref(),
+                        id,
+                        text,
+                        emotion,
+                        ts: self.ts,
+                    },
+                )
             }
             EventBody::Reply {
                 in_reply_to,
                 text,
                 emotion,
-            } => wire::reply_event(room, self.seq, in_reply_to, text, *emotion, self.ts),
+            } => out.extend_from_slice(
+                wire::reply_event(room, self.seq, in_reply_to, text, *emotion, self.ts).as_bytes(),
+            ),
         }
     }
 }

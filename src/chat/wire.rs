@@ -3,8 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::emotion::{Emotion, Scores};
 
@@ -244,33 +243,6 @@ impl WireEmotion {
     }
 }
 
-struct ScoreMap<'a>(&'a WireEmotion);
-
-impl Serialize for ScoreMap<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(7))?;
-        for emotion in Emotion::ALL {
-            map.serialize_entry(emotion.as_str(), &self.0.score(emotion))?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
-struct EmotionObject<'a> {
-    dominant: &'static str,
-    confidence: f64,
-    scores: ScoreMap<'a>,
-}
-
-fn emotion_object(emotion: &WireEmotion) -> EmotionObject<'_> {
-    EmotionObject {
-        dominant: emotion.dominant.as_str(),
-        confidence: emotion.confidence(),
-        scores: ScoreMap(emotion),
-    }
-}
-
 fn encode<T: Serialize>(value: &T) -> String {
     // Most server messages fit; growing the buffer would copy it.
     let mut out = Vec::with_capacity(256);
@@ -382,20 +354,6 @@ pub fn authed(exp: u64) -> String {
     })
 }
 
-#[derive(Serialize)]
-struct EmotionResult<'a> {
-    r#type: &'static str,
-    /// `null` for previews.
-    id: Option<&'a str>,
-    room: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    dominant: &'static str,
-    confidence: f64,
-    scores: ScoreMap<'a>,
-    preview: bool,
-}
-
 /// The sender's own result: for a sent message (`id` and `seq` set) or a draft preview (neither).
 pub fn emotion_result(
     id: Option<&str>,
@@ -403,30 +361,42 @@ pub fn emotion_result(
     seq: Option<u64>,
     emotion: &WireEmotion,
 ) -> String {
-    encode(&EmotionResult {
-        r#type: "emotion",
-        id,
-        room,
-        seq,
-        dominant: emotion.dominant.as_str(),
-        confidence: emotion.confidence(),
-        scores: ScoreMap(emotion),
-        preview: seq.is_none(),
-    })
+    let mut out = Vec::new();
+    write_emotion_result(&mut out, id, room, seq, emotion);
+    // Built only from `&str` pieces and ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-#[derive(Serialize)]
-struct MessageEvent<'a> {
-    r#type: &'static str,
-    room: &'a str,
-    seq: u64,
-    from: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    id: &'a str,
-    text: &'a str,
-    emotion: EmotionObject<'a>,
-    ts: u64,
+/// [`emotion_result`] appended to `out` (UTF-8), so a caller can reuse one buffer for every
+/// frame. Bytes rather than a `String`: digits go in without a UTF-8 check each.
+pub fn write_emotion_result(
+    out: &mut Vec<u8>,
+    id: Option<&str>,
+    room: &str,
+    seq: Option<u64>,
+    emotion: &WireEmotion,
+) {
+    // Written by hand rather than through serde: this and the room event are the frames every
+    // message produces, and a direct writer costs a fraction of serde's per-field machinery.
+    out.reserve(256 + room.len() + id.map_or(0, str::len));
+    out.extend_from_slice(br#"{"type":"emotion","id":"#);
+    match id {
+        Some(id) => push_json_str(out, id),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","room":"#);
+    push_json_str(out, room);
+    if let Some(seq) = seq {
+        out.extend_from_slice(br#","seq":"#);
+        push_u64(out, seq);
+    }
+    out.push(b',');
+    push_emotion_fields(out, emotion);
+    out.extend_from_slice(if seq.is_none() {
+        br#","preview":true}"#
+    } else {
+        br#","preview":false}"#
+    });
 }
 
 pub struct MessageFields<'a> {
@@ -442,17 +412,131 @@ pub struct MessageFields<'a> {
 }
 
 pub fn message_event(fields: MessageFields<'_>) -> String {
-    encode(&MessageEvent {
-        r#type: "message",
-        room: fields.room,
-        seq: fields.seq,
-        from: fields.from,
-        name: fields.name,
-        id: fields.id,
-        text: fields.text,
-        emotion: emotion_object(fields.emotion),
-        ts: fields.ts,
-    })
+    let mut out = Vec::new();
+    write_message_event(&mut out, fields);
+    // Built only from `&str` pieces and ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`message_event`] appended to `out` (UTF-8).
+pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
+    out.reserve(
+        300 + fields.room.len()
+            + fields.from.len()
+            + fields.name.map_or(0, str::len)
+            + fields.id.len()
+            + fields.text.len(),
+    );
+    out.extend_from_slice(br#"{"type":"message","room":"#);
+    push_json_str(out, fields.room);
+    out.extend_from_slice(br#","seq":"#);
+    push_u64(out, fields.seq);
+    out.extend_from_slice(br#","from":"#);
+    push_json_str(out, fields.from);
+    if let Some(name) = fields.name {
+        out.extend_from_slice(br#","name":"#);
+        push_json_str(out, name);
+    }
+    out.extend_from_slice(br#","id":"#);
+    push_json_str(out, fields.id);
+    out.extend_from_slice(br#","text":"#);
+    push_json_str(out, fields.text);
+    out.extend_from_slice(br#","emotion":{"#);
+    push_emotion_fields(out, fields.emotion);
+    out.extend_from_slice(br#"},"ts":"#);
+    push_u64(out, fields.ts);
+    out.push(b'}');
+}
+
+/// `"dominant":…,"confidence":…,"scores":{…}`, shared by both frames a message produces.
+fn push_emotion_fields(out: &mut Vec<u8>, emotion: &WireEmotion) {
+    out.extend_from_slice(br#""dominant":""#);
+    out.extend_from_slice(emotion.dominant.as_str().as_bytes());
+    out.extend_from_slice(br#"","confidence":"#);
+    push_score(out, emotion.scores[emotion.dominant.index()]);
+    out.extend_from_slice(br#","scores":{"#);
+    for (n, label) in Emotion::ALL.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(label.as_str().as_bytes());
+        out.extend_from_slice(b"\":");
+        push_score(out, emotion.scores[label.index()]);
+    }
+    out.push(b'}');
+}
+
+/// A score in ten-thousandths as the shortest decimal: `0`, `1`, `0.5`, `0.0123`.
+fn push_score(out: &mut Vec<u8>, units: u16) {
+    match units {
+        0 => out.push(b'0'),
+        SCORE_UNITS.. => out.push(b'1'),
+        _ => {
+            let mut digits = *b"0.0000";
+            let mut rest = units;
+            for slot in digits[2..].iter_mut().rev() {
+                *slot = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            let mut len = digits.len();
+            while digits[len - 1] == b'0' {
+                len -= 1;
+            }
+            // A fixed-size copy then a cut: cheaper than a copy of variable length.
+            out.extend_from_slice(&digits);
+            out.truncate(out.len() - (digits.len() - len));
+        }
+    }
+}
+
+fn push_u64(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(digit);
+    }
+}
+
+/// `text` as a JSON string literal, escaped exactly as serde_json does: `"`, `\\`, the short
+/// forms `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let mut plain_from = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let short = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.extend_from_slice(&text.as_bytes()[plain_from..at]);
+        plain_from = at + 1;
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(short.as_bytes());
+        }
+    }
+    out.extend_from_slice(&text.as_bytes()[plain_from..]);
+    out.push(b'"');
 }
 
 #[derive(Serialize)]
@@ -842,5 +926,143 @@ mod tests {
             json,
             json!({"type":"error","code":"history_gap","message":"gone","room":"lobby"})
         );
+    }
+
+    // ----- serde reference for the hand-written frames -----
+
+    use serde::ser::SerializeMap;
+    use serde::{Serialize, Serializer};
+
+    struct ScoreMap<'a>(&'a WireEmotion);
+
+    impl Serialize for ScoreMap<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(7))?;
+            for emotion in Emotion::ALL {
+                map.serialize_entry(emotion.as_str(), &self.0.score(emotion))?;
+            }
+            map.end()
+        }
+    }
+
+    #[derive(Serialize)]
+    struct EmotionObject<'a> {
+        dominant: &'static str,
+        confidence: f64,
+        scores: ScoreMap<'a>,
+    }
+
+    fn emotion_object(emotion: &WireEmotion) -> EmotionObject<'_> {
+        EmotionObject {
+            dominant: emotion.dominant.as_str(),
+            confidence: emotion.confidence(),
+            scores: ScoreMap(emotion),
+        }
+    }
+
+    #[derive(Serialize)]
+    struct EmotionResult<'a> {
+        r#type: &'static str,
+        /// `null` for previews.
+        id: Option<&'a str>,
+        room: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        dominant: &'static str,
+        confidence: f64,
+        scores: ScoreMap<'a>,
+        preview: bool,
+    }
+
+    #[derive(Serialize)]
+    struct MessageEvent<'a> {
+        r#type: &'static str,
+        room: &'a str,
+        seq: u64,
+        from: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        id: &'a str,
+        text: &'a str,
+        emotion: EmotionObject<'a>,
+        ts: u64,
+    }
+
+    fn reference_emotion_result(
+        id: Option<&str>,
+        room: &str,
+        seq: Option<u64>,
+        emotion: &WireEmotion,
+    ) -> String {
+        encode(&EmotionResult {
+            r#type: "emotion",
+            id,
+            room,
+            seq,
+            dominant: emotion.dominant.as_str(),
+            confidence: emotion.confidence(),
+            scores: ScoreMap(emotion),
+            preview: seq.is_none(),
+        })
+    }
+
+    fn reference_message_event(fields: MessageFields<'_>) -> String {
+        encode(&MessageEvent {
+            r#type: "message",
+            room: fields.room,
+            seq: fields.seq,
+            from: fields.from,
+            name: fields.name,
+            id: fields.id,
+            text: fields.text,
+            emotion: emotion_object(fields.emotion),
+            ts: fields.ts,
+        })
+    }
+
+    #[test]
+    fn hand_written_frames_match_serde_byte_for_byte() {
+        let awkward = "quote \" backslash \\ \u{8}\u{c}\n\r\t \u{0}\u{1f}\u{7f} é 🎉 </script>";
+        let texts = ["", "plain", awkward];
+        let mut emotions = vec![WireEmotion {
+            dominant: Emotion::Neutral,
+            scores: [0, 0, 0, 0, 0, 0, SCORE_UNITS],
+        }];
+        for text in ["I am thrilled", "this is awful and scary", "ok"] {
+            emotions.push(WireEmotion::from_scores(
+                &crate::emotion::Scorer::new().score(text),
+            ));
+        }
+        emotions.push(WireEmotion {
+            dominant: Emotion::Joy,
+            scores: [1, 10, 100, 1000, 9, 90, 8790],
+        });
+        for emotion in &emotions {
+            for text in texts {
+                for (id, seq) in [
+                    (Some(text), Some(0)),
+                    (None, None),
+                    (Some("c1"), Some(u64::MAX)),
+                ] {
+                    assert_eq!(
+                        emotion_result(id, text, seq, emotion),
+                        reference_emotion_result(id, text, seq, emotion)
+                    );
+                }
+                for name in [None, Some(text)] {
+                    let fields = || MessageFields {
+                        room: "user:a\"b",
+                        seq: 1234,
+                        from: text,
+                        name,
+                        id: text,
+                        text,
+                        emotion,
+                        ts: 1_800_000_000_123,
+                    };
+                    assert_eq!(message_event(fields()), reference_message_event(fields()));
+                }
+            }
+        }
     }
 }

@@ -206,6 +206,12 @@ pub struct WireEmotion {
 /// Ten-thousandths in one: scores are sent with four decimals.
 pub const SCORE_UNITS: u16 = 10_000;
 
+/// A share in [0, 1] as the nearest number of ten-thousandths (ties up). Adding one half and
+/// truncating avoids `f64::round`, a library call on baseline x86-64.
+fn share_to_units(share: f64) -> u16 {
+    (share * f64::from(SCORE_UNITS) + 0.5) as u16
+}
+
 impl WireEmotion {
     pub fn from_scores(scores: &Scores) -> WireEmotion {
         let raw = scores.as_array();
@@ -214,8 +220,7 @@ impl WireEmotion {
         let usable = sum.is_finite() && sum > 0.0;
         if usable {
             for (unit, &r) in units.iter_mut().zip(raw) {
-                // In [0, 10_000] since each share is in [0, 1].
-                *unit = (f64::from(r.max(0.0)) / sum * f64::from(SCORE_UNITS)).round() as u16;
+                *unit = share_to_units(f64::from(r.max(0.0)) / sum);
             }
         } else {
             // A scorer fault must not put NaN on the wire.
@@ -759,6 +764,20 @@ mod tests {
             parsed(r#"{"type":"ping","t":12.5}"#),
             Ok(ClientMessage::Ping { t: Some(_) })
         ));
+    }
+
+    #[test]
+    fn shares_round_to_the_nearest_ten_thousandth() {
+        assert_eq!(share_to_units(0.0), 0);
+        assert_eq!(share_to_units(1.0), SCORE_UNITS);
+        assert_eq!(share_to_units(0.00005), 1);
+        assert_eq!(share_to_units(0.000049), 0);
+        assert_eq!(share_to_units(0.12345678), 1235);
+        for step in 0..=100_000u32 {
+            let share = f64::from(step) / 100_000.0;
+            let expected = (share * 10_000.0).round() as u16;
+            assert_eq!(share_to_units(share), expected, "{share}");
+        }
     }
 
     #[test]

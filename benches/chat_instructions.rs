@@ -9,6 +9,10 @@
 //! Divide the instruction count by the iterations (after subtracting a run with 0 iterations for
 //! the set-up) to get instructions per private message: parse, score, encode the `emotion`
 //! result and the `message` event for a second tab, retain it for resume.
+//!
+//! A second number sets how many tabs the user has open (default 2). With `1` nobody else is in
+//! the private room, as in the load generator's `chat` scenario (one connection per user):
+//! `target/release/deps/chat_instructions-* 20000 1`.
 
 use emotibot::chat::auth::{AuthConfig, Authenticator, Claims, KeyConfig};
 use emotibot::chat::{ChatConfig, ChatCore, ConnId, Delivery, Outbox};
@@ -31,11 +35,13 @@ impl Outbox for CountingOutbox {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; the first numeric argument is the iteration count.
-    let iterations: u64 = std::env::args()
+    // `cargo bench` passes `--bench`; the first numeric argument is the iteration count, the
+    // second the number of tabs.
+    let mut numbers = std::env::args()
         .skip(1)
-        .find_map(|arg| arg.parse().ok())
-        .unwrap_or(100_000);
+        .filter_map(|arg| arg.parse::<u64>().ok());
+    let iterations = numbers.next().unwrap_or(100_000);
+    let tabs = numbers.next().unwrap_or(2);
     let auth = Authenticator::new(AuthConfig {
         key: KeyConfig::Hs256(b"instruction-count-secret".to_vec()),
         issuer: None,
@@ -49,7 +55,7 @@ fn main() {
     };
     let mut chat = ChatCore::new(config, auth, UNIX_AT_ZERO);
     let mut out = CountingOutbox::default();
-    for conn in 0..2 {
+    for conn in 0..tabs as ConnId {
         let claims = Claims {
             sub: "alice".to_owned(),
             name: None,
@@ -63,7 +69,7 @@ fn main() {
     }
     let elapsed = started.elapsed();
     println!(
-        "{iterations} private messages, {:.0} ns each (wall clock), {} bytes out",
+        "{iterations} private messages with {tabs} tab(s), {:.0} ns each (wall clock), {} bytes out",
         elapsed.as_nanos() as f64 / iterations.max(1) as f64,
         black_box(out.bytes)
     );

@@ -27,7 +27,7 @@ use crate::emotion::Scorer;
 use crate::timer_wheel::TimerWheel;
 use inline_vec::InlineVec;
 use limits::TokenBucket;
-use room::{parse_room_name, PendingReply, Room, RoomKey, RoomName, PRIVATE_PREFIX};
+use room::{parse_room_name, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX};
 use session::{Membership, Phase, Session};
 use wire::{ClientMessage, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS};
 
@@ -167,6 +167,8 @@ pub struct ChatCore {
     fired: Vec<Timer>,
     retained_events: usize,
     rng: u64,
+    /// Reused for the frames every message produces, so that encoding one allocates nothing.
+    frame: Vec<u8>,
 }
 
 impl ChatCore {
@@ -198,6 +200,7 @@ impl ChatCore {
             fired: Vec::new(),
             retained_events: 0,
             rng: seed | 1,
+            frame: Vec::new(),
         }
     }
 
@@ -452,7 +455,7 @@ impl ChatCore {
         };
         session.phase = Phase::Live;
         session.private_room = room;
-        session.name = claims.name.map(String::into_boxed_str);
+        session.name = claims.name.map(Rc::from);
         session.rooms.push(Membership { room, typing: None });
         session.timer = Some(self.timers.insert(
             deadline,
@@ -495,7 +498,7 @@ impl ChatCore {
         if let Some(timer) = session.timer.take() {
             self.timers.cancel(timer);
         }
-        session.name = claims.name.map(String::into_boxed_str);
+        session.name = claims.name.map(Rc::from);
         session.timer = Some(self.timers.insert(
             deadline,
             Timer::TokenExpiry {
@@ -597,23 +600,35 @@ impl ChatCore {
         }
     }
 
-    /// Publishes a sequenced room event and retains it for resume.
+    /// Publishes a sequenced room event and retains it for resume. It is encoded only when a
+    /// member other than `skip` is there to get it now.
     fn publish_event(
         &mut self,
         key: RoomKey,
-        seq: u64,
-        json: String,
+        event: RoomEvent,
         skip: Option<ConnId>,
         now: u64,
         out: &mut impl Outbox,
     ) {
-        self.publish(key, &json, skip, Delivery::Essential, out);
+        let Some(room) = self.rooms.get(key) else {
+            return;
+        };
+        if room.members.as_slice().iter().any(|&m| Some(m) != skip) {
+            let mut json = std::mem::take(&mut self.frame);
+            json.clear();
+            event.encode_into(&room.name, &mut json);
+            // The wire writers produce UTF-8 only.
+            if let Ok(json) = std::str::from_utf8(&json) {
+                self.publish(key, json, skip, Delivery::Essential, out);
+            }
+            self.frame = json;
+        }
         let capacity = self.config.history_events;
         let idle_after = self.config.history_min_age_ms;
         let Some(room) = self.rooms.get_mut(key) else {
             return;
         };
-        self.retained_events += room.retain_event(seq, json.into_boxed_str(), capacity);
+        self.retained_events += room.retain_event(event, capacity);
         room.last_event_at = now;
         if room.idle_timer.is_none() && !room.history.is_empty() {
             let timer = Timer::RoomIdle {
@@ -751,19 +766,20 @@ impl ChatCore {
             return;
         };
         let private_room = session.private_room;
-        let event = wire::message_event(wire::MessageFields {
-            room: &self.rooms[key].name,
+        let event = RoomEvent::message(
             seq,
-            from: self.sub_of(session),
-            name: session.name.as_deref(),
+            self.unix_ms_at_zero.saturating_add(now),
+            self.rooms[private_room].name.clone(),
+            session.name.clone(),
             id,
-            text: &text,
-            emotion: &emotion,
-            ts: self.unix_ms_at_zero.saturating_add(now),
-        });
-        self.publish_event(key, seq, event, Some(conn), now, out);
-        let result = wire::emotion_result(Some(id), &self.rooms[key].name, Some(seq), &emotion);
-        out.send(conn, &result, Delivery::Essential);
+            &text,
+            emotion,
+        );
+        self.publish_event(key, event, Some(conn), now, out);
+        self.frame.clear();
+        let room_name = &self.rooms[key].name;
+        wire::write_emotion_result(&mut self.frame, Some(id), room_name, Some(seq), &emotion);
+        send_frame(out, conn, &self.frame, Delivery::Essential);
         if self.config.bot && key == private_room {
             self.owe_reply(key, id, &emotion, now, out);
         }
@@ -861,7 +877,7 @@ impl ChatCore {
                     room.last_seq
                 )
             } else {
-                let first = room.history.front().map_or(room.last_seq + 1, |e| e.0);
+                let first = room.history.front().map_or(room.last_seq + 1, |e| e.seq);
                 format!(
                     "events {} to {} are no longer retained; replaying what is",
                     since + 1,
@@ -877,9 +893,12 @@ impl ChatCore {
                 Some(&room.name),
             );
         }
-        for (seq, json) in &room.history {
-            if *seq > after {
-                out.send(conn, json, Delivery::Essential);
+        let mut json = Vec::new();
+        for event in &room.history {
+            if event.seq > after {
+                json.clear();
+                event.encode_into(&room.name, &mut json);
+                send_frame(out, conn, &json, Delivery::Essential);
             }
         }
     }
@@ -1010,14 +1029,14 @@ impl ChatCore {
                 pending.timer = timer;
                 pending.in_reply_to = id.into();
                 pending.emotion = emotion.dominant;
-                pending.confidence = emotion.confidence;
+                pending.confidence = emotion.confidence();
             }
             None => {
                 room.bot = Some(Box::new(PendingReply {
                     timer,
                     in_reply_to: id.into(),
                     emotion: emotion.dominant,
-                    confidence: emotion.confidence,
+                    confidence: emotion.confidence(),
                 }));
                 let json = wire::typing(&room.name, BOT_NAME, None, true);
                 self.publish(key, &json, None, Delivery::Droppable, out);
@@ -1047,16 +1066,9 @@ impl ChatCore {
         room.last_seq += 1;
         let seq = room.last_seq;
         let ts = self.unix_ms_at_zero.saturating_add(now);
-        let json = wire::reply_event(
-            &room.name,
-            seq,
-            &pending.in_reply_to,
-            text,
-            pending.emotion,
-            ts,
-        );
+        let event = RoomEvent::reply(seq, ts, &pending.in_reply_to, text, pending.emotion);
         let typing_off = wire::typing(&room.name, BOT_NAME, None, false);
-        self.publish_event(key, seq, json, None, now, out);
+        self.publish_event(key, event, None, now, out);
         self.publish(key, &typing_off, None, Delivery::Droppable, out);
         self.release_if_unused(key);
     }
@@ -1131,6 +1143,13 @@ impl ChatCore {
 
 const BAD_ROOM_MESSAGE: &str = "room names are user:<id> or match [a-z0-9_-]{1,64}";
 const FORBIDDEN_MESSAGE: &str = "that is another user's private room";
+
+/// Sends a frame written by the wire writers, which produce UTF-8 only.
+fn send_frame(out: &mut impl Outbox, conn: ConnId, json: &[u8], delivery: Delivery) {
+    if let Ok(json) = std::str::from_utf8(json) {
+        out.send(conn, json, delivery);
+    }
+}
 
 fn send_error(
     out: &mut impl Outbox,

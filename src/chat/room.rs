@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use super::inline_vec::InlineVec;
+use super::wire::{self, WireEmotion};
 use super::ConnId;
 use crate::emotion::Emotion;
 use crate::timer_wheel::TimerKey;
@@ -47,6 +48,129 @@ pub struct PendingReply {
     pub confidence: f64,
 }
 
+/// A sequenced room event (`message` or `reply`), kept as data rather than as JSON: most events
+/// (a user's message with one tab open) reach nobody but the ring, so they are encoded only when
+/// another member must get one now or a client resumes. Encoding is deterministic, so a replay
+/// carries exactly the bytes first sent.
+pub struct RoomEvent {
+    pub seq: u64,
+    /// Unix milliseconds when the server accepted the event.
+    pub ts: u64,
+    pub body: EventBody,
+}
+
+pub enum EventBody {
+    Message {
+        /// The sender's private room name (`user:<sub>`), shared with that room.
+        sender_room: Rc<str>,
+        /// The sender's display name when the event was sent.
+        name: Option<Rc<str>>,
+        /// The message id followed by its text, in one allocation.
+        id_and_text: Box<str>,
+        id_len: u32,
+        emotion: WireEmotion,
+    },
+    Reply {
+        in_reply_to: Box<str>,
+        text: &'static str,
+        emotion: Emotion,
+    },
+}
+
+impl RoomEvent {
+    pub fn message(
+        seq: u64,
+        ts: u64,
+        sender_room: Rc<str>,
+        name: Option<Rc<str>>,
+        id: &str,
+        text: &str,
+        emotion: WireEmotion,
+    ) -> RoomEvent {
+        let mut id_and_text = String::with_capacity(id.len() + text.len());
+        id_and_text.push_str(id);
+        id_and_text.push_str(text);
+        // Ids are at most 64 characters (checked before), far below u32::MAX bytes.
+        let id_len = u32::try_from(id.len()).unwrap_or(0);
+        RoomEvent {
+            seq,
+            ts,
+            body: EventBody::Message {
+                sender_room,
+                name,
+                id_and_text: id_and_text.into_boxed_str(),
+                id_len,
+                emotion,
+            },
+        }
+    }
+
+    pub fn reply(
+        seq: u64,
+        ts: u64,
+        in_reply_to: &str,
+        text: &'static str,
+        emotion: Emotion,
+    ) -> RoomEvent {
+        RoomEvent {
+            seq,
+            ts,
+            body: EventBody::Reply {
+                in_reply_to: in_reply_to.into(),
+                text,
+                emotion,
+            },
+        }
+    }
+
+    /// The event's JSON as members of `room` get it.
+    #[cfg(test)]
+    pub fn encode(&self, room: &str) -> String {
+        let mut out = Vec::new();
+        self.encode_into(room, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The event's JSON as members of `room` get it, appended to `out` (UTF-8).
+    pub fn encode_into(&self, room: &str, out: &mut Vec<u8>) {
+        match &self.body {
+            EventBody::Message {
+                sender_room,
+                name,
+                id_and_text,
+                id_len,
+                emotion,
+            } => {
+                let (id, text) = id_and_text
+                    .split_at_checked(*id_len as usize)
+                    .unwrap_or(("", id_and_text));
+                wire::write_message_event(
+                    out,
+                    wire::MessageFields {
+                        room,
+                        seq: self.seq,
+                        from: sender_room
+                            .strip_prefix(PRIVATE_PREFIX)
+                            .unwrap_or(sender_room),
+                        name: name.as_deref(),
+                        id,
+                        text,
+                        emotion,
+                        ts: self.ts,
+                    },
+                )
+            }
+            EventBody::Reply {
+                in_reply_to,
+                text,
+                emotion,
+            } => out.extend_from_slice(
+                wire::reply_event(room, self.seq, in_reply_to, text, *emotion, self.ts).as_bytes(),
+            ),
+        }
+    }
+}
+
 pub struct Room {
     pub name: Rc<str>,
     /// Distinguishes this room from a later one reusing its slab key, for timers.
@@ -54,9 +178,9 @@ pub struct Room {
     pub members: InlineVec<ConnId, 2>,
     /// Seq of the latest event (0 before the first).
     pub last_seq: u64,
-    /// Recent events as sent: `(seq, json)`, oldest first. Empty (no allocation) until the
-    /// first event and again after the room has been idle long enough.
-    pub history: VecDeque<(u64, Box<str>)>,
+    /// Recent events, oldest first. Empty (no allocation) until the first event and again
+    /// after the room has been idle long enough.
+    pub history: VecDeque<RoomEvent>,
     /// `now` of the latest event.
     pub last_event_at: u64,
     /// Armed while the history ring is held, to release it once the room is idle.
@@ -99,11 +223,11 @@ impl Room {
 
     /// Appends an event to the ring, dropping the oldest beyond `capacity`. Returns how the
     /// number of retained events changed (1 or 0).
-    pub fn retain_event(&mut self, seq: u64, json: Box<str>, capacity: usize) -> usize {
+    pub fn retain_event(&mut self, event: RoomEvent, capacity: usize) -> usize {
         if capacity == 0 {
             return 0;
         }
-        self.history.push_back((seq, json));
+        self.history.push_back(event);
         if self.history.len() > capacity {
             self.history.pop_front();
             0
@@ -123,7 +247,7 @@ impl Room {
             true
         } else {
             match self.history.front() {
-                Some(&(first, _)) => first > since + 1,
+                Some(first) => first.seq > since + 1,
                 None => self.last_seq > since,
             }
         };
@@ -157,7 +281,8 @@ mod tests {
         let mut room = Room::new(Rc::from("r"), 1, 0, true);
         for seq in seqs {
             room.last_seq = seq;
-            room.retain_event(seq, format!("{{\"seq\":{seq}}}").into(), capacity);
+            let event = RoomEvent::reply(seq, 0, "m", "hi", Emotion::Joy);
+            room.retain_event(event, capacity);
         }
         room
     }
@@ -165,8 +290,54 @@ mod tests {
     #[test]
     fn history_is_bounded() {
         let room = room_with_events(1..=10, 4);
-        let kept: Vec<u64> = room.history.iter().map(|e| e.0).collect();
+        let kept: Vec<u64> = room.history.iter().map(|e| e.seq).collect();
         assert_eq!(kept, vec![7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn retained_message_encodes_its_fields() {
+        let mut emotion = WireEmotion {
+            dominant: Emotion::Joy,
+            scores: [0; 7],
+        };
+        emotion.scores[Emotion::Joy.index()] = 7500;
+        emotion.scores[Emotion::Neutral.index()] = 2500;
+        let event = RoomEvent::message(
+            4,
+            1_800_000_000_123,
+            Rc::from("user:zoë"),
+            Some(Rc::from("Zoë")),
+            "c1",
+            "héllo \"you\"",
+            emotion,
+        );
+        let json: serde_json::Value = serde_json::from_str(&event.encode("lobby")).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "message", "room": "lobby", "seq": 4, "from": "zoë", "name": "Zoë",
+                "id": "c1", "text": "héllo \"you\"",
+                "emotion": {"dominant": "joy", "confidence": 0.75, "scores": {
+                    "anger": 0, "disgust": 0, "fear": 0, "joy": 0.75, "sadness": 0,
+                    "surprise": 0, "neutral": 0.25}},
+                "ts": 1_800_000_000_123u64
+            })
+        );
+        let reply = RoomEvent::reply(5, 9, "c1", "Nice!", Emotion::Joy).encode("user:zoë");
+        let json: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "reply", "room": "user:zoë", "seq": 5,
+                "from": "emotibot", "in_reply_to": "c1", "text": "Nice!", "emotion": "joy",
+                "ts": 9})
+        );
+    }
+
+    #[test]
+    fn retained_events_stay_small() {
+        // 100 events per room are retained for every user: the ring's slots are most of it.
+        println!("RoomEvent: {} bytes", std::mem::size_of::<RoomEvent>());
+        assert!(std::mem::size_of::<RoomEvent>() <= 88);
     }
 
     #[test]

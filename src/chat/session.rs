@@ -1,5 +1,7 @@
 //! One WebSocket connection as the chat core sees it: its phase, its user, its rooms.
 
+use std::rc::Rc;
+
 use super::inline_vec::InlineVec;
 use super::limits::TokenBucket;
 use super::room::RoomKey;
@@ -28,7 +30,8 @@ pub struct Session {
     pub timer: Option<TimerKey>,
     /// The user's private room (valid once live); its key also identifies the user.
     pub private_room: RoomKey,
-    pub name: Option<Box<str>>,
+    /// Shared with the room events that carry it.
+    pub name: Option<Rc<str>>,
     pub bucket: TokenBucket,
     /// Every room this connection is in, the private room included once live.
     pub rooms: InlineVec<Membership, 2>,

@@ -915,6 +915,83 @@ fn resume_replays_events_after_since_exactly_as_sent() {
     assert_eq!(h.drain().len(), 1);
 }
 
+/// Raw `message` events a tab joining with `since: 0` gets after alice sent `texts` alone.
+fn replayed_after_sending_alone(texts: &[Value]) -> Vec<String> {
+    let mut h = Harness::without_bot();
+    h.connect(1, "alice");
+    for text in texts {
+        h.send(1, text.clone());
+        h.advance(5);
+    }
+    let live = h.drain();
+    assert!(live.iter().all(|s| s.json["type"] == "emotion"), "{live:?}");
+    h.connect(2, "alice");
+    h.send(2, json!({"type": "join", "room": "user:alice", "since": 0}));
+    h.drain()
+        .into_iter()
+        .filter(|s| s.conn == 2 && s.json["type"] == "message")
+        .map(|s| s.raw)
+        .collect()
+}
+
+#[test]
+fn events_nobody_else_received_replay_exactly_as_they_would_have_been_sent() {
+    let texts = [
+        json!({"type": "message", "id": "a1", "text": "so happy \"today\" 🎉"}),
+        json!({"type": "message", "text": "no id: the server assigns one"}),
+        json!({"type": "message", "id": "", "text": "empty id\nnew line"}),
+    ];
+    let replayed = replayed_after_sending_alone(&texts);
+    // The same messages at the same times with a second tab open, which gets them live.
+    let mut h = Harness::without_bot();
+    h.connect(1, "alice");
+    h.connect(2, "alice");
+    for text in &texts {
+        h.send(1, text.clone());
+        h.advance(5);
+    }
+    let live: Vec<String> = h
+        .drain()
+        .into_iter()
+        .filter(|s| s.conn == 2 && s.json["type"] == "message")
+        .map(|s| s.raw)
+        .collect();
+    assert_eq!(live.len(), 3);
+    assert_eq!(replayed, live);
+    let ids: Vec<Value> = replayed
+        .iter()
+        .map(|raw| serde_json::from_str::<Value>(raw).unwrap()["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("a1"), json!("srv-2"), json!("")]);
+}
+
+#[test]
+fn bot_replies_replay_exactly_as_sent() {
+    let mut h = Harness::new();
+    h.connect(1, "alice");
+    h.send(
+        1,
+        json!({"type": "message", "id": "m1", "text": "I am so sad"}),
+    );
+    h.advance(1000);
+    let live: Vec<String> = h
+        .drain()
+        .into_iter()
+        .filter(|s| s.json["type"] == "reply")
+        .map(|s| s.raw)
+        .collect();
+    assert_eq!(live.len(), 1);
+    h.connect(2, "alice");
+    h.send(2, json!({"type": "join", "room": "user:alice", "since": 1}));
+    let replayed: Vec<String> = h
+        .drain()
+        .into_iter()
+        .filter(|s| s.json["type"] == "reply")
+        .map(|s| s.raw)
+        .collect();
+    assert_eq!(replayed, live);
+}
+
 #[test]
 fn resume_reports_a_gap_when_events_are_gone() {
     let mut h = Harness::with(ChatConfig {

@@ -3,8 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::emotion::{Emotion, Scores};
 
@@ -63,7 +62,86 @@ pub enum ParseError {
     BadRequest { detail: String, id: Option<String> },
 }
 
+/// A string field, borrowed from the input unless it has escapes. serde borrows a `Cow` only
+/// when it is the field's whole type, not inside an `Option`; this newtype makes it one.
+#[derive(Deserialize)]
+struct Field<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn field(value: Option<Field<'_>>) -> Option<Cow<'_, str>> {
+    value.map(|Field(text)| text)
+}
+
+/// Every field of every client message, read in one pass straight from the text. The tagged
+/// enum above makes serde buffer the whole object (into its private `Content` tree) before it
+/// knows the variant; this flat form does not, and `type` picks the fields afterwards.
+#[derive(Deserialize)]
+struct FlatClientMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Field<'a>,
+    #[serde(borrow, default)]
+    token: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    room: Option<Field<'a>>,
+    #[serde(default)]
+    since: Option<u64>,
+    #[serde(default)]
+    t: Option<serde_json::Number>,
+}
+
+impl<'a> FlatClientMessage<'a> {
+    /// The message, when `type` is known and its required fields are there.
+    fn into_message(self) -> Option<ClientMessage<'a>> {
+        Some(match &*self.kind.0 {
+            "auth" => ClientMessage::Auth {
+                token: field(self.token)?,
+            },
+            "message" => ClientMessage::Message {
+                id: field(self.id),
+                text: field(self.text)?,
+                room: field(self.room),
+            },
+            "typing" => ClientMessage::Typing {
+                room: field(self.room),
+                text: field(self.text),
+            },
+            "join" => ClientMessage::Join {
+                room: field(self.room)?,
+                since: self.since,
+            },
+            "leave" => ClientMessage::Leave {
+                room: field(self.room)?,
+            },
+            "ping" => ClientMessage::Ping { t: self.t },
+            _ => return None,
+        })
+    }
+}
+
+/// Parses one client text frame. Well-formed messages take the flat one-pass route; anything
+/// else (bad JSON, unknown type, a missing field, a wrongly typed field that the message's type
+/// does not even use) goes through the tagged enum, which decides and classifies it.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+    // Only objects: serde would also read a struct from a JSON array, by position.
+    if text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        if let Some(message) = serde_json::from_str::<FlatClientMessage<'_>>(text)
+            .ok()
+            .and_then(FlatClientMessage::into_message)
+        {
+            return Ok(message);
+        }
+    }
+    classify_client_message(text)
+}
+
+/// The reference parse: the tagged enum, and on failure a second look to classify the error.
+fn classify_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
     let error = match serde_json::from_str::<ClientMessage<'_>>(text) {
         Ok(message) => return Ok(message),
         Err(error) => error,
@@ -115,68 +193,58 @@ pub fn truncate_bytes(text: &str, max: usize) -> &str {
 }
 
 /// An emotion result as it goes on the wire: scores renormalized to sum to 1 and rounded to four
-/// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1), held as
+/// integer ten-thousandths so that a retained event stays small and encodes exactly as it was
+/// first sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WireEmotion {
     pub dominant: Emotion,
-    pub confidence: f64,
-    pub scores: [f64; 7],
+    /// Per label (indexed by [`Emotion::index`]), in ten-thousandths: 10,000 is 1.
+    pub scores: [u16; 7],
+}
+
+/// Ten-thousandths in one: scores are sent with four decimals.
+pub const SCORE_UNITS: u16 = 10_000;
+
+/// A share in [0, 1] as the nearest number of ten-thousandths (ties up). Adding one half and
+/// truncating avoids `f64::round`, a library call on baseline x86-64.
+fn share_to_units(share: f64) -> u16 {
+    (share * f64::from(SCORE_UNITS) + 0.5) as u16
 }
 
 impl WireEmotion {
     pub fn from_scores(scores: &Scores) -> WireEmotion {
         let raw = scores.as_array();
         let sum: f64 = raw.iter().map(|&v| f64::from(v.max(0.0))).sum();
-        let mut values = [0.0; 7];
-        if sum.is_finite() && sum > 0.0 {
-            for (value, &r) in values.iter_mut().zip(raw) {
-                *value = round4(f64::from(r.max(0.0)) / sum);
+        let mut units = [0u16; 7];
+        let usable = sum.is_finite() && sum > 0.0;
+        if usable {
+            for (unit, &r) in units.iter_mut().zip(raw) {
+                *unit = share_to_units(f64::from(r.max(0.0)) / sum);
             }
         } else {
             // A scorer fault must not put NaN on the wire.
-            values[Emotion::Neutral.index()] = 1.0;
+            units[Emotion::Neutral.index()] = SCORE_UNITS;
         }
-        let dominant = if sum.is_finite() && sum > 0.0 {
+        let dominant = if usable {
             scores.dominant()
         } else {
             Emotion::Neutral
         };
         WireEmotion {
             dominant,
-            confidence: values[dominant.index()],
-            scores: values,
+            scores: units,
         }
     }
-}
 
-fn round4(value: f64) -> f64 {
-    (value * 10_000.0).round() / 10_000.0
-}
-
-struct ScoreMap<'a>(&'a [f64; 7]);
-
-impl Serialize for ScoreMap<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(7))?;
-        for emotion in Emotion::ALL {
-            map.serialize_entry(emotion.as_str(), &self.0[emotion.index()])?;
-        }
-        map.end()
+    /// One label's score as a number in [0, 1].
+    pub fn score(&self, emotion: Emotion) -> f64 {
+        f64::from(self.scores[emotion.index()]) / f64::from(SCORE_UNITS)
     }
-}
 
-#[derive(Serialize)]
-struct EmotionObject<'a> {
-    dominant: &'static str,
-    confidence: f64,
-    scores: ScoreMap<'a>,
-}
-
-fn emotion_object(emotion: &WireEmotion) -> EmotionObject<'_> {
-    EmotionObject {
-        dominant: emotion.dominant.as_str(),
-        confidence: emotion.confidence,
-        scores: ScoreMap(&emotion.scores),
+    /// The dominant label's score.
+    pub fn confidence(&self) -> f64 {
+        self.score(self.dominant)
     }
 }
 
@@ -291,20 +359,6 @@ pub fn authed(exp: u64) -> String {
     })
 }
 
-#[derive(Serialize)]
-struct EmotionResult<'a> {
-    r#type: &'static str,
-    /// `null` for previews.
-    id: Option<&'a str>,
-    room: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    dominant: &'static str,
-    confidence: f64,
-    scores: ScoreMap<'a>,
-    preview: bool,
-}
-
 /// The sender's own result: for a sent message (`id` and `seq` set) or a draft preview (neither).
 pub fn emotion_result(
     id: Option<&str>,
@@ -312,30 +366,42 @@ pub fn emotion_result(
     seq: Option<u64>,
     emotion: &WireEmotion,
 ) -> String {
-    encode(&EmotionResult {
-        r#type: "emotion",
-        id,
-        room,
-        seq,
-        dominant: emotion.dominant.as_str(),
-        confidence: emotion.confidence,
-        scores: ScoreMap(&emotion.scores),
-        preview: seq.is_none(),
-    })
+    let mut out = Vec::new();
+    write_emotion_result(&mut out, id, room, seq, emotion);
+    // Built only from `&str` pieces and ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-#[derive(Serialize)]
-struct MessageEvent<'a> {
-    r#type: &'static str,
-    room: &'a str,
-    seq: u64,
-    from: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    id: &'a str,
-    text: &'a str,
-    emotion: EmotionObject<'a>,
-    ts: u64,
+/// [`emotion_result`] appended to `out` (UTF-8), so a caller can reuse one buffer for every
+/// frame. Bytes rather than a `String`: digits go in without a UTF-8 check each.
+pub fn write_emotion_result(
+    out: &mut Vec<u8>,
+    id: Option<&str>,
+    room: &str,
+    seq: Option<u64>,
+    emotion: &WireEmotion,
+) {
+    // Written by hand rather than through serde: this and the room event are the frames every
+    // message produces, and a direct writer costs a fraction of serde's per-field machinery.
+    out.reserve(256 + room.len() + id.map_or(0, str::len));
+    out.extend_from_slice(br#"{"type":"emotion","id":"#);
+    match id {
+        Some(id) => push_json_str(out, id),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","room":"#);
+    push_json_str(out, room);
+    if let Some(seq) = seq {
+        out.extend_from_slice(br#","seq":"#);
+        push_u64(out, seq);
+    }
+    out.push(b',');
+    push_emotion_fields(out, emotion);
+    out.extend_from_slice(if seq.is_none() {
+        br#","preview":true}"#
+    } else {
+        br#","preview":false}"#
+    });
 }
 
 pub struct MessageFields<'a> {
@@ -351,17 +417,131 @@ pub struct MessageFields<'a> {
 }
 
 pub fn message_event(fields: MessageFields<'_>) -> String {
-    encode(&MessageEvent {
-        r#type: "message",
-        room: fields.room,
-        seq: fields.seq,
-        from: fields.from,
-        name: fields.name,
-        id: fields.id,
-        text: fields.text,
-        emotion: emotion_object(fields.emotion),
-        ts: fields.ts,
-    })
+    let mut out = Vec::new();
+    write_message_event(&mut out, fields);
+    // Built only from `&str` pieces and ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`message_event`] appended to `out` (UTF-8).
+pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
+    out.reserve(
+        300 + fields.room.len()
+            + fields.from.len()
+            + fields.name.map_or(0, str::len)
+            + fields.id.len()
+            + fields.text.len(),
+    );
+    out.extend_from_slice(br#"{"type":"message","room":"#);
+    push_json_str(out, fields.room);
+    out.extend_from_slice(br#","seq":"#);
+    push_u64(out, fields.seq);
+    out.extend_from_slice(br#","from":"#);
+    push_json_str(out, fields.from);
+    if let Some(name) = fields.name {
+        out.extend_from_slice(br#","name":"#);
+        push_json_str(out, name);
+    }
+    out.extend_from_slice(br#","id":"#);
+    push_json_str(out, fields.id);
+    out.extend_from_slice(br#","text":"#);
+    push_json_str(out, fields.text);
+    out.extend_from_slice(br#","emotion":{"#);
+    push_emotion_fields(out, fields.emotion);
+    out.extend_from_slice(br#"},"ts":"#);
+    push_u64(out, fields.ts);
+    out.push(b'}');
+}
+
+/// `"dominant":…,"confidence":…,"scores":{…}`, shared by both frames a message produces.
+fn push_emotion_fields(out: &mut Vec<u8>, emotion: &WireEmotion) {
+    out.extend_from_slice(br#""dominant":""#);
+    out.extend_from_slice(emotion.dominant.as_str().as_bytes());
+    out.extend_from_slice(br#"","confidence":"#);
+    push_score(out, emotion.scores[emotion.dominant.index()]);
+    out.extend_from_slice(br#","scores":{"#);
+    for (n, label) in Emotion::ALL.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(label.as_str().as_bytes());
+        out.extend_from_slice(b"\":");
+        push_score(out, emotion.scores[label.index()]);
+    }
+    out.push(b'}');
+}
+
+/// A score in ten-thousandths as the shortest decimal: `0`, `1`, `0.5`, `0.0123`.
+fn push_score(out: &mut Vec<u8>, units: u16) {
+    match units {
+        0 => out.push(b'0'),
+        SCORE_UNITS.. => out.push(b'1'),
+        _ => {
+            let mut digits = *b"0.0000";
+            let mut rest = units;
+            for slot in digits[2..].iter_mut().rev() {
+                *slot = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            let mut len = digits.len();
+            while digits[len - 1] == b'0' {
+                len -= 1;
+            }
+            // A fixed-size copy then a cut: cheaper than a copy of variable length.
+            out.extend_from_slice(&digits);
+            out.truncate(out.len() - (digits.len() - len));
+        }
+    }
+}
+
+fn push_u64(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(digit);
+    }
+}
+
+/// `text` as a JSON string literal, escaped exactly as serde_json does: `"`, `\\`, the short
+/// forms `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let mut plain_from = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let short = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.extend_from_slice(&text.as_bytes()[plain_from..at]);
+        plain_from = at + 1;
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(short.as_bytes());
+        }
+    }
+    out.extend_from_slice(&text.as_bytes()[plain_from..]);
+    out.push(b'"');
 }
 
 #[derive(Serialize)]
@@ -587,6 +767,78 @@ mod tests {
     }
 
     #[test]
+    fn shares_round_to_the_nearest_ten_thousandth() {
+        assert_eq!(share_to_units(0.0), 0);
+        assert_eq!(share_to_units(1.0), SCORE_UNITS);
+        assert_eq!(share_to_units(0.00005), 1);
+        assert_eq!(share_to_units(0.000049), 0);
+        assert_eq!(share_to_units(0.12345678), 1235);
+        for step in 0..=100_000u32 {
+            let share = f64::from(step) / 100_000.0;
+            let expected = (share * 10_000.0).round() as u16;
+            assert_eq!(share_to_units(share), expected, "{share}");
+        }
+    }
+
+    #[test]
+    fn plain_strings_are_borrowed_from_the_frame() {
+        let Ok(ClientMessage::Message { id, text, room }) =
+            parsed(r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#)
+        else {
+            panic!("not a message");
+        };
+        assert!(matches!(id, Some(Cow::Borrowed("c1"))));
+        assert!(matches!(text, Cow::Borrowed("hi")));
+        assert!(matches!(room, Some(Cow::Borrowed("lobby"))));
+        // Escapes need an owned copy.
+        let Ok(ClientMessage::Message { text, .. }) = parsed(r#"{"type":"message","text":"a\nb"}"#)
+        else {
+            panic!("not a message");
+        };
+        assert_eq!(text, "a\nb");
+    }
+
+    /// Inputs on which the one-pass parse and the tagged enum must agree, including the ones
+    /// the one-pass parse hands over.
+    const AGREEMENT_CASES: [&str; 24] = [
+        r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#,
+        r#" {"text":"x","type":"message","extra":[1,{"a":null}]}"#,
+        r#"{"type":"message","text":"x","since":"not for messages"}"#,
+        r#"{"type":"message","text":"x","t":"not for messages","token":5}"#,
+        r#"{"type":"message","text":null}"#,
+        r#"{"type":"message","id":null,"text":"x","room":null}"#,
+        r#"{"type":"message","id":7,"text":"x"}"#,
+        r#"{"type":"message","text":"x","text":"y"}"#,
+        r#"{"type":"message","type":"message","text":"x"}"#,
+        r#"{"type":"typing"}"#,
+        r#"{"type":"typing","room":"r","text":"dræft"}"#,
+        r#"{"type":"join","room":"a","since":7}"#,
+        r#"{"type":"join","room":"a","since":null}"#,
+        r#"{"type":"join","room":"a","since":7.5}"#,
+        r#"{"type":"join"}"#,
+        r#"{"type":"leave","room":"a","since":-3}"#,
+        r#"{"type":"ping","t":12.5}"#,
+        r#"{"type":"ping","t":"x"}"#,
+        r#"{"type":"auth","token":"abc","room":1}"#,
+        r#"{"type":"dance","text":"x"}"#,
+        r#"["ping"]"#,
+        r#"{"type":"ping"} x"#,
+        r#"{"type":"ping"}"#,
+        "{\"type\":\"message\",\"text\":\"x\"",
+    ];
+
+    #[test]
+    fn one_pass_parse_agrees_with_the_tagged_enum() {
+        for case in AGREEMENT_CASES {
+            assert_eq!(
+                parse_client_message(case),
+                classify_client_message(case),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
     fn classifies_bad_input() {
         assert!(matches!(parsed("{nope"), Err(ParseError::BadJson(_))));
         assert!(matches!(parsed(""), Err(ParseError::BadJson(_))));
@@ -627,8 +879,8 @@ mod tests {
         assert_eq!(text(0.5), "0.5");
         assert_eq!(text(0.0123), "0.0123");
         assert_eq!(text(0.1), "0.1");
-        assert_eq!(text(round4(0.99995)), "1");
-        assert_eq!(text(round4(0.33333333)), "0.3333");
+        assert_eq!(text(0.3333), "0.3333");
+        assert_eq!(text(0.9999), "0.9999");
         // Not a four-decimal score: general formatting.
         assert_eq!(fixed4(0.12345), None);
         assert_eq!(fixed4(1.5), None);
@@ -693,5 +945,143 @@ mod tests {
             json,
             json!({"type":"error","code":"history_gap","message":"gone","room":"lobby"})
         );
+    }
+
+    // ----- serde reference for the hand-written frames -----
+
+    use serde::ser::SerializeMap;
+    use serde::{Serialize, Serializer};
+
+    struct ScoreMap<'a>(&'a WireEmotion);
+
+    impl Serialize for ScoreMap<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(7))?;
+            for emotion in Emotion::ALL {
+                map.serialize_entry(emotion.as_str(), &self.0.score(emotion))?;
+            }
+            map.end()
+        }
+    }
+
+    #[derive(Serialize)]
+    struct EmotionObject<'a> {
+        dominant: &'static str,
+        confidence: f64,
+        scores: ScoreMap<'a>,
+    }
+
+    fn emotion_object(emotion: &WireEmotion) -> EmotionObject<'_> {
+        EmotionObject {
+            dominant: emotion.dominant.as_str(),
+            confidence: emotion.confidence(),
+            scores: ScoreMap(emotion),
+        }
+    }
+
+    #[derive(Serialize)]
+    struct EmotionResult<'a> {
+        r#type: &'static str,
+        /// `null` for previews.
+        id: Option<&'a str>,
+        room: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        dominant: &'static str,
+        confidence: f64,
+        scores: ScoreMap<'a>,
+        preview: bool,
+    }
+
+    #[derive(Serialize)]
+    struct MessageEvent<'a> {
+        r#type: &'static str,
+        room: &'a str,
+        seq: u64,
+        from: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        id: &'a str,
+        text: &'a str,
+        emotion: EmotionObject<'a>,
+        ts: u64,
+    }
+
+    fn reference_emotion_result(
+        id: Option<&str>,
+        room: &str,
+        seq: Option<u64>,
+        emotion: &WireEmotion,
+    ) -> String {
+        encode(&EmotionResult {
+            r#type: "emotion",
+            id,
+            room,
+            seq,
+            dominant: emotion.dominant.as_str(),
+            confidence: emotion.confidence(),
+            scores: ScoreMap(emotion),
+            preview: seq.is_none(),
+        })
+    }
+
+    fn reference_message_event(fields: MessageFields<'_>) -> String {
+        encode(&MessageEvent {
+            r#type: "message",
+            room: fields.room,
+            seq: fields.seq,
+            from: fields.from,
+            name: fields.name,
+            id: fields.id,
+            text: fields.text,
+            emotion: emotion_object(fields.emotion),
+            ts: fields.ts,
+        })
+    }
+
+    #[test]
+    fn hand_written_frames_match_serde_byte_for_byte() {
+        let awkward = "quote \" backslash \\ \u{8}\u{c}\n\r\t \u{0}\u{1f}\u{7f} é 🎉 </script>";
+        let texts = ["", "plain", awkward];
+        let mut emotions = vec![WireEmotion {
+            dominant: Emotion::Neutral,
+            scores: [0, 0, 0, 0, 0, 0, SCORE_UNITS],
+        }];
+        for text in ["I am thrilled", "this is awful and scary", "ok"] {
+            emotions.push(WireEmotion::from_scores(
+                &crate::emotion::Scorer::new().score(text),
+            ));
+        }
+        emotions.push(WireEmotion {
+            dominant: Emotion::Joy,
+            scores: [1, 10, 100, 1000, 9, 90, 8790],
+        });
+        for emotion in &emotions {
+            for text in texts {
+                for (id, seq) in [
+                    (Some(text), Some(0)),
+                    (None, None),
+                    (Some("c1"), Some(u64::MAX)),
+                ] {
+                    assert_eq!(
+                        emotion_result(id, text, seq, emotion),
+                        reference_emotion_result(id, text, seq, emotion)
+                    );
+                }
+                for name in [None, Some(text)] {
+                    let fields = || MessageFields {
+                        room: "user:a\"b",
+                        seq: 1234,
+                        from: text,
+                        name,
+                        id: text,
+                        text,
+                        emotion,
+                        ts: 1_800_000_000_123,
+                    };
+                    assert_eq!(message_event(fields()), reference_message_event(fields()));
+                }
+            }
+        }
     }
 }

@@ -52,6 +52,17 @@ const MESSAGE_TEXTS: [&str; 6] = [
     "the meeting is at three",
 ];
 
+/// The tests here each load the machine on purpose and measure latency; run in parallel (the
+/// test harness's default) they would measure each other. Each holds this lock throughout.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn run_alone() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed while holding the lock poisons it; the next one may still run.
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 // ----- the server process -----
 
 /// The server under test, killed on drop; its stdout and stderr are drained by threads so it
@@ -932,6 +943,7 @@ fn run_attacks(addr: SocketAddr, duration: Duration, tally: &AttackTally) {
 
 #[test]
 fn hostile_input_soak() {
+    let _alone = run_alone();
     let test_started = Instant::now();
     let mut server = Server::start();
     let addr = server.addr;
@@ -1124,6 +1136,7 @@ fn hostile_input_soak() {
 /// waiting: a 3 s flood of 40-byte frames delayed another client's `pong` by about 3 s.
 #[test]
 fn a_fast_sender_does_not_starve_others() {
+    let _alone = run_alone();
     let server = Server::start();
     let addr = server.addr;
     let attacker = authenticated(addr, "flooder").unwrap_or_else(|error| panic!("{error}"));

@@ -197,14 +197,7 @@ impl Reactor {
         );
         queue_flush(&mut self.flush_queue, conn, key);
         if !echo {
-            let mut outbox = ConnectionOutbox {
-                conns: &mut self.conns,
-                flush_queue: &mut self.flush_queue,
-                wheel: &mut self.wheel,
-                metrics: &mut self.metrics,
-                limits: self.config.output_limits,
-                now,
-            };
+            let mut outbox = outbox!(self, now);
             self.chat.open(key, claims, now, &mut outbox);
         }
         Progress::Consumed(len)

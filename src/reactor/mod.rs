@@ -11,6 +11,21 @@
 //! holds a partial request or frame, and output only while some is unsent; both are released when
 //! drained, so an idle connection costs its [`Connection`] slot and nothing else.
 
+/// The chat core's view of the connections, borrowing only the fields it needs so that
+/// `self.chat` stays free to be called with it.
+macro_rules! outbox {
+    ($reactor:ident, $now:expr) => {
+        ConnectionOutbox {
+            conns: &mut $reactor.conns,
+            flush_queue: &mut $reactor.flush_queue,
+            wheel: &mut $reactor.wheel,
+            metrics: &mut $reactor.metrics,
+            limits: $reactor.config.output_limits,
+            now: $now,
+        }
+    };
+}
+
 mod connection;
 mod http_phase;
 mod outbox;
@@ -472,14 +487,7 @@ impl Reactor {
             queue_flush(&mut self.flush_queue, conn, key);
             return;
         }
-        let mut outbox = ConnectionOutbox {
-            conns: &mut self.conns,
-            flush_queue: &mut self.flush_queue,
-            wheel: &mut self.wheel,
-            metrics: &mut self.metrics,
-            limits: self.config.output_limits,
-            now,
-        };
+        let mut outbox = outbox!(self, now);
         match event {
             Event::Text(text) => {
                 outbox.metrics.ws_bytes_in += text.len() as u64;
@@ -506,14 +514,7 @@ impl Reactor {
         {
             if *chat_open {
                 *chat_open = false;
-                let mut outbox = ConnectionOutbox {
-                    conns: &mut self.conns,
-                    flush_queue: &mut self.flush_queue,
-                    wheel: &mut self.wheel,
-                    metrics: &mut self.metrics,
-                    limits: self.config.output_limits,
-                    now,
-                };
+                let mut outbox = outbox!(self, now);
                 self.chat.closed(key, now, &mut outbox);
             }
         }
@@ -599,14 +600,7 @@ impl Reactor {
             }
         }
         self.fired = fired;
-        let mut outbox = ConnectionOutbox {
-            conns: &mut self.conns,
-            flush_queue: &mut self.flush_queue,
-            wheel: &mut self.wheel,
-            metrics: &mut self.metrics,
-            limits: self.config.output_limits,
-            now,
-        };
+        let mut outbox = outbox!(self, now);
         self.chat.expire(now, &mut outbox);
     }
 

@@ -561,16 +561,32 @@ impl ChatCore {
         let Some(name) = requested else {
             return Ok(session.private_room);
         };
+        match self.room_access(session, name)? {
+            RoomAccess::OwnPrivate(key) | RoomAccess::Shared(Some(key)) => Ok(key),
+            RoomAccess::Shared(None) => Err((ErrorCode::NotMember, "join the room first")),
+        }
+    }
+
+    /// Who may name which room, in one place for `message`, `typing`, `join` and `leave`: a
+    /// malformed name is `bad_room`, another user's private room is `forbidden`; otherwise the
+    /// session's own private room, or a shared room with its key when the session is a member.
+    fn room_access(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<RoomAccess, (ErrorCode, &'static str)> {
         match parse_room_name(name) {
             None => Err((ErrorCode::BadRoom, BAD_ROOM_MESSAGE)),
             Some(RoomName::Private(_)) if self.is_own_private_room(session, name) => {
-                Ok(session.private_room)
+                Ok(RoomAccess::OwnPrivate(session.private_room))
             }
             Some(RoomName::Private(_)) => Err((ErrorCode::Forbidden, FORBIDDEN_MESSAGE)),
-            Some(RoomName::Shared(_)) => match self.room_index.get(name) {
-                Some(&key) if session.is_member(key) => Ok(key),
-                _ => Err((ErrorCode::NotMember, "join the room first")),
-            },
+            Some(RoomName::Shared(_)) => Ok(RoomAccess::Shared(
+                self.room_index
+                    .get(name)
+                    .copied()
+                    .filter(|&key| session.is_member(key)),
+            )),
         }
     }
 
@@ -818,41 +834,23 @@ impl ChatCore {
             return;
         };
         let shown = wire::truncate_chars(name, 80);
-        let key = match parse_room_name(name) {
-            None => {
-                return send_error(
-                    out,
-                    conn,
-                    ErrorCode::BadRoom,
-                    BAD_ROOM_MESSAGE,
-                    None,
-                    Some(shown),
-                )
-            }
-            Some(RoomName::Private(_)) if self.is_own_private_room(session, name) => {
-                session.private_room
-            }
-            Some(RoomName::Private(_)) => {
-                let code = ErrorCode::Forbidden;
-                return send_error(out, conn, code, FORBIDDEN_MESSAGE, None, Some(shown));
-            }
-            Some(RoomName::Shared(_)) => match self.room_index.get(name) {
-                Some(&key) if session.is_member(key) => key,
-                _ => {
-                    let shared_rooms = session.rooms.len().saturating_sub(1);
-                    if shared_rooms >= self.config.max_rooms_per_conn {
-                        let message = format!(
-                            "at most {} rooms per connection; leave one first",
-                            self.config.max_rooms_per_conn
-                        );
-                        let code = ErrorCode::TooManyRooms;
-                        return send_error(out, conn, code, &message, None, Some(shown));
-                    }
-                    let key = self.room_for(name, true);
-                    self.add_member(conn, key, out);
-                    key
+        let key = match self.room_access(session, name) {
+            Err((code, message)) => return send_error(out, conn, code, message, None, Some(shown)),
+            Ok(RoomAccess::OwnPrivate(key) | RoomAccess::Shared(Some(key))) => key,
+            Ok(RoomAccess::Shared(None)) => {
+                let shared_rooms = session.rooms.len().saturating_sub(1);
+                if shared_rooms >= self.config.max_rooms_per_conn {
+                    let message = format!(
+                        "at most {} rooms per connection; leave one first",
+                        self.config.max_rooms_per_conn
+                    );
+                    let code = ErrorCode::TooManyRooms;
+                    return send_error(out, conn, code, &message, None, Some(shown));
                 }
-            },
+                let key = self.room_for(name, true);
+                self.add_member(conn, key, out);
+                key
+            }
         };
         let room = &self.rooms[key];
         out.send(
@@ -908,32 +906,17 @@ impl ChatCore {
             return;
         };
         let shown = wire::truncate_chars(name, 80);
-        let key = match parse_room_name(name) {
-            None => {
-                return send_error(
-                    out,
-                    conn,
-                    ErrorCode::BadRoom,
-                    BAD_ROOM_MESSAGE,
-                    None,
-                    Some(shown),
-                )
-            }
-            Some(RoomName::Private(_)) if self.is_own_private_room(session, name) => {
+        let key = match self.room_access(session, name) {
+            Err((code, message)) => return send_error(out, conn, code, message, None, Some(shown)),
+            Ok(RoomAccess::OwnPrivate(_)) => {
                 let message = "the private room cannot be left";
                 return send_error(out, conn, ErrorCode::BadRequest, message, None, Some(shown));
             }
-            Some(RoomName::Private(_)) => {
-                let code = ErrorCode::Forbidden;
-                return send_error(out, conn, code, FORBIDDEN_MESSAGE, None, Some(shown));
+            Ok(RoomAccess::Shared(Some(key))) => key,
+            Ok(RoomAccess::Shared(None)) => {
+                let message = "not a member of this room";
+                return send_error(out, conn, ErrorCode::NotMember, message, None, Some(shown));
             }
-            Some(RoomName::Shared(_)) => match self.room_index.get(name) {
-                Some(&key) if session.is_member(key) => key,
-                _ => {
-                    let message = "not a member of this room";
-                    return send_error(out, conn, ErrorCode::NotMember, message, None, Some(shown));
-                }
-            },
         };
         let Some(membership) = self
             .session_mut(conn)
@@ -1139,6 +1122,13 @@ impl ChatCore {
             }
         }
     }
+}
+
+/// What a room name a session used refers to (see `ChatCore::room_access`).
+enum RoomAccess {
+    OwnPrivate(RoomKey),
+    /// A shared room; its key when the session is a member.
+    Shared(Option<RoomKey>),
 }
 
 const BAD_ROOM_MESSAGE: &str = "room names are user:<id> or match [a-z0-9_-]{1,64}";

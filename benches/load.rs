@@ -3,7 +3,9 @@
 //! Starts the release server itself (fresh per run, pinned to one core with `taskset`) or targets
 //! `--url`, drives thousands of WebSocket connections from one mio loop pinned to another core,
 //! mints tokens with the server's secret, and prints a table (median of `--runs` runs) plus one
-//! JSON line. Run without arguments (as `cargo test --all-targets` does) it checks its own parsing
+//! JSON line. `--peer tokio|floor|echo` (repeatable; `--tokio` for `--peer tokio`) interleaves
+//! other servers with it run by run, so their figures and the ratios come from the same time
+//! slot. Run without arguments (as `cargo test --all-targets` does) it checks its own parsing
 //! and arithmetic and exits.
 
 #[path = "load/callgrind.rs"]
@@ -36,6 +38,8 @@ mod syscalls;
 mod texts;
 #[path = "load/tokens.rs"]
 mod tokens;
+#[path = "load/tokio_server.rs"]
+mod tokio_server;
 #[path = "load/wire.rs"]
 mod wire;
 
@@ -177,9 +181,37 @@ struct Options {
     /// Internal: be the floor server (started by `--floor` on the server's core).
     #[arg(long, hide = true)]
     serve_floor: bool,
-    /// Internal: the floor server's listen address.
+    /// Also measure this server, interleaved with the main one run by run (repeatable): `tokio`
+    /// (the tokio-tungstenite peer in this executable, see `load/tokio_server.rs`), `floor`,
+    /// `echo`. The table and JSON line gain each peer's figures and the ratios main/peer.
+    #[arg(long = "peer", value_enum)]
+    peers: Vec<Peer>,
+    /// Shorthand for `--peer tokio`.
+    #[arg(long)]
+    tokio: bool,
+    /// Internal: be the tokio-tungstenite peer (started by `--peer tokio` on the server's core).
+    #[arg(long, hide = true)]
+    serve_tokio: bool,
+    /// Internal: the floor or tokio server's listen address.
     #[arg(long, hide = true)]
     listen: Option<SocketAddrV4>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Peer {
+    Tokio,
+    Floor,
+    Echo,
+}
+
+impl Peer {
+    fn kind(self) -> ServerKind {
+        match self {
+            Peer::Tokio => ServerKind::Tokio,
+            Peer::Floor => ServerKind::Floor,
+            Peer::Echo => ServerKind::Echo,
+        }
+    }
 }
 
 /// Which server the generator talks to.
@@ -191,6 +223,8 @@ enum ServerKind {
     Echo,
     /// The generator's own minimal server.
     Floor,
+    /// The generator's tokio-tungstenite server, doing EmotiBot's `--bot off` work.
+    Tokio,
 }
 
 impl ServerKind {
@@ -199,21 +233,27 @@ impl ServerKind {
             ServerKind::Chat => "chat",
             ServerKind::Echo => "echo",
             ServerKind::Floor => "floor",
+            ServerKind::Tokio => "tokio",
         }
     }
 
     fn waits_for_ready(self) -> bool {
-        self == ServerKind::Chat
+        matches!(self, ServerKind::Chat | ServerKind::Tokio)
     }
 
     /// Whether any text frame answers a message (rather than only `emotion`).
     fn answers_are_echoes(self) -> bool {
-        self != ServerKind::Chat
+        matches!(self, ServerKind::Echo | ServerKind::Floor)
+    }
+
+    /// Whether this executable serves it (rather than the EmotiBot binary).
+    fn is_built_in(self) -> bool {
+        matches!(self, ServerKind::Floor | ServerKind::Tokio)
     }
 
     fn path(self) -> &'static str {
         match self {
-            ServerKind::Chat => "/ws",
+            ServerKind::Chat | ServerKind::Tokio => "/ws",
             // The server's echo endpoint lives next to the chat one.
             ServerKind::Echo => "/echo",
             ServerKind::Floor => "/floor",
@@ -230,6 +270,18 @@ impl Options {
         } else {
             ServerKind::Chat
         }
+    }
+
+    /// The main server, then each distinct peer, in the order given.
+    fn servers(&self) -> Vec<ServerKind> {
+        let mut servers = vec![self.server_kind()];
+        let peers = self.peers.iter().map(|peer| peer.kind());
+        for kind in peers.chain(self.tokio.then_some(ServerKind::Tokio)) {
+            if !servers.contains(&kind) {
+                servers.push(kind);
+            }
+        }
+        servers
     }
 
     fn connections(&self, scenario: Scenario) -> usize {
@@ -257,13 +309,21 @@ impl Options {
         Duration::from_secs_f64(self.duration_s.max(0.1))
     }
 
-    /// The server's command line after the binary (and before `--listen`).
-    fn server_command(&self) -> Vec<String> {
-        if self.floor {
-            return vec!["--serve-floor".into()];
+    /// The command line of server `kind` after the binary (and before `--listen`).
+    fn server_command(&self, kind: ServerKind) -> Vec<String> {
+        match kind {
+            ServerKind::Floor => return vec!["--serve-floor".into()],
+            ServerKind::Tokio => {
+                return vec![
+                    "--serve-tokio".into(),
+                    "--secret".into(),
+                    self.secret.clone(),
+                ]
+            }
+            ServerKind::Chat | ServerKind::Echo => {}
         }
         let mut args: Vec<String> = vec!["serve".into()];
-        if self.server_kind() == ServerKind::Echo {
+        if kind == ServerKind::Echo {
             args.push("--echo".into());
         }
         args.extend(
@@ -305,6 +365,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    if options.serve_tokio {
+        let listen = options
+            .listen
+            .unwrap_or_else(|| driver::loopback_addr(8080));
+        return match tokio_server::serve(listen.into(), &options.secret) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("tokio server: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let Some(scenario) = options.scenario else {
         if options.bench {
             println!("load: no scenario given; run `cargo bench --bench load -- --help`");
@@ -341,23 +413,50 @@ fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error>;
 
+/// One server's runs in one invocation.
+struct ServerRuns {
+    kind: ServerKind,
+    runs: Vec<Figures>,
+    notes: Vec<String>,
+}
+
 fn run_scenario(options: &Options, scenario: Scenario) -> Result<(), BoxError> {
+    let servers = options.servers();
+    if servers.len() > 1 && options.url.is_some() {
+        return Err("--peer compares servers the generator starts itself; drop --url".into());
+    }
+    if scenario == Scenario::Fanout && servers.contains(&ServerKind::Echo) {
+        return Err("the echo server has no rooms: no fanout against it".into());
+    }
     let tokens = tokens::mint_for_users(&options.secret, options.users_needed(scenario))?;
-    let mut runs: Vec<Figures> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
+    let mut results: Vec<ServerRuns> = servers
+        .into_iter()
+        .map(|kind| ServerRuns {
+            kind,
+            runs: Vec::new(),
+            notes: Vec::new(),
+        })
+        .collect();
+    let server_count = results.len();
     for run in 1..=options.runs.max(1) {
-        let (figures, note) = run_once(options, scenario, tokens.clone())?;
-        eprintln!("load: run {run}: {}", one_line(&figures));
-        if let Some(note) = note {
-            eprintln!("load: run {run}: {note}");
-            notes.push(note);
+        // Each run starts with the next server in turn, so a drift in the machine's load during
+        // the invocation does not always favour the same one.
+        for offset in 0..server_count {
+            let server = &mut results[(run - 1 + offset) % server_count];
+            let (figures, note) = run_once(options, server.kind, scenario, tokens.clone())?;
+            let name = server.kind.name();
+            eprintln!("load: run {run} {name}: {}", one_line(&figures));
+            if let Some(note) = note {
+                eprintln!("load: run {run} {name}: {note}");
+                server.notes.push(note);
+            }
+            server.runs.push(figures);
         }
-        runs.push(figures);
     }
     if options.callgrind {
         callgrind::clean_up();
     }
-    report(options, scenario, &runs, &notes);
+    report(options, scenario, &results);
     Ok(())
 }
 
@@ -365,19 +464,17 @@ fn run_scenario(options: &Options, scenario: Scenario) -> Result<(), BoxError> {
 /// seen (an error frame, a lost connection), worth printing.
 fn run_once(
     options: &Options,
+    kind: ServerKind,
     scenario: Scenario,
     tokens: Vec<String>,
 ) -> Result<(Figures, Option<String>), BoxError> {
     let mut started: Option<server::ServerProcess> = None;
     let (target, pid) = match &options.url {
-        Some(url) => (
-            parse_url(url, options.server_kind().waits_for_ready())?,
-            options.server_pid,
-        ),
+        Some(url) => (parse_url(url, kind.waits_for_ready())?, options.server_pid),
         None => {
             let binary = match &options.server {
+                _ if kind.is_built_in() => std::env::current_exe()?,
                 Some(path) => path.clone(),
-                None if options.floor => std::env::current_exe()?,
                 None => server::default_binary().ok_or(
                     "no target/release/emotibot next to the bench; run `cargo build --release` \
                      or pass --server PATH",
@@ -391,15 +488,15 @@ fn run_once(
             };
             let process = server::ServerProcess::start(
                 &binary,
-                &options.server_command(),
+                &options.server_command(kind),
                 cpu,
                 options.nice,
                 &wrapper,
             )?;
             let target = Target {
                 addr: process.addr,
-                path: options.server_kind().path().into(),
-                waits_for_ready: options.server_kind().waits_for_ready(),
+                path: kind.path().into(),
+                waits_for_ready: kind.waits_for_ready(),
             };
             let pid = process.pid();
             started = Some(process);
@@ -412,7 +509,7 @@ fn run_once(
         count_instructions: options.callgrind,
     };
     let mut driver = Driver::new(target, tokens, options.source_addrs)?;
-    let answers_are_echoes = options.server_kind().answers_are_echoes();
+    let answers_are_echoes = kind.answers_are_echoes();
     let safety_net =
         Instant::now() + options.warmup() + options.duration() + Duration::from_secs(90);
     let connections = options.connections(scenario);
@@ -532,18 +629,77 @@ fn format_value(value: f64) -> String {
     }
 }
 
-/// The human table (median, min, max over runs) and one JSON line with the medians.
-fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[String]) {
-    let server_kind = options.server_kind().name();
+/// Median, min and max of each figure over runs, in the first run's order.
+fn summarize(runs: &[Figures]) -> Vec<(String, f64, f64, f64)> {
+    let names: Vec<String> = runs
+        .first()
+        .map(|figures| figures.0.iter().map(|(name, _)| name.clone()).collect())
+        .unwrap_or_default();
+    names
+        .into_iter()
+        .map(|name| {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|figures| {
+                    figures
+                        .0
+                        .iter()
+                        .find(|(other, _)| *other == name)
+                        .map(|(_, value)| *value)
+                })
+                .collect();
+            let median = stats::median(&values);
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (name, median, min, max)
+        })
+        .collect()
+}
+
+fn json_medians(summary: &[(String, f64, f64, f64)]) -> serde_json::Map<String, serde_json::Value> {
+    summary
+        .iter()
+        .map(|(name, median, _, _)| (name.clone(), json_number(*median)))
+        .collect()
+}
+
+fn json_number(value: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(value)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `main / peer` for every figure both have, where the peer's is a usable divisor.
+fn ratios(
+    main: &[(String, f64, f64, f64)],
+    peer: &[(String, f64, f64, f64)],
+) -> Vec<(String, f64)> {
+    main.iter()
+        .filter_map(|(name, median, _, _)| {
+            let (_, peer_median, _, _) = peer.iter().find(|(other, ..)| other == name)?;
+            let ratio = median / peer_median;
+            (ratio.is_finite() && *peer_median != 0.0).then(|| (name.clone(), ratio))
+        })
+        .collect()
+}
+
+/// The human tables (median, min, max over runs, one per server; with peers, a side-by-side
+/// table of medians and the ratios main/peer) and one JSON line with the medians.
+fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
+    let Some((main, peers)) = results.split_first() else {
+        return;
+    };
+    let server_names: Vec<&str> = results.iter().map(|server| server.kind.name()).collect();
     let bot = match options.bot {
         Switch::On => "on",
         Switch::Off => "off",
     };
     println!();
     println!(
-        "scenario {scenario:?} | server {server_kind} | bot {bot} | {} run(s), median shown | \
+        "scenario {scenario:?} | server {} | bot {bot} | {} run(s), median shown | \
          server CPU {} / load CPU {}{}",
-        runs.len(),
+        server_names.join(" vs "),
+        main.runs.len(),
         if options.no_pin {
             "any".to_string()
         } else {
@@ -560,49 +716,72 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
             ""
         },
     );
-    println!(
-        "{:<30} {:>12} {:>12} {:>12}",
-        "figure", "median", "min", "max"
-    );
-    let mut medians = serde_json::Map::new();
-    let names: Vec<String> = runs
-        .first()
-        .map(|figures| figures.0.iter().map(|(name, _)| name.clone()).collect())
-        .unwrap_or_default();
-    for name in names {
-        let values: Vec<f64> = runs
-            .iter()
-            .filter_map(|figures| {
-                figures
-                    .0
-                    .iter()
-                    .find(|(other, _)| *other == name)
-                    .map(|(_, value)| *value)
-            })
-            .collect();
-        let median = stats::median(&values);
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let summaries: Vec<Vec<(String, f64, f64, f64)>> = results
+        .iter()
+        .map(|server| summarize(&server.runs))
+        .collect();
+    for (server, summary) in results.iter().zip(&summaries) {
+        if !peers.is_empty() {
+            println!("server {}", server.kind.name());
+        }
         println!(
-            "{name:<30} {:>12} {:>12} {:>12}",
-            format_value(median),
-            format_value(min),
-            format_value(max)
+            "{:<30} {:>12} {:>12} {:>12}",
+            "figure", "median", "min", "max"
         );
-        medians.insert(
-            name,
-            serde_json::Number::from_f64(median)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
-        );
+        for (name, median, min, max) in summary {
+            println!(
+                "{name:<30} {:>12} {:>12} {:>12}",
+                format_value(*median),
+                format_value(*min),
+                format_value(*max)
+            );
+        }
     }
-    let json = serde_json::json!({
+    let main_summary = &summaries[0];
+    let peer_ratios: Vec<(String, Vec<(String, f64)>)> = peers
+        .iter()
+        .zip(&summaries[1..])
+        .map(|(peer, summary)| {
+            let label = format!("{}/{}", main.kind.name(), peer.kind.name());
+            (label, ratios(main_summary, summary))
+        })
+        .collect();
+    if !peers.is_empty() {
+        println!("medians side by side");
+        let mut header = format!("{:<30}", "figure");
+        for name in &server_names {
+            header.push_str(&format!(" {name:>12}"));
+        }
+        for (label, _) in &peer_ratios {
+            header.push_str(&format!(" {label:>12}"));
+        }
+        println!("{header}");
+        for (name, median, _, _) in main_summary {
+            let mut line = format!("{name:<30} {:>12}", format_value(*median));
+            for summary in &summaries[1..] {
+                let value = summary
+                    .iter()
+                    .find(|(other, ..)| other == name)
+                    .map_or(f64::NAN, |(_, median, _, _)| *median);
+                line.push_str(&format!(" {:>12}", format_value(value)));
+            }
+            for (_, ratios) in &peer_ratios {
+                let ratio = ratios
+                    .iter()
+                    .find(|(other, _)| other == name)
+                    .map_or(f64::NAN, |(_, ratio)| *ratio);
+                line.push_str(&format!(" {:>12}", format_value(ratio)));
+            }
+            println!("{line}");
+        }
+    }
+    let mut json = serde_json::json!({
         "scenario": format!("{scenario:?}").to_lowercase(),
         "realtime": options.realtime,
         "nice": options.nice,
-        "server": server_kind,
+        "server": main.kind.name(),
         "bot": bot,
-        "runs": runs.len(),
+        "runs": main.runs.len(),
         "connections": options.connections(scenario),
         "in_flight": options.in_flight,
         "members": options.members,
@@ -610,9 +789,34 @@ fn report(options: &Options, scenario: Scenario, runs: &[Figures], notes: &[Stri
         "rate": options.rate,
         "warmup_s": options.warmup_s,
         "duration_s": options.duration_s,
-        "median": medians,
-        "notes": notes,
+        "median": json_medians(main_summary),
+        "notes": main.notes,
     });
+    if !peers.is_empty() {
+        let peer_json: serde_json::Map<String, serde_json::Value> = peers
+            .iter()
+            .zip(&summaries[1..])
+            .map(|(peer, summary)| {
+                let value = serde_json::json!({
+                    "median": json_medians(summary),
+                    "notes": peer.notes,
+                });
+                (peer.kind.name().to_string(), value)
+            })
+            .collect();
+        let ratio_json: serde_json::Map<String, serde_json::Value> = peer_ratios
+            .iter()
+            .map(|(label, ratios)| {
+                let figures: serde_json::Map<String, serde_json::Value> = ratios
+                    .iter()
+                    .map(|(name, ratio)| (name.clone(), json_number(*ratio)))
+                    .collect();
+                (label.clone(), serde_json::Value::Object(figures))
+            })
+            .collect();
+        json["peers"] = serde_json::Value::Object(peer_json);
+        json["ratios"] = serde_json::Value::Object(ratio_json);
+    }
     println!("{json}");
 }
 
@@ -655,6 +859,11 @@ mod self_checks {
         callgrind::totals_come_from_the_summary_line,
         floor_server::server_frames_use_the_shortest_length,
         cli::parse_url_accepts_ipv4_ws_urls,
+        cli::peers_follow_the_main_server_once_each,
+        cli::ratios_skip_figures_a_peer_lacks_or_zeroes,
+        tokio_server::tokio_peer_answers_a_message_like_emotibot,
+        tokio_server::tokio_peer_refuses_a_token_signed_with_another_secret,
+        tokio_server::tokio_peer_delivers_a_room_message_to_the_other_members,
     ];
 
     pub fn run() -> ExitCode {
@@ -692,6 +901,41 @@ mod cli {
                 crate::parse_url("ws://127.0.0.1:1", false).unwrap().path,
                 "/ws"
             );
+        }
+
+        pub fn peers_follow_the_main_server_once_each() {
+            use crate::ServerKind::{Chat, Echo, Floor, Tokio};
+            let parse = |args: &[&str]| {
+                let options = <crate::Options as clap::Parser>::try_parse_from(args).unwrap();
+                options.servers()
+            };
+            assert_eq!(parse(&["load", "chat"]), [Chat]);
+            assert_eq!(parse(&["load", "chat", "--tokio"]), [Chat, Tokio]);
+            assert_eq!(
+                parse(&["load", "chat", "--peer", "echo", "--peer", "floor", "--tokio"]),
+                [Chat, Echo, Floor, Tokio]
+            );
+            assert_eq!(parse(&["load", "echo", "--peer", "echo"]), [Echo]);
+            assert_eq!(
+                parse(&["load", "chat", "--peer", "tokio", "--tokio"]),
+                [Chat, Tokio]
+            );
+            let command = <crate::Options as clap::Parser>::try_parse_from(["load", "chat"])
+                .unwrap()
+                .server_command(Tokio);
+            assert_eq!(command[0], "--serve-tokio");
+            assert!(command.windows(2).any(|pair| pair[0] == "--secret"));
+        }
+
+        pub fn ratios_skip_figures_a_peer_lacks_or_zeroes() {
+            let figure = |name: &str, value: f64| (name.to_string(), value, value, value);
+            let main = [
+                figure("cpu", 3.0),
+                figure("errors", 0.0),
+                figure("only_main", 1.0),
+            ];
+            let peer = [figure("cpu", 6.0), figure("errors", 0.0)];
+            assert_eq!(crate::ratios(&main, &peer), [("cpu".to_string(), 0.5)]);
         }
     }
 }

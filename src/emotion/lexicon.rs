@@ -1,9 +1,12 @@
 //! The compiled-in lexicon: per-token emotion weights, VADER negators and degree adverbs, looked
 //! up by exact key bytes (lowercase word, emoticon, or emoji sequence without modifiers).
 //!
-//! The tables are generated at build time by `build/lexicon.rs` from `data/emotion/*.tsv`.
+//! The tables are generated at build time by `build/lexicon.rs` from `data/emotion/*.tsv`. Each
+//! entry also carries, precomputed, everything the scorer's rules ask of a word (negator, "-n't",
+//! "never", "so"/"this", "but"), so that a known word costs one probe and no byte comparison.
 
-use super::key_hash::{key_hash, key_word};
+use super::key_flags;
+use super::key_hash::{key_hash, key_hash_finish, key_hash_step, key_word};
 
 /// One lexicon key and what it contributes.
 #[derive(Debug)]
@@ -13,6 +16,7 @@ pub(crate) struct Entry {
     key_prefix: u64,
     key_start: u32,
     key_len: u8,
+    /// [`NEGATOR`] and the [`key_flags`] bits of the key.
     flags: u8,
     /// VADER degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word); 0 otherwise.
     pub(crate) booster: f32,
@@ -20,11 +24,19 @@ pub(crate) struct Entry {
     pub(crate) weights: [f32; 7],
 }
 
+/// In VADER's negator list (bit 0; the [`key_flags`] bits are the others).
 const NEGATOR: u8 = 1;
 
 impl Entry {
+    #[inline]
     pub(crate) fn is_negator(&self) -> bool {
         self.flags & NEGATOR != 0
+    }
+
+    /// The [`key_flags`] bits of this entry's key, computed at build time.
+    #[inline]
+    pub(crate) fn key_flags(&self) -> u8 {
+        self.flags & !NEGATOR
     }
 
     fn key(&self) -> &'static [u8] {
@@ -43,7 +55,30 @@ mod generated {
     use super::Entry;
     include!(concat!(env!("OUT_DIR"), "/emotion_lexicon.rs"));
 }
-use generated::{BIAS, ENTRIES, KEY_BYTES, SLOTS};
+use generated::{BIAS, EMOTICON_LENGTHS, ENTRIES, EXCLAIM, KEY_BYTES, QUESTION, SLOTS};
+
+// The entry's key-derived bits must not collide with the negator bit.
+const _: () = assert!(
+    (key_flags::ENDS_IN_NT | key_flags::NEVER | key_flags::SO_OR_THIS | key_flags::BUT) & NEGATOR
+        == 0
+);
+
+/// The entry of `!`, whose weights a run of exclamation marks adds.
+pub(crate) fn exclaim() -> &'static Entry {
+    &ENTRIES[EXCLAIM]
+}
+
+/// The entry of `?`.
+pub(crate) fn question() -> &'static Entry {
+    &ENTRIES[QUESTION]
+}
+
+/// Bit `n` set if some key of `n` printable ASCII bytes (2 to 8) starts with `first`: where no
+/// bit is set no emoticon can start, and only the lengths set need a probe.
+#[inline]
+pub(crate) fn emoticon_lengths(first: u8) -> u16 {
+    EMOTICON_LENGTHS[usize::from(first)]
+}
 
 /// The label intercepts learned with the lexicon: the logits of a text with no known token.
 pub(crate) fn bias() -> &'static [f32; 7] {
@@ -64,6 +99,39 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
         differ |= x ^ y;
     }
     differ == 0
+}
+
+/// Finds the key of `len` bytes (at most 32) held as zero-padded little-endian words, the form
+/// in which the fast word reader assembles it: no byte buffer, and a miss costs one probe sequence.
+#[inline]
+pub(crate) fn lookup_words(words: &[u64; 4], len: usize) -> Option<&'static Entry> {
+    let mut hash = key_hash_step(len as u64, words[0]);
+    for &word in words.iter().take(len.div_ceil(8)).skip(1) {
+        hash = key_hash_step(hash, word);
+    }
+    let mask = SLOTS.len() - 1;
+    let mut slot = key_hash_finish(hash) as usize & mask;
+    loop {
+        let index = usize::from(SLOTS[slot]);
+        let entry = ENTRIES.get(index.wrapping_sub(1))?;
+        if entry.key_prefix == words[0]
+            && usize::from(entry.key_len) == len
+            && (len <= 8 || same_tail_words(entry.key(), words))
+        {
+            return Some(entry);
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/// Whether `key` (longer than eight bytes) agrees with `words` past the first word.
+fn same_tail_words(key: &[u8], words: &[u64; 4]) -> bool {
+    words
+        .iter()
+        .enumerate()
+        .take(key.len().div_ceil(8))
+        .skip(1)
+        .all(|(i, &word)| key_word(key, 8 * i) == word)
 }
 
 /// Finds `key`, whose [`key_hash`] and first word ([`key_word`] at 0) the caller already has.

@@ -1,8 +1,17 @@
-//! The scoring pass: one walk over the tokens, adding each known token's seven weights (scaled by
+//! The scoring pass: one walk over the text, adding each known token's seven weights (scaled by
 //! negation, emphasis and contrast) to the label intercepts, then a softmax.
+//!
+//! The walk dispatches on a byte class table. Blanks, plain words ([`read_plain_word`], one
+//! lexicon probe each, the rules' word tests precomputed in the entry), `!`/`?` runs and clause
+//! punctuation are handled in the loop itself; anything else (hashtags, elongated or over-long
+//! words, emoticons, emoji, other non-ASCII text) goes to the general [`Tokenizer`], which reads
+//! one token there and hands control back.
 
-use super::lexicon;
-use super::tokenizer::{KeyBuf, Token, Tokenizer, WordShape};
+use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
+use super::lexicon::{self, Entry};
+use super::tokenizer::{
+    read_emoticon, read_plain_word, ByteClass, KeyBuf, Token, Tokenizer, WordShape,
+};
 use super::{Emotion, Scores};
 
 /// Words after a negator that it flips (VADER checks the three preceding words).
@@ -89,6 +98,7 @@ struct Pass {
 }
 
 impl Pass {
+    #[inline(always)]
     fn add(&mut self, weights: &[f32; 7], scale: f32) {
         let scale = scale * self.clause_weight;
         for (logit, weight) in self.logits.iter_mut().zip(weights) {
@@ -119,7 +129,6 @@ impl Scorer {
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
-        let p = &self.params;
         let mut pass = Pass {
             logits: [0.0; 7],
             negation_left: 0,
@@ -128,31 +137,95 @@ impl Scorer {
             clause_weight: 1.0,
             mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
         };
-        let mut tokenizer = Tokenizer::new(text);
+        let bytes = text.as_bytes();
         let mut key = KeyBuf::new();
         let mut spare = KeyBuf::new();
-        while let Some(token) = tokenizer.next_token(&mut key) {
-            match token {
-                Token::Word(shape) => self.word(&mut pass, &key, &mut spare, shape),
-                Token::Punct {
-                    exclaims,
-                    questions,
-                } => {
-                    pass.negation_left = 0;
-                    pass.pending_boost = 0.0;
-                    for (count, punct_key, gain) in [
-                        (exclaims, b"!", p.exclaim_gain),
-                        (questions, b"?", p.question_gain),
-                    ] {
-                        if count == 0 {
-                            continue;
+        let mut pos = 0;
+        while let Some(&byte) = bytes.get(pos) {
+            match ByteClass::of(byte) {
+                ByteClass::Blank => pos += 1,
+                // A word right after '#' is a hashtag: the general reader's.
+                ByteClass::Word if pos == 0 || bytes[pos - 1] != b'#' => {
+                    let Some(word) = read_plain_word(bytes, pos) else {
+                        pos = self.general_token(&mut pass, text, pos, &mut key, &mut spare);
+                        continue;
+                    };
+                    let entry = lexicon::lookup_words(&word.words, word.len);
+                    let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+                    if flags & HAS_TRIPLE != 0 {
+                        // Elongated ("sooo"): the general reader collapses the run.
+                        pos = self.general_token(&mut pass, text, pos, &mut key, &mut spare);
+                        continue;
+                    }
+                    self.word(&mut pass, entry, flags, word.shape);
+                    pos = word.end;
+                }
+                ByteClass::PunctRun => {
+                    let (mut exclaims, mut questions) = (0u32, 0u32);
+                    while let Some(&byte) = bytes.get(pos) {
+                        match byte {
+                            b'!' => exclaims = exclaims.saturating_add(1),
+                            b'?' => questions = questions.saturating_add(1),
+                            _ => break,
                         }
-                        if let Some(entry) = lexicon::lookup(punct_key) {
-                            let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
-                            pass.add(&entry.weights, 1.0 + gain * extra);
+                        pos += 1;
+                    }
+                    self.punct_run(&mut pass, exclaims, questions);
+                }
+                class @ (ByteClass::ClauseBreak | ByteClass::Punct) => {
+                    if let Some((entry, end)) = read_emoticon(bytes, pos) {
+                        pass.add(&entry.weights, self.params.emoticon_gain);
+                        pos = end;
+                    } else {
+                        pos += 1;
+                        if class == ByteClass::ClauseBreak {
+                            pass.negation_left = 0;
+                            pass.pending_boost = 0.0;
                         }
                     }
                 }
+                _ => pos = self.general_token(&mut pass, text, pos, &mut key, &mut spare),
+            }
+        }
+        let p = &self.params;
+        let bias = lexicon::bias();
+        for (i, logit) in pass.logits.iter_mut().enumerate() {
+            *logit += bias[i] + p.label_offsets[i];
+        }
+        pass.logits
+    }
+
+    /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
+    /// rest of a hashtag split at case changes); returns where the text continues.
+    #[inline(never)]
+    fn general_token(
+        &self,
+        pass: &mut Pass,
+        text: &str,
+        pos: usize,
+        key: &mut KeyBuf,
+        spare: &mut KeyBuf,
+    ) -> usize {
+        let p = &self.params;
+        let mut tokenizer = Tokenizer::at(text, pos);
+        loop {
+            let Some(token) = tokenizer.next_token(key) else {
+                return text.len();
+            };
+            match token {
+                Token::Word(shape) => {
+                    let entry = if shape.elongated() {
+                        elongated_entry(key, spare)
+                    } else {
+                        key.entry()
+                    };
+                    let flags = key_flags::key_flags(key.get().unwrap_or_default());
+                    self.word(pass, entry, flags, shape);
+                }
+                Token::Punct {
+                    exclaims,
+                    questions,
+                } => self.punct_run(pass, exclaims, questions),
                 Token::ClauseBreak => {
                     pass.negation_left = 0;
                     pass.pending_boost = 0.0;
@@ -170,42 +243,55 @@ impl Scorer {
                 }
                 Token::Emoticon(entry) => pass.add(&entry.weights, p.emoticon_gain),
             }
+            if !tokenizer.hashtag_continues() {
+                return tokenizer.pos();
+            }
         }
-        let bias = lexicon::bias();
-        for (i, logit) in pass.logits.iter_mut().enumerate() {
-            *logit += bias[i] + p.label_offsets[i];
-        }
-        pass.logits
     }
 
-    fn word(&self, pass: &mut Pass, key: &KeyBuf, spare: &mut KeyBuf, shape: WordShape) {
+    /// A run of `exclaims` `!` and `questions` `?`.
+    fn punct_run(&self, pass: &mut Pass, exclaims: u32, questions: u32) {
         let p = &self.params;
-        let entry = if shape.elongated() {
-            elongated_entry(key, spare)
-        } else {
-            key.entry()
-        };
+        pass.negation_left = 0;
+        pass.pending_boost = 0.0;
+        for (count, entry, gain) in [
+            (exclaims, lexicon::exclaim(), p.exclaim_gain),
+            (questions, lexicon::question(), p.question_gain),
+        ] {
+            if count == 0 {
+                continue;
+            }
+            let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
+            pass.add(&entry.weights, 1.0 + gain * extra);
+        }
+    }
+
+    /// A word: its lexicon entry (if known), the [`key_flags`] of its key and how it was written.
+    #[inline(always)]
+    fn word(&self, pass: &mut Pass, entry: Option<&'static Entry>, flags: u8, shape: WordShape) {
+        let p = &self.params;
         let Some(entry) = entry else {
             pass.negation_left = pass.negation_left.saturating_sub(1);
-            if key.get().is_some_and(ends_in_nt) {
+            if flags & ENDS_IN_NT != 0 {
                 pass.negation_left = NEGATION_SCOPE;
                 pass.negated_by_never = false;
             }
             return;
         };
-        let word = key.get().unwrap_or_default();
-        if pass.negation_left > 0 && pass.negated_by_never && matches!(word, b"so" | b"this") {
-            // VADER: "never so/this <word>" intensifies rather than negates.
-            pass.negation_left = 0;
-            pass.pending_boost += NEVER_SO_BOOST;
-        }
-        if word == b"but" {
-            // Contrast: the clause after "but" carries the message ("good, but sad").
-            for logit in pass.logits.iter_mut() {
-                *logit *= p.contrast_before;
+        if flags & (SO_OR_THIS | BUT) != 0 {
+            if flags & SO_OR_THIS != 0 && pass.negation_left > 0 && pass.negated_by_never {
+                // VADER: "never so/this <word>" intensifies rather than negates.
+                pass.negation_left = 0;
+                pass.pending_boost += NEVER_SO_BOOST;
             }
-            pass.clause_weight = p.contrast_after;
-            pass.negation_left = 0;
+            if flags & BUT != 0 {
+                // Contrast: the clause after "but" carries the message ("good, but sad").
+                for logit in pass.logits.iter_mut() {
+                    *logit *= p.contrast_before;
+                }
+                pass.clause_weight = p.contrast_after;
+                pass.negation_left = 0;
+            }
         }
         let mut scale = 1.0 + pass.pending_boost;
         if shape.all_caps() && pass.mixed_case {
@@ -232,9 +318,9 @@ impl Scorer {
         } else {
             0.0
         };
-        if entry.is_negator() || ends_in_nt(word) {
+        if entry.is_negator() || flags & ENDS_IN_NT != 0 {
             pass.negation_left = NEGATION_SCOPE;
-            pass.negated_by_never = word == b"never";
+            pass.negated_by_never = flags & NEVER != 0;
         }
     }
 }
@@ -249,11 +335,6 @@ fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon:
         return Some(entry);
     }
     key.entry().or(singled)
-}
-
-/// Any "-n't" contraction negates, including ones too rare to be in VADER's list ("mightn't").
-fn ends_in_nt(key: &[u8]) -> bool {
-    key.ends_with(b"n't")
 }
 
 impl Scores {

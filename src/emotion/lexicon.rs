@@ -101,6 +101,21 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
     differ == 0
 }
 
+/// [`lookup_words`] for a key of at most eight bytes, held in one word.
+#[inline(always)]
+pub(crate) fn lookup_word(word: u64, len: usize) -> Option<&'static Entry> {
+    let mask = SLOTS.len() - 1;
+    let mut slot = key_hash_finish(key_hash_step(len as u64, word)) as usize & mask;
+    loop {
+        let index = usize::from(SLOTS[slot]);
+        let entry = ENTRIES.get(index.wrapping_sub(1))?;
+        if entry.key_prefix == word && usize::from(entry.key_len) == len {
+            return Some(entry);
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
 /// Finds the key of `len` bytes (at most 32) held as zero-padded little-endian words, the form
 /// in which the fast word reader assembles it: no byte buffer, and a miss costs one probe sequence.
 #[inline]

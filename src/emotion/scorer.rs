@@ -10,7 +10,8 @@
 use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
 use super::lexicon::{self, Entry};
 use super::tokenizer::{
-    read_emoticon, read_plain_word, ByteClass, KeyBuf, Token, Tokenizer, WordShape,
+    read_emoticon, read_longer_word, read_word_start, ByteClass, KeyBuf, Token, Tokenizer,
+    WordShape, WordStart,
 };
 use super::{Emotion, Scores};
 
@@ -146,7 +147,22 @@ impl Scorer {
                 ByteClass::Blank => pos += 1,
                 // A word right after '#' is a hashtag: the general reader's.
                 ByteClass::Word if pos == 0 || bytes[pos - 1] != b'#' => {
-                    let Some(word) = read_plain_word(bytes, pos) else {
+                    let word = match read_word_start(bytes, pos) {
+                        WordStart::Short(word) => {
+                            let entry = lexicon::lookup_word(word.key, word.len);
+                            let flags =
+                                entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+                            if flags & HAS_TRIPLE == 0 {
+                                self.word(&mut pass, entry, flags, word.shape);
+                                // The blank that usually follows, without another dispatch.
+                                pos = word.end + usize::from(bytes.get(word.end) == Some(&b' '));
+                                continue;
+                            }
+                            None
+                        }
+                        WordStart::Longer(first) => read_longer_word(bytes, pos, first),
+                    };
+                    let Some(word) = word else {
                         pos = self.general_token(&mut pass, text, pos, &mut key, &mut spare);
                         continue;
                     };

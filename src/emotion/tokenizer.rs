@@ -425,7 +425,7 @@ impl ByteClass {
     }
 }
 
-/// A word read by [`read_plain_word`].
+/// A word read by [`read_longer_word`].
 pub(crate) struct PlainWord {
     /// The key (lowercased, apostrophes as `'`) as zero-padded little-endian words.
     pub(crate) words: [u64; MAX_KEY_BYTES / 8],
@@ -531,27 +531,88 @@ fn leading_word_bytes(word_bytes: u64) -> (usize, u64) {
     )
 }
 
-/// Reads the word that starts at `bytes[start]` (an ASCII letter or digit) eight bytes at a time,
-/// with the result [`Tokenizer`] would give, unless the word is a hashtag (the caller checks the
-/// byte before), has a letter three times in a row (the caller checks: see
-/// [`PlainWord::has_triple`]) or a key longer than [`MAX_KEY_BYTES`] (then this returns `None`).
-///
-/// Each chunk is classified with SWAR arithmetic on one `u64`; the key is lowercased (bit 5 set
-/// on upper-case letters) and shifted into place in the same registers the hash then reads. Most
-/// words end inside their first chunk, without an apostrophe: that case has no loop.
+/// One chunk of a word as [`read_plain_word`] reads it: straight apostrophes count as word bytes
+/// when a letter or digit follows them within the chunk (an apostrophe in the last byte ends the
+/// chunk, and the caller decides).
+#[derive(Clone, Copy)]
+pub(crate) struct WordChunk {
+    /// The leading word bytes, lowercased, zero above.
+    key: u64,
+    /// How many bytes lead: 0 to 8.
+    taken: usize,
+    /// High bits of the upper-case and lower-case letters among them.
+    upper: u64,
+    lower: u64,
+}
+
 #[inline(always)]
-pub(crate) fn read_plain_word(bytes: &[u8], start: usize) -> Option<PlainWord> {
-    let v = load_chunk(bytes, start);
-    let (upper, lower, word_bytes) = classify_chunk(v);
-    let (taken, keep) = leading_word_bytes(word_bytes);
-    let end = start + taken;
-    if taken == 0 || taken == 8 || matches!(bytes.get(end), Some(b'\'' | 0xE2)) {
-        return read_long_plain_word(bytes, start);
-    }
+fn word_chunk(v: u64) -> WordChunk {
+    let (upper, lower, alphanumeric) = classify_chunk(v);
+    let apostrophes = bytes_in_range(v, b'\'', b'\'');
+    let (taken, keep) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
     let (upper, lower) = (upper & keep, lower & keep);
-    Some(PlainWord {
-        words: [(v | (upper >> 2)) & keep, 0, 0, 0],
-        len: taken,
+    WordChunk {
+        key: (v | (upper >> 2)) & keep,
+        taken,
+        upper,
+        lower,
+    }
+}
+
+/// Whether a word ends at `bytes[end]`, or an apostrophe there may continue it.
+#[inline(always)]
+fn apostrophe_may_follow(bytes: &[u8], end: usize) -> bool {
+    matches!(bytes.get(end), Some(b'\'' | 0xE2))
+}
+
+/// A word that ends inside the first eight bytes it starts: the common case, kept in registers.
+pub(crate) struct ShortWord {
+    /// The key (lowercased, apostrophes as `'`) as a zero-padded little-endian word.
+    pub(crate) key: u64,
+    /// Key length in bytes, 1 to 7.
+    pub(crate) len: usize,
+    /// Where the text continues after the word.
+    pub(crate) end: usize,
+    pub(crate) shape: WordShape,
+}
+
+impl ShortWord {
+    /// The [`key_flags`](super::key_flags) of a word not found in the lexicon (see
+    /// [`PlainWord::unknown_key_flags`]).
+    pub(crate) fn unknown_key_flags(&self) -> u8 {
+        let bytes = self.key.to_le_bytes();
+        super::key_flags::key_flags(bytes.get(..self.len).unwrap_or_default())
+    }
+}
+
+/// The start of a word, as [`read_word_start`] finds it.
+pub(crate) enum WordStart {
+    /// The whole word.
+    Short(ShortWord),
+    /// The first eight bytes of a longer word (or one an apostrophe may continue), for
+    /// [`read_longer_word`].
+    Longer(WordChunk),
+}
+
+/// Reads the first eight bytes of the word that starts at `bytes[start]` (an ASCII letter or
+/// digit), classified with SWAR arithmetic on one `u64`; the key is lowercased by setting bit 5
+/// on upper-case letters. Most words end there, with straight apostrophes at most ("can't"):
+/// they come back whole.
+///
+/// Like [`read_longer_word`], this gives the result [`Tokenizer`] would, except that it neither
+/// recognises hashtags (the caller checks the byte before) nor letters three times in a row (the
+/// caller checks; see [`ShortWord::unknown_key_flags`]).
+#[inline(always)]
+pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
+    let first = word_chunk(load_chunk(bytes, start));
+    let end = start + first.taken;
+    if first.taken == 8 || first.taken == 0 || apostrophe_may_follow(bytes, end) {
+        return WordStart::Longer(first);
+    }
+    let (upper, lower) = (first.upper, first.lower);
+    WordStart::Short(ShortWord {
+        key: first.key,
+        len: first.taken,
         end,
         shape: WordShape::new(
             false,
@@ -561,8 +622,34 @@ pub(crate) fn read_plain_word(bytes: &[u8], start: usize) -> Option<PlainWord> {
     })
 }
 
-/// [`read_plain_word`] for words that go on past their first chunk or hold an apostrophe.
+/// The rest of [`read_word_start`]'s word when it was [`WordStart::Longer`], given its first
+/// chunk. `None` when the key is longer than [`MAX_KEY_BYTES`]: then the caller must use
+/// [`Tokenizer`]. Words of up to sixteen bytes with straight apostrophes at most take no loop.
 #[inline(never)]
+pub(crate) fn read_longer_word(bytes: &[u8], start: usize, first: WordChunk) -> Option<PlainWord> {
+    if first.taken < 8 {
+        return read_long_plain_word(bytes, start);
+    }
+    let end = start + 8;
+    let second = word_chunk(load_chunk(bytes, end));
+    let end = end + second.taken;
+    if second.taken == 8 || apostrophe_may_follow(bytes, end) {
+        return read_long_plain_word(bytes, start);
+    }
+    let two_uppers = first.upper & first.upper.wrapping_sub(1) != 0
+        || second.upper & second.upper.wrapping_sub(1) != 0
+        || (first.upper != 0 && second.upper != 0);
+    let any_lower = (first.lower | second.lower) != 0;
+    Some(PlainWord {
+        words: [first.key, second.key, 0, 0],
+        len: 8 + second.taken,
+        end,
+        shape: WordShape::new(false, two_uppers && !any_lower, false),
+    })
+}
+
+/// [`read_longer_word`] for words of more than sixteen bytes or with curly apostrophes, in a loop
+/// over chunks.
 fn read_long_plain_word(bytes: &[u8], start: usize) -> Option<PlainWord> {
     let mut words = [0u64; MAX_KEY_BYTES / 8];
     let mut len = 0usize;
@@ -808,8 +895,17 @@ mod tests {
         {
             let mut bytewise_key = KeyBuf::new();
             let mut bytewise = Tokenizer::new(&text);
-            let Some(plain) = read_plain_word(text.as_bytes(), 0) else {
-                continue; // declined: the byte-wise reader handles it
+            let plain = match read_word_start(text.as_bytes(), 0) {
+                WordStart::Short(word) => PlainWord {
+                    words: [word.key, 0, 0, 0],
+                    len: word.len,
+                    end: word.end,
+                    shape: word.shape,
+                },
+                WordStart::Longer(first) => match read_longer_word(text.as_bytes(), 0, first) {
+                    Some(word) => word,
+                    None => continue, // declined: the byte-wise reader handles it
+                },
             };
             let Token::Word(bytewise_shape) = bytewise.word(&mut bytewise_key) else {
                 panic!("{text:?}: byte-wise reader returned no word");

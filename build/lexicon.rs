@@ -168,6 +168,9 @@ pub fn generate(out_dir: &Path) {
         "pub(in crate::emotion::lexicon) static SLOTS: [u16; {slots}] = {table:?};"
     )
     .unwrap();
+    // Zero padding: the scorer compares key tails eight bytes at a time, and the last key's last
+    // word must not run off the end.
+    key_bytes.extend_from_slice(&[0; 8]);
     std::fs::write(out_dir.join("emotion_keys.bin"), &key_bytes).expect("write emotion_keys.bin");
     writeln!(
         code,

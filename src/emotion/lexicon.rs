@@ -131,7 +131,7 @@ pub(crate) fn lookup_words(words: &[u64; 4], len: usize) -> Option<&'static Entr
         let entry = ENTRIES.get(index.wrapping_sub(1))?;
         if entry.key_prefix == words[0]
             && usize::from(entry.key_len) == len
-            && (len <= 8 || same_tail_words(entry.key(), words))
+            && (len <= 8 || same_tail_words(entry, words))
         {
             return Some(entry);
         }
@@ -139,14 +139,20 @@ pub(crate) fn lookup_words(words: &[u64; 4], len: usize) -> Option<&'static Entr
     }
 }
 
-/// Whether `key` (longer than eight bytes) agrees with `words` past the first word.
-fn same_tail_words(key: &[u8], words: &[u64; 4]) -> bool {
-    words
-        .iter()
-        .enumerate()
-        .take(key.len().div_ceil(8))
-        .skip(1)
-        .all(|(i, &word)| key_word(key, 8 * i) == word)
+/// Whether the key of `entry` (longer than eight bytes, as long as `words`' key) agrees with
+/// `words` past the first word. The key bytes are read eight at a time (`KEY_BYTES` ends in
+/// zero padding) and masked to the key's length.
+fn same_tail_words(entry: &Entry, words: &[u64; 4]) -> bool {
+    let start = entry.key_start as usize;
+    let len = usize::from(entry.key_len);
+    (8..len).step_by(8).zip(&words[1..]).all(|(offset, &word)| {
+        let mut stored = [0u8; 8];
+        if let Some(bytes) = KEY_BYTES.get(start + offset..start + offset + 8) {
+            stored.copy_from_slice(bytes);
+        }
+        let keep = u64::MAX >> (8 * (8 - (len - offset).min(8)));
+        u64::from_le_bytes(stored) & keep == word
+    })
 }
 
 /// Finds `key`, whose [`key_hash`] and first word ([`key_word`] at 0) the caller already has.
@@ -215,6 +221,48 @@ mod tests {
         let mean = total as f64 / ENTRIES.len() as f64;
         assert!(mean < 1.6, "mean probe length {mean}");
         assert!(longest < 40, "longest probe sequence {longest}");
+    }
+
+    #[test]
+    fn word_lookups_agree_with_byte_lookups() {
+        let as_words = |key: &[u8]| {
+            let mut words = [0u64; 4];
+            for (i, word) in words.iter_mut().enumerate() {
+                *word = key_word(key, 8 * i);
+            }
+            words
+        };
+        let mut long_keys = 0;
+        for entry in ENTRIES.iter().filter(|e| e.key().len() <= 32) {
+            let key = entry.key();
+            let found = lookup_words(&as_words(key), key.len()).map(|e| e as *const Entry);
+            assert_eq!(found, Some(entry as *const Entry), "{key:?}");
+            if key.len() <= 8 {
+                let found = lookup_word(key_word(key, 0), key.len()).map(|e| e as *const Entry);
+                assert_eq!(found, Some(entry as *const Entry), "{key:?}");
+            } else {
+                long_keys += 1;
+            }
+        }
+        assert!(long_keys > 1000, "only {long_keys} keys longer than a word");
+        // Keys that differ from a lexicon key only past the first word, or only in length.
+        for key in [
+            &b"disappointed"[..],
+            b"disappointing",
+            b"cancelled",
+            b"honestly",
+        ] {
+            assert!(lookup(key).is_some(), "{key:?}");
+            let mut near = key.to_vec();
+            if let Some(last) = near.last_mut() {
+                *last = b'q';
+            }
+            assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            near.push(b's');
+            assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            let shorter = &key[..key.len() - 1];
+            assert!(lookup_words(&as_words(shorter), shorter.len()).is_none());
+        }
     }
 
     #[test]

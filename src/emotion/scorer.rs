@@ -10,8 +10,8 @@
 use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
 use super::lexicon::{self, Entry};
 use super::tokenizer::{
-    read_emoticon, read_longer_word, read_word_start, ByteClass, KeyBuf, Token, Tokenizer,
-    WordShape, WordStart,
+    read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
+    PlainWord, Token, Tokenizer, WordShape, WordStart,
 };
 use super::{Emotion, Scores};
 
@@ -139,42 +139,31 @@ impl Scorer {
             mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
         };
         let bytes = text.as_bytes();
-        let mut key = KeyBuf::new();
-        let mut spare = KeyBuf::new();
         let mut pos = 0;
         while let Some(&byte) = bytes.get(pos) {
             match ByteClass::of(byte) {
                 ByteClass::Blank => pos += 1,
                 // A word right after '#' is a hashtag: the general reader's.
                 ByteClass::Word if pos == 0 || bytes[pos - 1] != b'#' => {
-                    let word = match read_word_start(bytes, pos) {
+                    let read = match read_word_start(bytes, pos) {
                         WordStart::Short(word) => {
                             let entry = lexicon::lookup_word(word.key, word.len);
                             let flags =
                                 entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
-                            if flags & HAS_TRIPLE == 0 {
+                            (flags & HAS_TRIPLE == 0).then(|| {
                                 self.word(&mut pass, entry, flags, word.shape);
                                 // The blank that usually follows, without another dispatch.
-                                pos = word.end + usize::from(bytes.get(word.end) == Some(&b' '));
-                                continue;
-                            }
-                            None
+                                word.end + usize::from(bytes.get(word.end) == Some(&b' '))
+                            })
                         }
-                        WordStart::Longer(first) => read_longer_word(bytes, pos, first),
+                        WordStart::Longer(first) => match read_two_chunk_word(bytes, pos, first) {
+                            Some(word) => self.plain_word(&mut pass, &word),
+                            None => read_long_word(bytes, pos)
+                                .and_then(|word| self.plain_word(&mut pass, &word)),
+                        },
                     };
-                    let Some(word) = word else {
-                        pos = self.general_token(&mut pass, text, pos, &mut key, &mut spare);
-                        continue;
-                    };
-                    let entry = lexicon::lookup_words(&word.words, word.len);
-                    let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
-                    if flags & HAS_TRIPLE != 0 {
-                        // Elongated ("sooo"): the general reader collapses the run.
-                        pos = self.general_token(&mut pass, text, pos, &mut key, &mut spare);
-                        continue;
-                    }
-                    self.word(&mut pass, entry, flags, word.shape);
-                    pos = word.end;
+                    // `None`: an elongated or over-long word, for the general reader.
+                    pos = read.unwrap_or_else(|| self.general_token(&mut pass, text, pos));
                 }
                 ByteClass::PunctRun => {
                     let (mut exclaims, mut questions) = (0u32, 0u32);
@@ -200,7 +189,7 @@ impl Scorer {
                         }
                     }
                 }
-                _ => pos = self.general_token(&mut pass, text, pos, &mut key, &mut spare),
+                _ => pos = self.general_token(&mut pass, text, pos),
             }
         }
         let p = &self.params;
@@ -214,15 +203,9 @@ impl Scorer {
     /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
     /// rest of a hashtag split at case changes); returns where the text continues.
     #[inline(never)]
-    fn general_token(
-        &self,
-        pass: &mut Pass,
-        text: &str,
-        pos: usize,
-        key: &mut KeyBuf,
-        spare: &mut KeyBuf,
-    ) -> usize {
+    fn general_token(&self, pass: &mut Pass, text: &str, pos: usize) -> usize {
         let p = &self.params;
+        let (key, spare) = (&mut KeyBuf::new(), &mut KeyBuf::new());
         let mut tokenizer = Tokenizer::at(text, pos);
         loop {
             let Some(token) = tokenizer.next_token(key) else {
@@ -263,6 +246,19 @@ impl Scorer {
                 return tokenizer.pos();
             }
         }
+    }
+
+    /// A word read by [`read_two_chunk_word`] or [`read_long_word`]: weighs it and returns where
+    /// the text continues, or `None` if it is elongated (the general reader collapses the run).
+    #[inline(always)]
+    fn plain_word(&self, pass: &mut Pass, word: &PlainWord) -> Option<usize> {
+        let entry = lexicon::lookup_words(&word.words, word.len);
+        let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+        if flags & HAS_TRIPLE != 0 {
+            return None;
+        }
+        self.word(pass, entry, flags, word.shape);
+        Some(word.end)
     }
 
     /// A run of `exclaims` `!` and `questions` `?`.

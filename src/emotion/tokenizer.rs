@@ -425,7 +425,7 @@ impl ByteClass {
     }
 }
 
-/// A word read by [`read_longer_word`].
+/// A word read by [`read_two_chunk_word`] or [`read_long_word`].
 pub(crate) struct PlainWord {
     /// The key (lowercased, apostrophes as `'`) as zero-padded little-endian words.
     pub(crate) words: [u64; MAX_KEY_BYTES / 8],
@@ -590,7 +590,7 @@ pub(crate) enum WordStart {
     /// The whole word.
     Short(ShortWord),
     /// The first eight bytes of a longer word (or one an apostrophe may continue), for
-    /// [`read_longer_word`].
+    /// [`read_two_chunk_word`] or [`read_long_word`].
     Longer(WordChunk),
 }
 
@@ -599,7 +599,7 @@ pub(crate) enum WordStart {
 /// on upper-case letters. Most words end there, with straight apostrophes at most ("can't"):
 /// they come back whole.
 ///
-/// Like [`read_longer_word`], this gives the result [`Tokenizer`] would, except that it neither
+/// Like the readers of longer words, this gives the result [`Tokenizer`] would, except that it neither
 /// recognises hashtags (the caller checks the byte before) nor letters three times in a row (the
 /// caller checks; see [`ShortWord::unknown_key_flags`]).
 #[inline(always)]
@@ -623,18 +623,22 @@ pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
 }
 
 /// The rest of [`read_word_start`]'s word when it was [`WordStart::Longer`], given its first
-/// chunk. `None` when the key is longer than [`MAX_KEY_BYTES`]: then the caller must use
-/// [`Tokenizer`]. Words of up to sixteen bytes with straight apostrophes at most take no loop.
-#[inline(never)]
-pub(crate) fn read_longer_word(bytes: &[u8], start: usize, first: WordChunk) -> Option<PlainWord> {
+/// chunk, if the word ends within a second chunk and has straight apostrophes at most: sixteen
+/// bytes without a loop. `None` otherwise: then [`read_long_word`] reads it.
+#[inline(always)]
+pub(crate) fn read_two_chunk_word(
+    bytes: &[u8],
+    start: usize,
+    first: WordChunk,
+) -> Option<PlainWord> {
     if first.taken < 8 {
-        return read_long_plain_word(bytes, start);
+        return None;
     }
     let end = start + 8;
     let second = word_chunk(load_chunk(bytes, end));
     let end = end + second.taken;
     if second.taken == 8 || apostrophe_may_follow(bytes, end) {
-        return read_long_plain_word(bytes, start);
+        return None;
     }
     let two_uppers = first.upper & first.upper.wrapping_sub(1) != 0
         || second.upper & second.upper.wrapping_sub(1) != 0
@@ -648,9 +652,12 @@ pub(crate) fn read_longer_word(bytes: &[u8], start: usize, first: WordChunk) -> 
     })
 }
 
-/// [`read_longer_word`] for words of more than sixteen bytes or with curly apostrophes, in a loop
-/// over chunks.
-fn read_long_plain_word(bytes: &[u8], start: usize) -> Option<PlainWord> {
+/// Reads any word [`read_word_start`] and [`read_two_chunk_word`] did not finish (more than
+/// sixteen bytes, curly apostrophes, apostrophes at a chunk's end), in a loop over chunks, with
+/// the same result and the same exceptions. `None` when the key is longer than
+/// [`MAX_KEY_BYTES`]: then the caller must use [`Tokenizer`].
+#[inline(never)]
+pub(crate) fn read_long_word(bytes: &[u8], start: usize) -> Option<PlainWord> {
     let mut words = [0u64; MAX_KEY_BYTES / 8];
     let mut len = 0usize;
     let mut src = start;
@@ -902,10 +909,13 @@ mod tests {
                     end: word.end,
                     shape: word.shape,
                 },
-                WordStart::Longer(first) => match read_longer_word(text.as_bytes(), 0, first) {
-                    Some(word) => word,
-                    None => continue, // declined: the byte-wise reader handles it
-                },
+                WordStart::Longer(first) => {
+                    let two_chunks = read_two_chunk_word(text.as_bytes(), 0, first);
+                    match two_chunks.or_else(|| read_long_word(text.as_bytes(), 0)) {
+                        Some(word) => word,
+                        None => continue, // declined: the byte-wise reader handles it
+                    }
+                }
             };
             let Token::Word(bytewise_shape) = bytewise.word(&mut bytewise_key) else {
                 panic!("{text:?}: byte-wise reader returned no word");

@@ -537,6 +537,103 @@ mod tests {
         }
     }
 
+    /// [`Scorer::logits`] with every token read by the general [`Tokenizer`]: the reference the
+    /// fast paths of the scoring loop must agree with bit for bit.
+    fn logits_of_general_reader(scorer: &Scorer, text: &str) -> [f32; 7] {
+        let mut pass = Pass {
+            logits: [0.0; 7],
+            negation_left: 0,
+            negated_by_never: false,
+            pending_boost: 0.0,
+            clause_weight: 1.0,
+            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
+        };
+        let mut pos = 0;
+        while pos < text.len() {
+            pos = scorer.general_token(&mut pass, text, pos);
+        }
+        let bias = lexicon::bias();
+        for (i, logit) in pass.logits.iter_mut().enumerate() {
+            *logit += bias[i] + scorer.params.label_offsets[i];
+        }
+        pass.logits
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_reader() {
+        const FRAGMENTS: [&str; 48] = [
+            "I",
+            "can't",
+            "CAN'T",
+            "Can’t",
+            "don’t",
+            "mightn't",
+            "sooo",
+            "goooood",
+            "HAPPYYY",
+            "#SoHappy",
+            "#blessed",
+            ":)",
+            ":-(",
+            ">:(",
+            ":'(",
+            "10:30",
+            "lol:)",
+            "7/10",
+            "!!",
+            "?!?",
+            "😂",
+            "👍🏽",
+            "👨\u{200d}💻",
+            "ça",
+            "rock'n'roll",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "disappointed",
+            "HONESTLY",
+            "not",
+            "never",
+            "so",
+            "this",
+            "but",
+            "very",
+            "slightly",
+            "a'",
+            "'quote'",
+            "x9Y",
+            "grrr",
+            "zzz",
+            "aab",
+            "THOUGHTS",
+            "I’M",
+            "abcdefg'hij",
+            "abcdefgh'ij",
+        ];
+        const SEPARATORS: [&str; 8] = [" ", " ", "  ", ", ", ". ", "", "#", "\t"];
+        let scorer = Scorer::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |bound: usize| {
+            // xorshift64: a fixed, repeatable sequence of texts.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut text = String::new();
+        for _ in 0..20_000 {
+            text.clear();
+            for _ in 0..1 + next(12) {
+                text.push_str(FRAGMENTS[next(FRAGMENTS.len())]);
+                text.push_str(SEPARATORS[next(SEPARATORS.len())]);
+            }
+            let fast = scorer.logits(&text).map(f32::to_bits);
+            let general = logits_of_general_reader(&scorer, &text).map(f32::to_bits);
+            assert_eq!(fast, general, "{text:?}");
+        }
+    }
+
     #[test]
     fn params_change_the_outcome() {
         let mut params = Params::TUNED;

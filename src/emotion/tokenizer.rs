@@ -524,14 +524,14 @@ fn classify_chunk(v: u64) -> (u64, u64, u64) {
 /// bytes.
 #[inline(always)]
 fn leading_word_bytes(word_bytes: u64) -> (usize, u64) {
-    let taken = (!word_bytes & HIGH).trailing_zeros() / 8;
-    (
-        taken as usize,
-        u64::MAX.checked_shr(64 - 8 * taken).unwrap_or(0),
-    )
+    let others = !word_bytes & HIGH;
+    // The high bit of the first other byte, moved to the bit above the leading bytes, minus one
+    // (all ones when there is none).
+    let keep = ((others & others.wrapping_neg()) >> 7).wrapping_sub(1);
+    ((others.trailing_zeros() / 8) as usize, keep)
 }
 
-/// One chunk of a word as [`read_plain_word`] reads it: straight apostrophes count as word bytes
+/// One chunk of a word as [`read_word_start`] reads it: straight apostrophes count as word bytes
 /// when a letter or digit follows them within the chunk (an apostrophe in the last byte ends the
 /// chunk, and the caller decides).
 #[derive(Clone, Copy)]
@@ -547,14 +547,19 @@ pub(crate) struct WordChunk {
 
 #[inline(always)]
 fn word_chunk(v: u64) -> WordChunk {
-    let (upper, lower, alphanumeric) = classify_chunk(v);
+    // Setting bit 5 folds upper-case letters onto lower-case ones and nothing else onto them.
+    let letters = bytes_in_range(v | (ONES * 0x20), b'a', b'z');
+    let alphanumeric = letters | bytes_in_range(v, b'0', b'9');
     let apostrophes = bytes_in_range(v, b'\'', b'\'');
     let (taken, keep) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
-    let (upper, lower) = (upper & keep, lower & keep);
+    let letters = letters & keep;
+    // Bit 5 of each byte, moved up to bit 7: set on lower-case letters.
+    let lower = letters & (v << 2);
     WordChunk {
-        key: (v | (upper >> 2)) & keep,
+        // Lowercase: bit 5 set on every letter.
+        key: (v | (letters >> 2)) & keep,
         taken,
-        upper,
+        upper: letters ^ lower,
         lower,
     }
 }

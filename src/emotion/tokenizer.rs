@@ -2,12 +2,13 @@
 //! internal apostrophes kept, letters repeated three or more times collapsed to two), `!`/`?` runs,
 //! clause punctuation, emoticons and emoji clusters.
 //!
-//! Two readers share these rules. [`read_plain_word`] is the fast one, for the common word (no
-//! hashtag, no letter three times in a row, at most 32 key bytes): it reads eight bytes at a time
-//! and hands back the key as the little-endian words the lexicon hash takes. [`Tokenizer`] is the
-//! general one, a byte at a time, for everything else; the scorer calls it wherever the fast
-//! reader declines and wherever the text holds anything but words, blanks, `!`/`?` runs and
-//! clause punctuation that cannot start an emoticon (see [`ByteClass`]).
+//! Two readers share these rules. [`read_word_start`] (with [`read_two_chunk_word`] and
+//! [`read_long_word`] for longer words) is the fast one, for the common word (no hashtag, no
+//! letter three times in a row, at most 32 key bytes): it reads eight bytes at a time and hands
+//! back the key as the little-endian words the lexicon hash takes. [`read_emoticon`] finds
+//! emoticons. [`Tokenizer`] is the general one, a byte at a time, for everything else; the scorer
+//! calls it wherever the fast reader declines and wherever the text holds anything but words,
+//! blanks, `!`/`?` runs, clause punctuation and emoticons (see [`ByteClass`]).
 //!
 //! `scripts/lexicon/derive.py` tokenises the training text the same way; keep the two in step.
 

@@ -8,11 +8,17 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+#[path = "../src/emotion/key_flags.rs"]
+#[allow(dead_code)] // the scorer uses the bit names; the build only needs `key_flags`
+mod key_flags;
 #[path = "../src/emotion/key_hash.rs"]
 mod key_hash;
 
 const LABELS: usize = 7;
+/// In VADER's negator list; the other flag bits come from `key_flags`.
 const NEGATOR: u8 = 1;
+/// Longest emoticon the tokenizer tries (`MAX_EMOTICON_BYTES` in `src/emotion/tokenizer.rs`).
+const MAX_EMOTICON_BYTES: usize = 8;
 
 #[derive(Default)]
 struct RawEntry {
@@ -88,6 +94,27 @@ pub fn generate(out_dir: &Path) {
         entries.len() < u16::MAX as usize,
         "entry index must fit in u16"
     );
+    // Per first byte, bit `n` set if some key of `n` bytes (2..=8, all printable ASCII) starts
+    // with it: the tokenizer tries an emoticon only where one can start, and only at those lengths.
+    let mut emoticon_lengths = [0u16; 256];
+    for key in entries.keys() {
+        let key = key.as_bytes();
+        let Some(&first) = key.first() else { continue };
+        if first.is_ascii_punctuation()
+            && (2..=MAX_EMOTICON_BYTES).contains(&key.len())
+            && key.iter().all(u8::is_ascii_graphic)
+        {
+            emoticon_lengths[usize::from(first)] |= 1 << key.len();
+        }
+    }
+    let index_of = |key: &str| {
+        entries
+            .keys()
+            .position(|k| k == key)
+            .unwrap_or_else(|| panic!("the lexicon has no {key:?} entry"))
+    };
+    let (exclaim, question) = (index_of("!"), index_of("?"));
+
     let slots = (entries.len() * 2).next_power_of_two();
     let mut table = vec![0u16; slots];
     let mut key_bytes: Vec<u8> = Vec::new();
@@ -117,7 +144,7 @@ pub fn generate(out_dir: &Path) {
             key_hash::key_word(key.as_bytes(), 0),
             key_bytes.len(),
             key.len(),
-            entry.flags,
+            entry.flags | key_flags::key_flags(key.as_bytes()),
             entry.booster,
             entry.weights
         )
@@ -127,9 +154,23 @@ pub fn generate(out_dir: &Path) {
     code.push_str("];\n");
     writeln!(
         code,
+        "pub(in crate::emotion::lexicon) static EMOTICON_LENGTHS: [u16; 256] = {emoticon_lengths:?};"
+    )
+    .unwrap();
+    writeln!(
+        code,
+        "pub(in crate::emotion::lexicon) const EXCLAIM: usize = {exclaim};\n\
+         pub(in crate::emotion::lexicon) const QUESTION: usize = {question};"
+    )
+    .unwrap();
+    writeln!(
+        code,
         "pub(in crate::emotion::lexicon) static SLOTS: [u16; {slots}] = {table:?};"
     )
     .unwrap();
+    // Zero padding: the scorer compares key tails eight bytes at a time, and the last key's last
+    // word must not run off the end.
+    key_bytes.extend_from_slice(&[0; 8]);
     std::fs::write(out_dir.join("emotion_keys.bin"), &key_bytes).expect("write emotion_keys.bin");
     writeln!(
         code,

@@ -1,9 +1,12 @@
 //! The compiled-in lexicon: per-token emotion weights, VADER negators and degree adverbs, looked
 //! up by exact key bytes (lowercase word, emoticon, or emoji sequence without modifiers).
 //!
-//! The tables are generated at build time by `build/lexicon.rs` from `data/emotion/*.tsv`.
+//! The tables are generated at build time by `build/lexicon.rs` from `data/emotion/*.tsv`. Each
+//! entry also carries, precomputed, everything the scorer's rules ask of a word (negator, "-n't",
+//! "never", "so"/"this", "but"), so that a known word costs one probe and no byte comparison.
 
-use super::key_hash::{key_hash, key_word};
+use super::key_flags;
+use super::key_hash::{key_hash, key_hash_finish, key_hash_step, key_word};
 
 /// One lexicon key and what it contributes.
 #[derive(Debug)]
@@ -13,6 +16,7 @@ pub(crate) struct Entry {
     key_prefix: u64,
     key_start: u32,
     key_len: u8,
+    /// [`NEGATOR`] and the [`key_flags`] bits of the key.
     flags: u8,
     /// VADER degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word); 0 otherwise.
     pub(crate) booster: f32,
@@ -20,11 +24,19 @@ pub(crate) struct Entry {
     pub(crate) weights: [f32; 7],
 }
 
+/// In VADER's negator list (bit 0; the [`key_flags`] bits are the others).
 const NEGATOR: u8 = 1;
 
 impl Entry {
+    #[inline]
     pub(crate) fn is_negator(&self) -> bool {
         self.flags & NEGATOR != 0
+    }
+
+    /// The [`key_flags`] bits of this entry's key, computed at build time.
+    #[inline]
+    pub(crate) fn key_flags(&self) -> u8 {
+        self.flags & !NEGATOR
     }
 
     fn key(&self) -> &'static [u8] {
@@ -43,7 +55,30 @@ mod generated {
     use super::Entry;
     include!(concat!(env!("OUT_DIR"), "/emotion_lexicon.rs"));
 }
-use generated::{BIAS, ENTRIES, KEY_BYTES, SLOTS};
+use generated::{BIAS, EMOTICON_LENGTHS, ENTRIES, EXCLAIM, KEY_BYTES, QUESTION, SLOTS};
+
+// The entry's key-derived bits must not collide with the negator bit.
+const _: () = assert!(
+    (key_flags::ENDS_IN_NT | key_flags::NEVER | key_flags::SO_OR_THIS | key_flags::BUT) & NEGATOR
+        == 0
+);
+
+/// The entry of `!`, whose weights a run of exclamation marks adds.
+pub(crate) fn exclaim() -> &'static Entry {
+    &ENTRIES[EXCLAIM]
+}
+
+/// The entry of `?`.
+pub(crate) fn question() -> &'static Entry {
+    &ENTRIES[QUESTION]
+}
+
+/// Bit `n` set if some key of `n` printable ASCII bytes (2 to 8) starts with `first`: where no
+/// bit is set no emoticon can start, and only the lengths set need a probe.
+#[inline]
+pub(crate) fn emoticon_lengths(first: u8) -> u16 {
+    EMOTICON_LENGTHS[usize::from(first)]
+}
 
 /// The label intercepts learned with the lexicon: the logits of a text with no known token.
 pub(crate) fn bias() -> &'static [f32; 7] {
@@ -64,6 +99,60 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
         differ |= x ^ y;
     }
     differ == 0
+}
+
+/// [`lookup_words`] for a key of at most eight bytes, held in one word.
+#[inline(always)]
+pub(crate) fn lookup_word(word: u64, len: usize) -> Option<&'static Entry> {
+    let mask = SLOTS.len() - 1;
+    let mut slot = key_hash_finish(key_hash_step(len as u64, word)) as usize & mask;
+    loop {
+        let index = usize::from(SLOTS[slot]);
+        let entry = ENTRIES.get(index.wrapping_sub(1))?;
+        if entry.key_prefix == word && usize::from(entry.key_len) == len {
+            return Some(entry);
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/// Finds the key of `len` bytes (at most 32) held as zero-padded little-endian words, the form
+/// in which the fast word reader assembles it: no byte buffer, and a miss costs one probe sequence.
+#[inline]
+pub(crate) fn lookup_words(words: &[u64; 4], len: usize) -> Option<&'static Entry> {
+    let mut hash = key_hash_step(len as u64, words[0]);
+    for &word in words.iter().take(len.div_ceil(8)).skip(1) {
+        hash = key_hash_step(hash, word);
+    }
+    let mask = SLOTS.len() - 1;
+    let mut slot = key_hash_finish(hash) as usize & mask;
+    loop {
+        let index = usize::from(SLOTS[slot]);
+        let entry = ENTRIES.get(index.wrapping_sub(1))?;
+        if entry.key_prefix == words[0]
+            && usize::from(entry.key_len) == len
+            && (len <= 8 || same_tail_words(entry, words))
+        {
+            return Some(entry);
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/// Whether the key of `entry` (longer than eight bytes, as long as `words`' key) agrees with
+/// `words` past the first word. The key bytes are read eight at a time (`KEY_BYTES` ends in
+/// zero padding) and masked to the key's length.
+fn same_tail_words(entry: &Entry, words: &[u64; 4]) -> bool {
+    let start = entry.key_start as usize;
+    let len = usize::from(entry.key_len);
+    (8..len).step_by(8).zip(&words[1..]).all(|(offset, &word)| {
+        let mut stored = [0u8; 8];
+        if let Some(bytes) = KEY_BYTES.get(start + offset..start + offset + 8) {
+            stored.copy_from_slice(bytes);
+        }
+        let keep = u64::MAX >> (8 * (8 - (len - offset).min(8)));
+        u64::from_le_bytes(stored) & keep == word
+    })
 }
 
 /// Finds `key`, whose [`key_hash`] and first word ([`key_word`] at 0) the caller already has.
@@ -132,6 +221,48 @@ mod tests {
         let mean = total as f64 / ENTRIES.len() as f64;
         assert!(mean < 1.6, "mean probe length {mean}");
         assert!(longest < 40, "longest probe sequence {longest}");
+    }
+
+    #[test]
+    fn word_lookups_agree_with_byte_lookups() {
+        let as_words = |key: &[u8]| {
+            let mut words = [0u64; 4];
+            for (i, word) in words.iter_mut().enumerate() {
+                *word = key_word(key, 8 * i);
+            }
+            words
+        };
+        let mut long_keys = 0;
+        for entry in ENTRIES.iter().filter(|e| e.key().len() <= 32) {
+            let key = entry.key();
+            let found = lookup_words(&as_words(key), key.len()).map(|e| e as *const Entry);
+            assert_eq!(found, Some(entry as *const Entry), "{key:?}");
+            if key.len() <= 8 {
+                let found = lookup_word(key_word(key, 0), key.len()).map(|e| e as *const Entry);
+                assert_eq!(found, Some(entry as *const Entry), "{key:?}");
+            } else {
+                long_keys += 1;
+            }
+        }
+        assert!(long_keys > 1000, "only {long_keys} keys longer than a word");
+        // Keys that differ from a lexicon key only past the first word, or only in length.
+        for key in [
+            &b"disappointed"[..],
+            b"disappointing",
+            b"cancelled",
+            b"honestly",
+        ] {
+            assert!(lookup(key).is_some(), "{key:?}");
+            let mut near = key.to_vec();
+            if let Some(last) = near.last_mut() {
+                *last = b'q';
+            }
+            assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            near.push(b's');
+            assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            let shorter = &key[..key.len() - 1];
+            assert!(lookup_words(&as_words(shorter), shorter.len()).is_none());
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`cli`] holds the `analyze` and `eval` commands and [`report`] the accuracy figures they print.
 
 pub mod cli;
+mod key_flags;
 mod key_hash;
 mod lexicon;
 pub mod report;

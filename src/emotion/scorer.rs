@@ -1,8 +1,18 @@
-//! The scoring pass: one walk over the tokens, adding each known token's seven weights (scaled by
+//! The scoring pass: one walk over the text, adding each known token's seven weights (scaled by
 //! negation, emphasis and contrast) to the label intercepts, then a softmax.
+//!
+//! The walk dispatches on a byte class table. Blanks, plain words ([`read_word_start`] and the
+//! readers of longer words; one lexicon probe each, the rules' word tests precomputed in the
+//! entry), `!`/`?` runs, clause punctuation and emoticons are handled in the loop itself; anything
+//! else (hashtags, elongated or over-long words, emoji, other non-ASCII text) goes to the general
+//! [`Tokenizer`], which reads one token there and hands control back.
 
-use super::lexicon;
-use super::tokenizer::{KeyBuf, Token, Tokenizer, WordShape};
+use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
+use super::lexicon::{self, Entry};
+use super::tokenizer::{
+    read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
+    PlainWord, Token, Tokenizer, WordShape, WordStart,
+};
 use super::{Emotion, Scores};
 
 /// Words after a negator that it flips (VADER checks the three preceding words).
@@ -89,6 +99,7 @@ struct Pass {
 }
 
 impl Pass {
+    #[inline(always)]
     fn add(&mut self, weights: &[f32; 7], scale: f32) {
         let scale = scale * self.clause_weight;
         for (logit, weight) in self.logits.iter_mut().zip(weights) {
@@ -119,7 +130,6 @@ impl Scorer {
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
-        let p = &self.params;
         let mut pass = Pass {
             logits: [0.0; 7],
             negation_left: 0,
@@ -128,31 +138,93 @@ impl Scorer {
             clause_weight: 1.0,
             mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
         };
-        let mut tokenizer = Tokenizer::new(text);
-        let mut key = KeyBuf::new();
-        let mut spare = KeyBuf::new();
-        while let Some(token) = tokenizer.next_token(&mut key) {
-            match token {
-                Token::Word(shape) => self.word(&mut pass, &key, &mut spare, shape),
-                Token::Punct {
-                    exclaims,
-                    questions,
-                } => {
-                    pass.negation_left = 0;
-                    pass.pending_boost = 0.0;
-                    for (count, punct_key, gain) in [
-                        (exclaims, b"!", p.exclaim_gain),
-                        (questions, b"?", p.question_gain),
-                    ] {
-                        if count == 0 {
-                            continue;
+        let bytes = text.as_bytes();
+        let mut pos = 0;
+        while let Some(&byte) = bytes.get(pos) {
+            match ByteClass::of(byte) {
+                ByteClass::Blank => pos += 1,
+                // A word right after '#' is a hashtag: the general reader's.
+                ByteClass::Word if pos == 0 || bytes[pos - 1] != b'#' => {
+                    let read = match read_word_start(bytes, pos) {
+                        WordStart::Short(word) => {
+                            let entry = lexicon::lookup_word(word.key, word.len);
+                            let flags =
+                                entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+                            (flags & HAS_TRIPLE == 0).then(|| {
+                                self.word(&mut pass, entry, flags, word.shape);
+                                // The blank that usually follows, without another dispatch.
+                                word.end + usize::from(bytes.get(word.end) == Some(&b' '))
+                            })
                         }
-                        if let Some(entry) = lexicon::lookup(punct_key) {
-                            let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
-                            pass.add(&entry.weights, 1.0 + gain * extra);
+                        WordStart::Longer(first) => match read_two_chunk_word(bytes, pos, first) {
+                            Some(word) => self.plain_word(&mut pass, &word),
+                            None => read_long_word(bytes, pos)
+                                .and_then(|word| self.plain_word(&mut pass, &word)),
+                        },
+                    };
+                    // `None`: an elongated or over-long word, for the general reader.
+                    pos = read.unwrap_or_else(|| self.general_token(&mut pass, text, pos));
+                }
+                ByteClass::PunctRun => {
+                    let (mut exclaims, mut questions) = (0u32, 0u32);
+                    while let Some(&byte) = bytes.get(pos) {
+                        match byte {
+                            b'!' => exclaims = exclaims.saturating_add(1),
+                            b'?' => questions = questions.saturating_add(1),
+                            _ => break,
+                        }
+                        pos += 1;
+                    }
+                    self.punct_run(&mut pass, exclaims, questions);
+                }
+                class @ (ByteClass::ClauseBreak | ByteClass::Punct) => {
+                    if let Some((entry, end)) = read_emoticon(bytes, pos) {
+                        pass.add(&entry.weights, self.params.emoticon_gain);
+                        pos = end;
+                    } else {
+                        pos += 1;
+                        if class == ByteClass::ClauseBreak {
+                            pass.negation_left = 0;
+                            pass.pending_boost = 0.0;
                         }
                     }
                 }
+                _ => pos = self.general_token(&mut pass, text, pos),
+            }
+        }
+        let p = &self.params;
+        let bias = lexicon::bias();
+        for (i, logit) in pass.logits.iter_mut().enumerate() {
+            *logit += bias[i] + p.label_offsets[i];
+        }
+        pass.logits
+    }
+
+    /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
+    /// rest of a hashtag split at case changes); returns where the text continues.
+    #[inline(never)]
+    fn general_token(&self, pass: &mut Pass, text: &str, pos: usize) -> usize {
+        let p = &self.params;
+        let (key, spare) = (&mut KeyBuf::new(), &mut KeyBuf::new());
+        let mut tokenizer = Tokenizer::at(text, pos);
+        loop {
+            let Some(token) = tokenizer.next_token(key) else {
+                return text.len();
+            };
+            match token {
+                Token::Word(shape) => {
+                    let entry = if shape.elongated() {
+                        elongated_entry(key, spare)
+                    } else {
+                        key.entry()
+                    };
+                    let flags = key_flags::key_flags(key.get().unwrap_or_default());
+                    self.word(pass, entry, flags, shape);
+                }
+                Token::Punct {
+                    exclaims,
+                    questions,
+                } => self.punct_run(pass, exclaims, questions),
                 Token::ClauseBreak => {
                     pass.negation_left = 0;
                     pass.pending_boost = 0.0;
@@ -170,42 +242,68 @@ impl Scorer {
                 }
                 Token::Emoticon(entry) => pass.add(&entry.weights, p.emoticon_gain),
             }
+            if !tokenizer.hashtag_continues() {
+                return tokenizer.pos();
+            }
         }
-        let bias = lexicon::bias();
-        for (i, logit) in pass.logits.iter_mut().enumerate() {
-            *logit += bias[i] + p.label_offsets[i];
-        }
-        pass.logits
     }
 
-    fn word(&self, pass: &mut Pass, key: &KeyBuf, spare: &mut KeyBuf, shape: WordShape) {
+    /// A word read by [`read_two_chunk_word`] or [`read_long_word`]: weighs it and returns where
+    /// the text continues, or `None` if it is elongated (the general reader collapses the run).
+    #[inline(always)]
+    fn plain_word(&self, pass: &mut Pass, word: &PlainWord) -> Option<usize> {
+        let entry = lexicon::lookup_words(&word.words, word.len);
+        let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+        if flags & HAS_TRIPLE != 0 {
+            return None;
+        }
+        self.word(pass, entry, flags, word.shape);
+        Some(word.end)
+    }
+
+    /// A run of `exclaims` `!` and `questions` `?`.
+    fn punct_run(&self, pass: &mut Pass, exclaims: u32, questions: u32) {
         let p = &self.params;
-        let entry = if shape.elongated() {
-            elongated_entry(key, spare)
-        } else {
-            key.entry()
-        };
+        pass.negation_left = 0;
+        pass.pending_boost = 0.0;
+        for (count, entry, gain) in [
+            (exclaims, lexicon::exclaim(), p.exclaim_gain),
+            (questions, lexicon::question(), p.question_gain),
+        ] {
+            if count == 0 {
+                continue;
+            }
+            let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
+            pass.add(&entry.weights, 1.0 + gain * extra);
+        }
+    }
+
+    /// A word: its lexicon entry (if known), the [`key_flags`] of its key and how it was written.
+    #[inline(always)]
+    fn word(&self, pass: &mut Pass, entry: Option<&'static Entry>, flags: u8, shape: WordShape) {
+        let p = &self.params;
         let Some(entry) = entry else {
             pass.negation_left = pass.negation_left.saturating_sub(1);
-            if key.get().is_some_and(ends_in_nt) {
+            if flags & ENDS_IN_NT != 0 {
                 pass.negation_left = NEGATION_SCOPE;
                 pass.negated_by_never = false;
             }
             return;
         };
-        let word = key.get().unwrap_or_default();
-        if pass.negation_left > 0 && pass.negated_by_never && matches!(word, b"so" | b"this") {
-            // VADER: "never so/this <word>" intensifies rather than negates.
-            pass.negation_left = 0;
-            pass.pending_boost += NEVER_SO_BOOST;
-        }
-        if word == b"but" {
-            // Contrast: the clause after "but" carries the message ("good, but sad").
-            for logit in pass.logits.iter_mut() {
-                *logit *= p.contrast_before;
+        if flags & (SO_OR_THIS | BUT) != 0 {
+            if flags & SO_OR_THIS != 0 && pass.negation_left > 0 && pass.negated_by_never {
+                // VADER: "never so/this <word>" intensifies rather than negates.
+                pass.negation_left = 0;
+                pass.pending_boost += NEVER_SO_BOOST;
             }
-            pass.clause_weight = p.contrast_after;
-            pass.negation_left = 0;
+            if flags & BUT != 0 {
+                // Contrast: the clause after "but" carries the message ("good, but sad").
+                for logit in pass.logits.iter_mut() {
+                    *logit *= p.contrast_before;
+                }
+                pass.clause_weight = p.contrast_after;
+                pass.negation_left = 0;
+            }
         }
         let mut scale = 1.0 + pass.pending_boost;
         if shape.all_caps() && pass.mixed_case {
@@ -232,9 +330,9 @@ impl Scorer {
         } else {
             0.0
         };
-        if entry.is_negator() || ends_in_nt(word) {
+        if entry.is_negator() || flags & ENDS_IN_NT != 0 {
             pass.negation_left = NEGATION_SCOPE;
-            pass.negated_by_never = word == b"never";
+            pass.negated_by_never = flags & NEVER != 0;
         }
     }
 }
@@ -249,11 +347,6 @@ fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon:
         return Some(entry);
     }
     key.entry().or(singled)
-}
-
-/// Any "-n't" contraction negates, including ones too rare to be in VADER's list ("mightn't").
-fn ends_in_nt(key: &[u8]) -> bool {
-    key.ends_with(b"n't")
 }
 
 impl Scores {
@@ -441,6 +534,103 @@ mod tests {
         ];
         for text in &inputs {
             assert_distribution(&score(text));
+        }
+    }
+
+    /// [`Scorer::logits`] with every token read by the general [`Tokenizer`]: the reference the
+    /// fast paths of the scoring loop must agree with bit for bit.
+    fn logits_of_general_reader(scorer: &Scorer, text: &str) -> [f32; 7] {
+        let mut pass = Pass {
+            logits: [0.0; 7],
+            negation_left: 0,
+            negated_by_never: false,
+            pending_boost: 0.0,
+            clause_weight: 1.0,
+            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
+        };
+        let mut pos = 0;
+        while pos < text.len() {
+            pos = scorer.general_token(&mut pass, text, pos);
+        }
+        let bias = lexicon::bias();
+        for (i, logit) in pass.logits.iter_mut().enumerate() {
+            *logit += bias[i] + scorer.params.label_offsets[i];
+        }
+        pass.logits
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_reader() {
+        const FRAGMENTS: [&str; 48] = [
+            "I",
+            "can't",
+            "CAN'T",
+            "Can’t",
+            "don’t",
+            "mightn't",
+            "sooo",
+            "goooood",
+            "HAPPYYY",
+            "#SoHappy",
+            "#blessed",
+            ":)",
+            ":-(",
+            ">:(",
+            ":'(",
+            "10:30",
+            "lol:)",
+            "7/10",
+            "!!",
+            "?!?",
+            "😂",
+            "👍🏽",
+            "👨\u{200d}💻",
+            "ça",
+            "rock'n'roll",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "disappointed",
+            "HONESTLY",
+            "not",
+            "never",
+            "so",
+            "this",
+            "but",
+            "very",
+            "slightly",
+            "a'",
+            "'quote'",
+            "x9Y",
+            "grrr",
+            "zzz",
+            "aab",
+            "THOUGHTS",
+            "I’M",
+            "abcdefg'hij",
+            "abcdefgh'ij",
+        ];
+        const SEPARATORS: [&str; 8] = [" ", " ", "  ", ", ", ". ", "", "#", "\t"];
+        let scorer = Scorer::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |bound: usize| {
+            // xorshift64: a fixed, repeatable sequence of texts.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut text = String::new();
+        for _ in 0..20_000 {
+            text.clear();
+            for _ in 0..1 + next(12) {
+                text.push_str(FRAGMENTS[next(FRAGMENTS.len())]);
+                text.push_str(SEPARATORS[next(SEPARATORS.len())]);
+            }
+            let fast = scorer.logits(&text).map(f32::to_bits);
+            let general = logits_of_general_reader(&scorer, &text).map(f32::to_bits);
+            assert_eq!(fast, general, "{text:?}");
         }
     }
 

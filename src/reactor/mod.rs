@@ -338,8 +338,10 @@ impl Reactor {
                     }
                     self.on_bytes(key, &mut buffer, n, now);
                     // A short read drained the socket; edge-triggered readiness reports new data.
-                    // A pending FIN does not re-arm it, so then read on until EOF.
-                    if n < buffer.len() && !peer_closed {
+                    // A pending FIN does not re-arm it, so then read on until EOF, unless the
+                    // closing handshake is done: then `flush` closes the socket, FIN or not.
+                    let closed = || self.conns.get(key).is_some_and(closing_handshake_done);
+                    if n < buffer.len() && (!peer_closed || closed()) {
                         break;
                     }
                 }
@@ -560,6 +562,14 @@ impl Reactor {
             conn.writable_interest = pending;
         }
         if !pending && conn.close_after_flush && !conn.lingering {
+            if closing_handshake_done(conn) && !conn.read_carried {
+                // RFC 6455 7.1.1: once close frames went both ways the server closes the TCP
+                // connection first. The peer sends nothing after its close frame and its input
+                // was read to the end, so closing now cannot reset our last bytes; it saves the
+                // half-close, the read of the peer's FIN and the linger timer.
+                self.remove(key, now);
+                return;
+            }
             // Half-close and keep reading until the peer closes, so it sees our last bytes
             // instead of a reset caused by unread input.
             conn.lingering = true;
@@ -737,4 +747,104 @@ fn reject(mut stream: TcpStream, status: u16, code: &str, message: &str) {
     let mut out = Vec::with_capacity(256);
     crate::http::response::Response::error(status, code, message).write_to(&mut out, false, false);
     let _ = stream.write(&out);
+}
+
+/// Whether close frames went both ways on this WebSocket.
+fn closing_handshake_done(conn: &Connection) -> bool {
+    matches!(&conn.phase, Phase::WebSocket { ws, .. } if ws.state() == State::Closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::auth::{AuthConfig, Authenticator, KeyConfig};
+    use crate::chat::ChatConfig;
+    use crate::http::router::{RouterConfig, StaticSource};
+    use std::net::TcpStream as StdTcpStream;
+    use std::os::unix::net::UnixStream as StdUnixStream;
+
+    /// Runs a reactor with `/echo` on a free port; writing to the returned stream shuts it down.
+    fn start_echo_reactor() -> (SocketAddr, StdUnixStream, std::thread::JoinHandle<()>) {
+        let (reader, writer) = StdUnixStream::pair().unwrap();
+        reader.set_nonblocking(true).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let auth = Authenticator::new(AuthConfig {
+                key: KeyConfig::Hs256(b"reactor-test".to_vec()),
+                issuer: None,
+                audience: None,
+            })
+            .unwrap();
+            let router = Router::new(RouterConfig {
+                static_source: StaticSource::Embedded,
+                allowed_origins: Vec::new(),
+                echo: true,
+            });
+            let config = ReactorConfig {
+                max_connections: 64,
+                max_message_bytes: 64 * 1024,
+                handshake_timeout_ms: 5_000,
+                ping_interval_ms: 25_000,
+                idle_timeout_ms: 60_000,
+                max_conns_per_ip: 0,
+                dev_mode: false,
+                typing_timeout_ms: 2_000,
+                shutdown_grace_ms: 100,
+                output_limits: OutputLimits::default(),
+            };
+            let chat = ChatCore::new(ChatConfig::default(), auth, 0);
+            let signals = Some(UnixStream::from_std(reader));
+            let clock = Instant::now();
+            let reactor = Reactor::new(listener, signals, router, chat, config, clock, 0).unwrap();
+            reactor.run().unwrap();
+        });
+        (addr, writer, thread)
+    }
+
+    fn open_connections(addr: SocketAddr) -> String {
+        let mut stream = StdTcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let at = response.find("\"connections\":").unwrap();
+        response[at..].chars().take_while(|c| *c != ',').collect()
+    }
+
+    #[test]
+    fn the_socket_closes_as_soon_as_the_closing_handshake_is_done() {
+        let (addr, mut shutdown, thread) = start_echo_reactor();
+        let mut client = StdTcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client
+            .write_all(
+                b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            client.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101 "));
+        // A masked close frame, code 1000 (mask 0: the payload goes as is).
+        client
+            .write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])
+            .unwrap();
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).unwrap();
+        assert_eq!(reply, [0x88, 0x02, 0x03, 0xe8]);
+        // The client still holds its socket open; the server has already let go of it (a
+        // linger would keep it for the peer's FIN), so only the health check's connection is
+        // left.
+        assert_eq!(open_connections(addr), "\"connections\":1");
+        shutdown.write_all(b"x").unwrap();
+        thread.join().unwrap();
+    }
 }

@@ -13,10 +13,7 @@ pub enum PlusMeans {
 /// Decodes `%XX` escapes. Borrows when there is nothing to decode. `None` when an escape is
 /// malformed or the decoded bytes are not UTF-8: such input is refused rather than guessed at.
 pub fn percent_decode(input: &str, plus: PlusMeans) -> Option<Cow<'_, str>> {
-    // One pass over the input (a token can be long), not one per special character.
-    let needs_decoding = input
-        .bytes()
-        .any(|byte| byte == b'%' || (byte == b'+' && plus == PlusMeans::Space));
+    let needs_decoding = input.contains('%') || (plus == PlusMeans::Space && input.contains('+'));
     if !needs_decoding {
         return Some(Cow::Borrowed(input));
     }

@@ -98,6 +98,18 @@ pub struct Reactor {
     unix_ms_at_zero: u64,
     accept_paused_until: Option<u64>,
     shutdown_deadline: Option<u64>,
+    nodelay: NoDelay,
+}
+
+/// How accepted sockets get `TCP_NODELAY`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NoDelay {
+    /// Set on the listening socket; the first accepted socket shows whether it is inherited.
+    Unverified,
+    /// Inherited from the listening socket (Linux): no `setsockopt` per connection.
+    Inherited,
+    /// Set on each accepted socket.
+    PerConnection,
 }
 
 impl Reactor {
@@ -120,6 +132,11 @@ impl Reactor {
                 .register(pipe, SIGNALS, Interest::READABLE)?;
         }
         let now = clock.elapsed().as_millis() as u64;
+        let nodelay = if set_nodelay_on_listener(&listener) {
+            NoDelay::Unverified
+        } else {
+            NoDelay::PerConnection
+        };
         Ok(Reactor {
             poll,
             listener: Some(listener),
@@ -139,6 +156,7 @@ impl Reactor {
             unix_ms_at_zero,
             accept_paused_until: None,
             shutdown_deadline: None,
+            nodelay,
         })
     }
 
@@ -267,7 +285,20 @@ impl Reactor {
             }
             *count += 1;
         }
-        let _ = stream.set_nodelay(true);
+        match self.nodelay {
+            NoDelay::Inherited => {}
+            NoDelay::PerConnection => {
+                let _ = stream.set_nodelay(true);
+            }
+            NoDelay::Unverified => {
+                self.nodelay = if stream.nodelay().unwrap_or(false) {
+                    NoDelay::Inherited
+                } else {
+                    let _ = stream.set_nodelay(true);
+                    NoDelay::PerConnection
+                };
+            }
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(err) = self
@@ -735,6 +766,20 @@ impl Reactor {
     }
 }
 
+/// Sets `TCP_NODELAY` on the listening socket, which Linux copies to every accepted socket: one
+/// `setsockopt` instead of one per connection. std offers the option on streams only, so it is set
+/// through a stream handle on a duplicate of the listener's descriptor (options belong to the
+/// socket, not the descriptor); the duplicate is closed right after.
+fn set_nodelay_on_listener(listener: &TcpListener) -> bool {
+    use std::os::fd::AsFd;
+    listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::net::TcpStream::from)
+        .and_then(|socket| socket.set_nodelay(true))
+        .is_ok()
+}
+
 fn is_resource_exhaustion(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -811,6 +856,24 @@ mod tests {
         stream.read_to_string(&mut response).unwrap();
         let at = response.find("\"connections\":").unwrap();
         response[at..].chars().take_while(|c| *c != ',').collect()
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(set_nodelay_on_listener(&listener));
+        let addr = listener.local_addr().unwrap();
+        let _client = StdTcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(err) => panic!("accept: {err}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
     }
 
     #[test]

@@ -24,8 +24,8 @@ pub const CAPACITY: usize = 1024;
 /// Entries per set; a set is picked by the token's hash.
 pub const WAYS: usize = 4;
 /// Longer tokens are not kept, which bounds the memory at about
-/// `CAPACITY * (MAX_TOKEN_BYTES + MAX_SUB_BYTES + MAX_NAME_BYTES)`, 1.4 MiB; 200-byte tokens take
-/// about 0.3 MiB when the memory is full.
+/// 0.1 MiB of slots plus `CAPACITY * (MAX_TOKEN_BYTES + MAX_SUB_BYTES + MAX_NAME_BYTES)` of
+/// tokens and claims, 1.5 MiB in all; 200-byte tokens take about 0.35 MiB when the memory is full.
 pub const MAX_TOKEN_BYTES: usize = 1024;
 
 const SETS: usize = CAPACITY / WAYS;
@@ -251,6 +251,12 @@ mod tests {
         cache.remember_bytes(&long, &claims("alice"), None);
         assert!(cache.lookup_bytes(&long).is_none());
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn the_slots_take_about_a_tenth_of_a_mebibyte() {
+        let slots = std::mem::size_of::<Option<Entry>>() * CAPACITY;
+        assert!(slots <= 128 * 1024, "{slots} bytes of slots");
     }
 
     #[test]

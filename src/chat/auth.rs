@@ -11,6 +11,11 @@ use std::fmt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+mod prepared_hmac;
+mod verified_tokens;
+
+use verified_tokens::VerifiedTokens;
+
 /// Allowed clock skew between the token issuer and this server, for `exp` and `nbf`.
 pub const LEEWAY_S: u64 = 30;
 /// Longest accepted `sub`: it becomes part of the private room name and of every event.
@@ -105,6 +110,9 @@ pub struct Authenticator {
     validation: Validation,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Tokens that passed [`Authenticator::verify`], so the same token presented again skips the
+    /// signature and JSON work; see `verified_tokens` for why that is safe.
+    verified: VerifiedTokens,
 }
 
 impl Authenticator {
@@ -114,6 +122,8 @@ impl Authenticator {
                 if secret.is_empty() {
                     return Err("the JWT secret is empty".to_owned());
                 }
+                // Build the HMAC key once per secret rather than once per token.
+                prepared_hmac::install();
                 (
                     Algorithm::HS256,
                     DecodingKey::from_secret(secret),
@@ -155,6 +165,7 @@ impl Authenticator {
             validation,
             issuer: config.issuer,
             audience: config.audience,
+            verified: VerifiedTokens::new(),
         })
     }
 
@@ -166,6 +177,24 @@ impl Authenticator {
     /// Verifies signature, algorithm, `exp` (required), `nbf`, `iss`/`aud` when configured,
     /// all times with [`LEEWAY_S`] against `now_unix_s`.
     pub fn verify(&self, token: &str, now_unix_s: u64) -> Result<Claims, AuthError> {
+        let key = self.verified.key(token.as_bytes());
+        if let Some(remembered) = key.as_ref().and_then(|key| self.verified.lookup(key)) {
+            check_times(remembered.claims.exp, remembered.not_before, now_unix_s)?;
+            return Ok(remembered.claims);
+        }
+        let (claims, not_before) = self.verify_fully(token, now_unix_s)?;
+        if let Some(key) = &key {
+            self.verified.remember(key, &claims, not_before);
+        }
+        Ok(claims)
+    }
+
+    /// [`Authenticator::verify`] without the memory of verified tokens; also returns `nbf`.
+    fn verify_fully(
+        &self,
+        token: &str,
+        now_unix_s: u64,
+    ) -> Result<(Claims, Option<u64>), AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
@@ -185,15 +214,13 @@ impl Authenticator {
             .exp
             .and_then(numeric_date)
             .ok_or(AuthError::BadClaims("exp missing or not a number"))?;
-        if exp.saturating_add(LEEWAY_S) < now_unix_s {
-            return Err(AuthError::Expired);
-        }
-        if let Some(nbf) = claims.nbf {
-            let nbf = numeric_date(nbf).ok_or(AuthError::BadClaims("nbf is not a number"))?;
-            if nbf > now_unix_s.saturating_add(LEEWAY_S) {
-                return Err(AuthError::NotYetValid);
-            }
-        }
+        // Expiry is judged before the shape of `nbf`, as it always was.
+        check_times(exp, None, now_unix_s)?;
+        let not_before = claims
+            .nbf
+            .map(|nbf| numeric_date(nbf).ok_or(AuthError::BadClaims("nbf is not a number")))
+            .transpose()?;
+        check_times(exp, not_before, now_unix_s)?;
         let sub = match claims.sub {
             Some(sub) if !sub.is_empty() && sub.len() <= MAX_SUB_BYTES => sub,
             Some(sub) if !sub.is_empty() => return Err(AuthError::BadClaims("sub too long")),
@@ -206,11 +233,12 @@ impl Authenticator {
         {
             return Err(AuthError::BadClaims("name too long"));
         }
-        Ok(Claims {
+        let claims = Claims {
             sub,
             name: claims.name.filter(|n| !n.is_empty()),
             exp,
-        })
+        };
+        Ok((claims, not_before))
     }
 
     /// Mints an HS256 token valid for `ttl_s` seconds from `now_unix_s`, carrying the configured
@@ -243,6 +271,17 @@ impl Authenticator {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
             .map_err(|e| format!("cannot sign the token: {e}"))
     }
+}
+
+/// The only checks whose outcome changes with time: `exp` and `nbf`, each with [`LEEWAY_S`].
+fn check_times(exp: u64, not_before: Option<u64>, now_unix_s: u64) -> Result<(), AuthError> {
+    if exp.saturating_add(LEEWAY_S) < now_unix_s {
+        return Err(AuthError::Expired);
+    }
+    if not_before.is_some_and(|nbf| nbf > now_unix_s.saturating_add(LEEWAY_S)) {
+        return Err(AuthError::NotYetValid);
+    }
+    Ok(())
 }
 
 /// A NumericDate as whole unix seconds; `None` for negative, NaN or absurdly large values.
@@ -443,6 +482,58 @@ ewIDAQAB
         .unwrap();
         assert_eq!(auth.verify(&token, NOW).unwrap().sub, "carol");
         assert!(auth.mint("carol", None, 60, NOW).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_judged_against_the_clock() {
+        let auth = hs256("k");
+        let token = auth.mint("alice", None, 60, NOW).unwrap();
+        assert!(auth.verify(&token, NOW).is_ok());
+        // The second verification is answered from memory, with the same claims.
+        assert_eq!(
+            auth.verify(&token, NOW),
+            auth.verify_fully(&token, NOW).map(|v| v.0)
+        );
+        assert_eq!(
+            auth.verify(&token, NOW + 61 + LEEWAY_S),
+            Err(AuthError::Expired)
+        );
+        let claims = serde_json::json!({"sub": "bob", "exp": NOW + 600, "nbf": NOW});
+        let with_nbf = sign_hs256(b"k", &claims);
+        assert!(auth.verify(&with_nbf, NOW).is_ok());
+        // A clock stepped back before `nbf` (beyond the leeway) makes it not yet valid again.
+        assert_eq!(
+            auth.verify(&with_nbf, NOW - LEEWAY_S - 1),
+            Err(AuthError::NotYetValid)
+        );
+        assert!(auth.verify(&with_nbf, NOW - LEEWAY_S).is_ok());
+    }
+
+    #[test]
+    fn only_the_exact_verified_bytes_are_remembered() {
+        let auth = hs256("k");
+        let token = auth.mint("alice", None, 60, NOW).unwrap();
+        assert!(auth.verify(&token, NOW).is_ok());
+        // The same claims under a damaged signature, and the token with a trailing byte, are
+        // verified in full and refused.
+        let mut damaged = token.clone().into_bytes();
+        let last = damaged.len() - 2;
+        damaged[last] = if damaged[last] == b'A' { b'B' } else { b'A' };
+        let damaged = String::from_utf8(damaged).unwrap();
+        assert_eq!(auth.verify(&damaged, NOW), Err(AuthError::BadSignature));
+        assert!(auth.verify(&format!("{token}A"), NOW).is_err());
+        // Another authenticator (another secret) remembers nothing of the first one's tokens.
+        assert_eq!(
+            hs256("other").verify(&token, NOW),
+            Err(AuthError::BadSignature)
+        );
+        // Refused tokens are not remembered: a token refused once is refused again.
+        let expired = auth.mint("carol", None, 1, NOW - 100).unwrap();
+        assert_eq!(auth.verify(&expired, NOW), Err(AuthError::Expired));
+        assert_eq!(
+            auth.verify(&expired, NOW - 100),
+            Ok(auth.verify_fully(&expired, NOW - 100).unwrap().0)
+        );
     }
 
     #[test]

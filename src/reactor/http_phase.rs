@@ -48,7 +48,6 @@ impl Reactor {
             Parsed::Complete { request, len } => (request, len),
         };
         let head_only = request.method == "HEAD";
-        let keep_alive = request.keep_alive() && self.shutdown_deadline.is_none();
         let response = match self.router.route(&request) {
             Route::Response(response) => response,
             Route::Upgrade(upgrade) => return self.upgrade(key, upgrade, len, now),
@@ -79,6 +78,8 @@ impl Reactor {
             ),
             Route::DevToken { body } => self.dev_token(body, now),
         };
+        // Decided after routing: an upgrade (the common request) never needs it.
+        let keep_alive = request.keep_alive() && self.shutdown_deadline.is_none();
         self.respond(key, &response, head_only, keep_alive, now);
         if keep_alive {
             Progress::Consumed(len)

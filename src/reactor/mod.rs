@@ -98,6 +98,18 @@ pub struct Reactor {
     unix_ms_at_zero: u64,
     accept_paused_until: Option<u64>,
     shutdown_deadline: Option<u64>,
+    nodelay: NoDelay,
+}
+
+/// How accepted sockets get `TCP_NODELAY`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NoDelay {
+    /// Set on the listening socket; the first accepted socket shows whether it is inherited.
+    Unverified,
+    /// Inherited from the listening socket (Linux): no `setsockopt` per connection.
+    Inherited,
+    /// Set on each accepted socket.
+    PerConnection,
 }
 
 impl Reactor {
@@ -120,6 +132,11 @@ impl Reactor {
                 .register(pipe, SIGNALS, Interest::READABLE)?;
         }
         let now = clock.elapsed().as_millis() as u64;
+        let nodelay = if set_nodelay_on_listener(&listener) {
+            NoDelay::Unverified
+        } else {
+            NoDelay::PerConnection
+        };
         Ok(Reactor {
             poll,
             listener: Some(listener),
@@ -139,6 +156,7 @@ impl Reactor {
             unix_ms_at_zero,
             accept_paused_until: None,
             shutdown_deadline: None,
+            nodelay,
         })
     }
 
@@ -267,7 +285,20 @@ impl Reactor {
             }
             *count += 1;
         }
-        let _ = stream.set_nodelay(true);
+        match self.nodelay {
+            NoDelay::Inherited => {}
+            NoDelay::PerConnection => {
+                let _ = stream.set_nodelay(true);
+            }
+            NoDelay::Unverified => {
+                self.nodelay = if stream.nodelay().unwrap_or(false) {
+                    NoDelay::Inherited
+                } else {
+                    let _ = stream.set_nodelay(true);
+                    NoDelay::PerConnection
+                };
+            }
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(err) = self
@@ -338,8 +369,10 @@ impl Reactor {
                     }
                     self.on_bytes(key, &mut buffer, n, now);
                     // A short read drained the socket; edge-triggered readiness reports new data.
-                    // A pending FIN does not re-arm it, so then read on until EOF.
-                    if n < buffer.len() && !peer_closed {
+                    // A pending FIN does not re-arm it, so then read on until EOF, unless the
+                    // closing handshake is done: then `flush` closes the socket, FIN or not.
+                    let closed = || self.conns.get(key).is_some_and(closing_handshake_done);
+                    if n < buffer.len() && (!peer_closed || closed()) {
                         break;
                     }
                 }
@@ -560,6 +593,14 @@ impl Reactor {
             conn.writable_interest = pending;
         }
         if !pending && conn.close_after_flush && !conn.lingering {
+            if closing_handshake_done(conn) && !conn.read_carried {
+                // RFC 6455 7.1.1: once close frames went both ways the server closes the TCP
+                // connection first. The peer sends nothing after its close frame and its input
+                // was read to the end, so closing now cannot reset our last bytes; it saves the
+                // half-close, the read of the peer's FIN and the linger timer.
+                self.remove(key, now);
+                return;
+            }
             // Half-close and keep reading until the peer closes, so it sees our last bytes
             // instead of a reset caused by unread input.
             conn.lingering = true;
@@ -725,6 +766,20 @@ impl Reactor {
     }
 }
 
+/// Sets `TCP_NODELAY` on the listening socket, which Linux copies to every accepted socket: one
+/// `setsockopt` instead of one per connection. std offers the option on streams only, so it is set
+/// through a stream handle on a duplicate of the listener's descriptor (options belong to the
+/// socket, not the descriptor); the duplicate is closed right after.
+fn set_nodelay_on_listener(listener: &TcpListener) -> bool {
+    use std::os::fd::AsFd;
+    listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::net::TcpStream::from)
+        .and_then(|socket| socket.set_nodelay(true))
+        .is_ok()
+}
+
 fn is_resource_exhaustion(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -737,4 +792,122 @@ fn reject(mut stream: TcpStream, status: u16, code: &str, message: &str) {
     let mut out = Vec::with_capacity(256);
     crate::http::response::Response::error(status, code, message).write_to(&mut out, false, false);
     let _ = stream.write(&out);
+}
+
+/// Whether close frames went both ways on this WebSocket.
+fn closing_handshake_done(conn: &Connection) -> bool {
+    matches!(&conn.phase, Phase::WebSocket { ws, .. } if ws.state() == State::Closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::auth::{AuthConfig, Authenticator, KeyConfig};
+    use crate::chat::ChatConfig;
+    use crate::http::router::{RouterConfig, StaticSource};
+    use std::net::TcpStream as StdTcpStream;
+    use std::os::unix::net::UnixStream as StdUnixStream;
+
+    /// Runs a reactor with `/echo` on a free port; writing to the returned stream shuts it down.
+    fn start_echo_reactor() -> (SocketAddr, StdUnixStream, std::thread::JoinHandle<()>) {
+        let (reader, writer) = StdUnixStream::pair().unwrap();
+        reader.set_nonblocking(true).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let auth = Authenticator::new(AuthConfig {
+                key: KeyConfig::Hs256(b"reactor-test".to_vec()),
+                issuer: None,
+                audience: None,
+            })
+            .unwrap();
+            let router = Router::new(RouterConfig {
+                static_source: StaticSource::Embedded,
+                allowed_origins: Vec::new(),
+                echo: true,
+            });
+            let config = ReactorConfig {
+                max_connections: 64,
+                max_message_bytes: 64 * 1024,
+                handshake_timeout_ms: 5_000,
+                ping_interval_ms: 25_000,
+                idle_timeout_ms: 60_000,
+                max_conns_per_ip: 0,
+                dev_mode: false,
+                typing_timeout_ms: 2_000,
+                shutdown_grace_ms: 100,
+                output_limits: OutputLimits::default(),
+            };
+            let chat = ChatCore::new(ChatConfig::default(), auth, 0);
+            let signals = Some(UnixStream::from_std(reader));
+            let clock = Instant::now();
+            let reactor = Reactor::new(listener, signals, router, chat, config, clock, 0).unwrap();
+            reactor.run().unwrap();
+        });
+        (addr, writer, thread)
+    }
+
+    fn open_connections(addr: SocketAddr) -> String {
+        let mut stream = StdTcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let at = response.find("\"connections\":").unwrap();
+        response[at..].chars().take_while(|c| *c != ',').collect()
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(set_nodelay_on_listener(&listener));
+        let addr = listener.local_addr().unwrap();
+        let _client = StdTcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(err) => panic!("accept: {err}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
+    }
+
+    #[test]
+    fn the_socket_closes_as_soon_as_the_closing_handshake_is_done() {
+        let (addr, mut shutdown, thread) = start_echo_reactor();
+        let mut client = StdTcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client
+            .write_all(
+                b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            client.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101 "));
+        // A masked close frame, code 1000 (mask 0: the payload goes as is).
+        client
+            .write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])
+            .unwrap();
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).unwrap();
+        assert_eq!(reply, [0x88, 0x02, 0x03, 0xe8]);
+        // The client still holds its socket open; the server has already let go of it (a
+        // linger would keep it for the peer's FIN), so only the health check's connection is
+        // left.
+        assert_eq!(open_connections(addr), "\"connections\":1");
+        shutdown.write_all(b"x").unwrap();
+        thread.join().unwrap();
+    }
 }

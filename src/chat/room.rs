@@ -131,6 +131,16 @@ impl RoomEvent {
         String::from_utf8(out).unwrap()
     }
 
+    /// About how many bytes [`RoomEvent::encode_into`] writes.
+    pub fn size_hint(&self, room: &str) -> usize {
+        match &self.body {
+            EventBody::Message { id_and_text, .. } => 320 + room.len() + id_and_text.len(),
+            EventBody::Reply {
+                in_reply_to, text, ..
+            } => 160 + room.len() + in_reply_to.len() + text.len(),
+        }
+    }
+
     /// The event's JSON as members of `room` get it, appended to `out` (UTF-8).
     pub fn encode_into(&self, room: &str, out: &mut Vec<u8>) {
         match &self.body {

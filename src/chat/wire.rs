@@ -372,8 +372,13 @@ pub fn emotion_result(
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// [`emotion_result`] appended to `out` (UTF-8), so a caller can reuse one buffer for every
-/// frame. Bytes rather than a `String`: digits go in without a UTF-8 check each.
+/// About how many bytes [`write_emotion_result`] writes (a little more, with escapes aside).
+pub fn emotion_result_size_hint(id: Option<&str>, room: &str) -> usize {
+    256 + room.len() + id.map_or(0, str::len)
+}
+
+/// [`emotion_result`] appended to `out` (UTF-8), so a caller can write it straight into a
+/// connection's output. Bytes rather than a `String`: digits go in without a UTF-8 check each.
 pub fn write_emotion_result(
     out: &mut Vec<u8>,
     id: Option<&str>,
@@ -383,7 +388,7 @@ pub fn write_emotion_result(
 ) {
     // Written by hand rather than through serde: this and the room event are the frames every
     // message produces, and a direct writer costs a fraction of serde's per-field machinery.
-    out.reserve(256 + room.len() + id.map_or(0, str::len));
+    out.reserve(emotion_result_size_hint(id, room));
     out.extend_from_slice(br#"{"type":"emotion","id":"#);
     match id {
         Some(id) => push_json_str(out, id),
@@ -423,15 +428,20 @@ pub fn message_event(fields: MessageFields<'_>) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+impl MessageFields<'_> {
+    /// About how many bytes [`write_message_event`] writes (a little more, with escapes aside).
+    pub fn size_hint(&self) -> usize {
+        300 + self.room.len()
+            + self.from.len()
+            + self.name.map_or(0, str::len)
+            + self.id.len()
+            + self.text.len()
+    }
+}
+
 /// [`message_event`] appended to `out` (UTF-8).
 pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
-    out.reserve(
-        300 + fields.room.len()
-            + fields.from.len()
-            + fields.name.map_or(0, str::len)
-            + fields.id.len()
-            + fields.text.len(),
-    );
+    out.reserve(fields.size_hint());
     out.extend_from_slice(br#"{"type":"message","room":"#);
     push_json_str(out, fields.room);
     out.extend_from_slice(br#","seq":"#);

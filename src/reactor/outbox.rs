@@ -6,6 +6,7 @@
 //! connections: output is only appended to buffers, and the reactor flushes them.
 
 use super::connection::{Connection, Phase};
+use super::output_pool::OutputPool;
 use crate::chat::{ConnId, Delivery, Outbox};
 use crate::metrics::Metrics;
 use crate::timer_wheel::TimerWheel;
@@ -38,6 +39,7 @@ pub struct ConnectionOutbox<'a> {
     pub flush_queue: &'a mut Vec<usize>,
     pub wheel: &'a mut TimerWheel<usize>,
     pub metrics: &'a mut Metrics,
+    pub output_pool: &'a mut OutputPool,
     pub limits: OutputLimits,
     pub now: u64,
 }
@@ -159,6 +161,7 @@ impl ConnectionOutbox<'_> {
             self.metrics.dropped_droppable_frames += 1;
             return;
         }
+        self.output_pool.supply(&mut conn.output);
         let start = conn.output.len();
         let payload_len = write_text_frame_with(&mut conn.output, size_hint, write);
         debug_assert!(std::str::from_utf8(&conn.output[conn.output.len() - payload_len..]).is_ok());
@@ -241,11 +244,13 @@ mod tests {
         let mut flush_queue = Vec::new();
         let mut wheel = TimerWheel::new(10, 64, 0);
         let mut metrics = Metrics::default();
+        let mut output_pool = OutputPool::default();
         let mut outbox = ConnectionOutbox {
             conns: &mut conns,
             flush_queue: &mut flush_queue,
             wheel: &mut wheel,
             metrics: &mut metrics,
+            output_pool: &mut output_pool,
             limits: OutputLimits {
                 soft: 300,
                 hard: 1000,

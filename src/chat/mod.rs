@@ -29,7 +29,9 @@ use inline_vec::InlineVec;
 use limits::TokenBucket;
 use room::{parse_room_name, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX};
 use session::{Membership, Phase, Session};
-use wire::{ClientMessage, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS};
+use wire::{
+    ClientMessage, EmotionJson, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS,
+};
 
 /// The reactor's slab key for a connection; `closed` is always called before a key is reused.
 pub type ConnId = usize;
@@ -639,10 +641,12 @@ impl ChatCore {
     /// Publishes a sequenced room event and retains it for resume. It is encoded only when a
     /// member other than `skip` is there to get it now: straight into that member's output when
     /// there is one (a user's second tab), otherwise once, the same bytes going to every member.
+    /// `emotion_json`: a message's emotion, already encoded for its sender's result.
     fn publish_event(
         &mut self,
         key: RoomKey,
         event: RoomEvent,
+        emotion_json: Option<&EmotionJson>,
         skip: Option<ConnId>,
         now: u64,
         out: &mut impl Outbox,
@@ -656,13 +660,13 @@ impl ChatCore {
             (Some(&only), None) => {
                 let size_hint = event.size_hint(&room.name);
                 out.send_with(only, Delivery::Essential, size_hint, |json| {
-                    event.encode_into(&room.name, json)
+                    event.encode_into(&room.name, emotion_json, json)
                 });
             }
             (Some(_), Some(_)) => {
                 let mut json = std::mem::take(&mut self.frame);
                 json.clear();
-                event.encode_into(&room.name, &mut json);
+                event.encode_into(&room.name, emotion_json, &mut json);
                 // The wire writers produce UTF-8 only.
                 if let Ok(json) = std::str::from_utf8(&json) {
                     self.publish(key, json, skip, Delivery::Essential, out);
@@ -795,6 +799,8 @@ impl ChatCore {
             }
         };
         let emotion = WireEmotion::from_scores(&self.scorer.score(&text));
+        // Encoded once for the sender's result and the room event.
+        let emotion_json = EmotionJson::new(&emotion);
         self.stop_typing(conn, key, out);
         let seq = {
             let room = &mut self.rooms[key];
@@ -822,11 +828,11 @@ impl ChatCore {
             &text,
             emotion,
         );
-        self.publish_event(key, event, Some(conn), now, out);
+        self.publish_event(key, event, Some(&emotion_json), Some(conn), now, out);
         let room_name = &self.rooms[key].name;
         let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
         out.send_with(conn, Delivery::Essential, size_hint, |json| {
-            wire::write_emotion_result(json, Some(id), room_name, Some(seq), &emotion)
+            wire::write_emotion_result(json, Some(id), room_name, Some(seq), &emotion_json)
         });
         if self.config.bot && key == private_room {
             self.owe_reply(key, id, &emotion, now, out);
@@ -858,8 +864,9 @@ impl ChatCore {
             let emotion = WireEmotion::from_scores(&self.scorer.score(text));
             let room_name = &self.rooms[key].name;
             let size_hint = wire::emotion_result_size_hint(None, room_name);
+            let emotion_json = EmotionJson::new(&emotion);
             out.send_with(conn, Delivery::Droppable, size_hint, |json| {
-                wire::write_emotion_result(json, None, room_name, None, &emotion)
+                wire::write_emotion_result(json, None, room_name, None, &emotion_json)
             });
         }
     }
@@ -930,7 +937,7 @@ impl ChatCore {
             if event.seq > after {
                 let size_hint = event.size_hint(&room.name);
                 out.send_with(conn, Delivery::Essential, size_hint, |json| {
-                    event.encode_into(&room.name, json)
+                    event.encode_into(&room.name, None, json)
                 });
             }
         }
@@ -1086,7 +1093,7 @@ impl ChatCore {
         let ts = self.unix_ms_at_zero.saturating_add(now);
         let event = RoomEvent::reply(seq, ts, &pending.in_reply_to, text, pending.emotion);
         let typing_off = wire::typing(&room.name, BOT_NAME, None, false);
-        self.publish_event(key, event, None, now, out);
+        self.publish_event(key, event, None, None, now, out);
         self.publish(key, &typing_off, None, Delivery::Droppable, out);
         self.release_if_unused(key);
     }

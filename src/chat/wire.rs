@@ -367,7 +367,7 @@ pub fn emotion_result(
     emotion: &WireEmotion,
 ) -> String {
     let mut out = Vec::new();
-    write_emotion_result(&mut out, id, room, seq, emotion);
+    write_emotion_result(&mut out, id, room, seq, &EmotionJson::new(emotion));
     // Built only from `&str` pieces and ASCII.
     String::from_utf8(out).unwrap_or_default()
 }
@@ -384,7 +384,7 @@ pub fn write_emotion_result(
     id: Option<&str>,
     room: &str,
     seq: Option<u64>,
-    emotion: &WireEmotion,
+    emotion: &EmotionJson,
 ) {
     // Written by hand rather than through serde: this and the room event are the frames every
     // message produces, and a direct writer costs a fraction of serde's per-field machinery.
@@ -401,7 +401,7 @@ pub fn write_emotion_result(
         push_u64(out, seq);
     }
     out.push(b',');
-    push_emotion_fields(out, emotion);
+    out.extend_from_slice(emotion.as_bytes());
     out.extend_from_slice(if seq.is_none() {
         br#","preview":true}"#
     } else {
@@ -416,7 +416,7 @@ pub struct MessageFields<'a> {
     pub name: Option<&'a str>,
     pub id: &'a str,
     pub text: &'a str,
-    pub emotion: &'a WireEmotion,
+    pub emotion: &'a EmotionJson,
     /// Unix milliseconds when the server accepted the message.
     pub ts: u64,
 }
@@ -457,50 +457,98 @@ pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
     out.extend_from_slice(br#","text":"#);
     push_json_str(out, fields.text);
     out.extend_from_slice(br#","emotion":{"#);
-    push_emotion_fields(out, fields.emotion);
+    out.extend_from_slice(fields.emotion.as_bytes());
     out.extend_from_slice(br#"},"ts":"#);
     push_u64(out, fields.ts);
     out.push(b'}');
 }
 
-/// `"dominant":…,"confidence":…,"scores":{…}`, shared by both frames a message produces.
-fn push_emotion_fields(out: &mut Vec<u8>, emotion: &WireEmotion) {
-    out.extend_from_slice(br#""dominant":""#);
-    out.extend_from_slice(emotion.dominant.as_str().as_bytes());
-    out.extend_from_slice(br#"","confidence":"#);
-    push_score(out, emotion.scores[emotion.dominant.index()]);
-    out.extend_from_slice(br#","scores":{"#);
-    for (n, label) in Emotion::ALL.into_iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(label.as_str().as_bytes());
-        out.extend_from_slice(b"\":");
-        push_score(out, emotion.scores[label.index()]);
-    }
-    out.push(b'}');
+/// Room for the longest fragment (163 bytes: the longest label dominant, every score with four
+/// decimals) and for the fixed-size six-byte write of its last score.
+const EMOTION_JSON_CAPACITY: usize = 176;
+
+/// `"dominant":…,"confidence":…,"scores":{…}`: the part of an emotion result and of a `message`
+/// event that comes from the scores, encoded once per message and copied into both frames.
+#[derive(Clone, Copy)]
+pub struct EmotionJson {
+    bytes: [u8; EMOTION_JSON_CAPACITY],
+    len: usize,
 }
 
-/// A score in ten-thousandths as the shortest decimal: `0`, `1`, `0.5`, `0.0123`.
-fn push_score(out: &mut Vec<u8>, units: u16) {
+impl EmotionJson {
+    pub fn new(emotion: &WireEmotion) -> EmotionJson {
+        let mut json = EmotionJson {
+            bytes: [0; EMOTION_JSON_CAPACITY],
+            len: 0,
+        };
+        let score = |label: Emotion| emotion.scores[label.index()];
+        json.put(br#""dominant":""#);
+        json.put(emotion.dominant.as_str().as_bytes());
+        json.put(br#"","confidence":"#);
+        json.put_score(score(emotion.dominant));
+        // The labels in `Emotion::ALL` order, each key a constant so that it is copied as one.
+        json.put(br#","scores":{"anger":"#);
+        json.put_score(score(Emotion::Anger));
+        json.put(br#","disgust":"#);
+        json.put_score(score(Emotion::Disgust));
+        json.put(br#","fear":"#);
+        json.put_score(score(Emotion::Fear));
+        json.put(br#","joy":"#);
+        json.put_score(score(Emotion::Joy));
+        json.put(br#","sadness":"#);
+        json.put_score(score(Emotion::Sadness));
+        json.put(br#","surprise":"#);
+        json.put_score(score(Emotion::Surprise));
+        json.put(br#","neutral":"#);
+        json.put_score(score(Emotion::Neutral));
+        json.put(b"}");
+        json
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Appends `bytes`. The fragment's length is bounded by construction (labels and at most
+    /// six-byte scores), and [`EMOTION_JSON_CAPACITY`] holds the longest.
+    fn put(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Appends a score in ten-thousandths as its shortest decimal: `0`, `1`, `0.5`, `0.0123`.
+    /// All six bytes of `0.dddd` are written (a fixed-size copy), and only the digits that count
+    /// kept.
+    fn put_score(&mut self, units: u16) {
+        let (digits, len) = score_digits(units);
+        self.bytes[self.len..self.len + digits.len()].copy_from_slice(&digits);
+        self.len += len;
+    }
+}
+
+/// Two decimal digits for every value below 100.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// A score in ten-thousandths as decimal text (the first `len` bytes of six).
+fn score_digits(units: u16) -> ([u8; 6], usize) {
     match units {
-        0 => out.push(b'0'),
-        SCORE_UNITS.. => out.push(b'1'),
+        0 => (*b"0     ", 1),
+        SCORE_UNITS.. => (*b"1     ", 1),
         _ => {
+            let (high, low) = (usize::from(units / 100), usize::from(units % 100));
             let mut digits = *b"0.0000";
-            let mut rest = units;
-            for slot in digits[2..].iter_mut().rev() {
-                *slot = b'0' + (rest % 10) as u8;
-                rest /= 10;
-            }
+            digits[2..4].copy_from_slice(&DIGIT_PAIRS[2 * high..2 * high + 2]);
+            digits[4..6].copy_from_slice(&DIGIT_PAIRS[2 * low..2 * low + 2]);
             let mut len = digits.len();
             while digits[len - 1] == b'0' {
                 len -= 1;
             }
-            // A fixed-size copy then a cut: cheaper than a copy of variable length.
-            out.extend_from_slice(&digits);
-            out.truncate(out.len() - (digits.len() - len));
+            (digits, len)
         }
     }
 }
@@ -905,6 +953,31 @@ mod tests {
     }
 
     #[test]
+    fn every_score_is_written_as_its_shortest_decimal() {
+        for units in 0..=SCORE_UNITS + 1 {
+            let (digits, len) = score_digits(units);
+            let text = std::str::from_utf8(&digits[..len]).unwrap();
+            let expected = (f64::from(units.min(SCORE_UNITS)) / 10_000.0).to_string();
+            assert_eq!(text, expected, "units {units}");
+        }
+    }
+
+    #[test]
+    fn the_longest_emotion_fragment_fits() {
+        // Four decimals everywhere and the longest label dominant.
+        let emotion = WireEmotion {
+            dominant: Emotion::Surprise,
+            scores: [1111, 1111, 1111, 1111, 1111, 1111, 3334],
+        };
+        let json = EmotionJson::new(&emotion);
+        assert_eq!(json.as_bytes().len(), 163);
+        let object = format!("{{{}}}", std::str::from_utf8(json.as_bytes()).unwrap());
+        let parsed: Value = serde_json::from_str(&object).unwrap();
+        assert_eq!(parsed["dominant"], json!("surprise"));
+        assert_eq!(parsed["scores"]["neutral"], json!(0.3334));
+    }
+
+    #[test]
     fn wire_scores_sum_to_one_and_name_all_seven_labels() {
         let emotion = WireEmotion::from_scores(&crate::emotion::Scorer::new().score("hello"));
         let json: Value =
@@ -1035,7 +1108,7 @@ mod tests {
         })
     }
 
-    fn reference_message_event(fields: MessageFields<'_>) -> String {
+    fn reference_message_event(fields: MessageFields<'_>, emotion: &WireEmotion) -> String {
         encode(&MessageEvent {
             r#type: "message",
             room: fields.room,
@@ -1044,7 +1117,7 @@ mod tests {
             name: fields.name,
             id: fields.id,
             text: fields.text,
-            emotion: emotion_object(fields.emotion),
+            emotion: emotion_object(emotion),
             ts: fields.ts,
         })
     }
@@ -1078,6 +1151,7 @@ mod tests {
                         reference_emotion_result(id, text, seq, emotion)
                     );
                 }
+                let emotion_json = EmotionJson::new(emotion);
                 for name in [None, Some(text)] {
                     let fields = || MessageFields {
                         room: "user:a\"b",
@@ -1086,10 +1160,13 @@ mod tests {
                         name,
                         id: text,
                         text,
-                        emotion,
+                        emotion: &emotion_json,
                         ts: 1_800_000_000_123,
                     };
-                    assert_eq!(message_event(fields()), reference_message_event(fields()));
+                    assert_eq!(
+                        message_event(fields()),
+                        reference_message_event(fields(), emotion)
+                    );
                 }
             }
         }

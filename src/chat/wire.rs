@@ -121,10 +121,14 @@ impl<'a> FlatClientMessage<'a> {
     }
 }
 
-/// Parses one client text frame. Well-formed messages take the flat one-pass route; anything
-/// else (bad JSON, unknown type, a missing field, a wrongly typed field that the message's type
-/// does not even use) goes through the tagged enum, which decides and classifies it.
+/// Parses one client text frame. The common shape (see [`read_plain_object`]) is read by hand;
+/// other well-formed messages take serde's flat one-pass route; anything else (bad JSON, unknown
+/// type, a missing field, a wrongly typed field that the message's type does not even use) goes
+/// through the tagged enum, which decides and classifies it.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+    if let Some(message) = read_plain_object(text).and_then(FlatClientMessage::into_message) {
+        return Ok(message);
+    }
     // Only objects: serde would also read a struct from a JSON array, by position.
     if text
         .trim_start_matches([' ', '\t', '\n', '\r'])
@@ -138,6 +142,121 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError>
         }
     }
     classify_client_message(text)
+}
+
+/// The shape almost every client frame has, read without serde: one flat object whose keys are
+/// among `type`, `token`, `id`, `text` and `room`, each at most once, every value a string that
+/// needs no unescaping (no `\` and no control characters). Anything else, including everything
+/// serde would reject, is `None` and left to serde; what this accepts, serde reads into the same
+/// fields. serde's per-field machinery was a fifth of a chat message's instructions.
+fn read_plain_object(text: &str) -> Option<FlatClientMessage<'_>> {
+    let bytes = text.as_bytes();
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_whitespace(bytes, at + 1);
+    // `type`, `token`, `id`, `text`, `room`.
+    let mut fields: [Option<&str>; 5] = [None; 5];
+    loop {
+        let (key, after_key) = plain_string(text, at)?;
+        at = skip_whitespace(bytes, after_key);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        let (value, after_value) = plain_string(text, skip_whitespace(bytes, at + 1))?;
+        let slot = match key {
+            "type" => 0,
+            "token" => 1,
+            "id" => 2,
+            "text" => 3,
+            "room" => 4,
+            _ => return None,
+        };
+        // serde rejects a repeated field.
+        if fields[slot].replace(value).is_some() {
+            return None;
+        }
+        at = skip_whitespace(bytes, after_value);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(bytes, at + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    // Only whitespace may follow the object.
+    if skip_whitespace(bytes, at + 1) != bytes.len() {
+        return None;
+    }
+    let [kind, token, id, text, room] = fields;
+    fn borrowed(value: &str) -> Field<'_> {
+        Field(Cow::Borrowed(value))
+    }
+    Some(FlatClientMessage {
+        kind: borrowed(kind?),
+        token: token.map(borrowed),
+        id: id.map(borrowed),
+        text: text.map(borrowed),
+        room: room.map(borrowed),
+        since: None,
+        t: None,
+    })
+}
+
+/// The position of the first byte at or after `at` that is not JSON whitespace.
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The string literal starting at `at` when it needs no unescaping (no `\`, and no control
+/// characters, which JSON does not allow raw): its contents and the position after it.
+fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at + 1;
+    let end = start + find_quote_backslash_or_control(bytes.get(start..)?)?;
+    if bytes[end] != b'"' {
+        return None;
+    }
+    // Both ends are next to an ASCII quote, so on character boundaries.
+    Some((text.get(start..end)?, end + 1))
+}
+
+/// The index of the first `"`, `\` or control character in `bytes`. Eight bytes at a time: a
+/// message's text is most of what is scanned, and a byte at a time cost ten instructions a byte.
+fn find_quote_backslash_or_control(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// High bit set in each byte of `word` below `limit` (at most 0x80). Borrows can flag bytes
+    /// above the first true one, never below it, so the lowest flag is exact.
+    fn bytes_below(word: u64, limit: u8) -> u64 {
+        word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH_BITS
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Little-endian, so that the lowest flag is the first byte.
+        let word = u64::from_le_bytes(word);
+        let found = bytes_below(word ^ (ONES * u64::from(b'"')), 1)
+            | bytes_below(word ^ (ONES * u64::from(b'\\')), 1)
+            | bytes_below(word, 0x20);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|index| offset + index)
 }
 
 /// The reference parse: the tagged enum, and on failure a second look to classify the error.
@@ -884,6 +1003,189 @@ mod tests {
         r#"{"type":"ping"}"#,
         "{\"type\":\"message\",\"text\":\"x\"",
     ];
+
+    /// What serde's flat struct makes of `text`, as a message.
+    fn serde_flat(text: &str) -> Option<ClientMessage<'_>> {
+        serde_json::from_str::<FlatClientMessage<'_>>(text)
+            .ok()
+            .and_then(FlatClientMessage::into_message)
+    }
+
+    #[test]
+    fn hand_reader_takes_only_what_serde_reads_the_same_way() {
+        let accepted = [
+            r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#,
+            " \t\r\n{ \"text\" : \"x y\" ,\n\"type\":\"message\" } \n",
+            "{\"type\":\"message\",\"text\":\"dræft 🎉 \u{7f}\"}",
+            r#"{"type":"auth","token":"abc.def"}"#,
+            r#"{"type":"typing","room":"r"}"#,
+            r#"{"type":"typing"}"#,
+            r#"{"type":"leave","room":"a"}"#,
+            r#"{"type":"message","text":""}"#,
+        ];
+        for case in accepted {
+            let fast = read_plain_object(case).and_then(FlatClientMessage::into_message);
+            assert!(fast.is_some(), "{case}");
+            assert_eq!(fast, serde_flat(case), "{case}");
+        }
+        // Left to serde: escapes, control characters, other keys or value types, repeats,
+        // anything after the object, unfinished input, arrays.
+        let declined = [
+            r#"{"type":"message","text":"a\nb"}"#,
+            "{\"type\":\"message\",\"text\":\"a\tb\"}",
+            r#"{"type":"message","t\u0065xt":"x"}"#,
+            r#"{"type":"join","room":"a","since":7}"#,
+            r#"{"type":"ping","t":1}"#,
+            r#"{"type":"message","text":"x","extra":"y"}"#,
+            r#"{"type":"message","id":null,"text":"x"}"#,
+            r#"{"type":"message","text":"x","text":"y"}"#,
+            r#"{"type":"message","text":"x"} x"#,
+            r#"{"type":"message","text":"x"}}"#,
+            r#"{"type":"message","text":"x""#,
+            r#"{"type":"message","text":"x","#,
+            r#"{"type":"message","text":"x",}"#,
+            r#"{"type":"message" "text":"x"}"#,
+            r#"{"type":"message","text":}"#,
+            r#"{"type":"message","text:"x"}"#,
+            r#"{}"#,
+            r#"{"#,
+            r#"["message"]"#,
+            "",
+        ];
+        for case in declined {
+            assert!(read_plain_object(case).is_none(), "{case}");
+        }
+    }
+
+    #[test]
+    fn hand_reader_agrees_with_serde_on_generated_objects() {
+        let keys = [
+            "type",
+            "token",
+            "id",
+            "text",
+            "room",
+            "since",
+            "t",
+            "x",
+            "ty\\u0070e",
+        ];
+        let values = [
+            r#""message""#,
+            r#""typing""#,
+            r#""auth""#,
+            r#""join""#,
+            r#""leave""#,
+            r#""ping""#,
+            r#""dance""#,
+            r#""""#,
+            r#""a b""#,
+            r#""é""#,
+            r#""a\"b""#,
+            "\"a\u{1}b\"",
+            "7",
+            "null",
+            "[1]",
+            "{}",
+            "true",
+            r#""\u00e9""#,
+        ];
+        let spaces = ["", " ", "\n\t ", "\r"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        let (mut read_by_hand, mut read_by_serde) = (0, 0);
+        for _ in 0..20_000 {
+            let mut text = String::from(spaces[next(4)]);
+            text.push('{');
+            for n in 0..next(5) {
+                if n > 0 {
+                    text.push_str(spaces[next(4)]);
+                    text.push(',');
+                }
+                // Half the objects start with a known type, so that many are messages.
+                let known_type = n == 0 && next(2) == 0;
+                let key = if known_type { 0 } else { next(keys.len()) };
+                let value = if known_type {
+                    next(6)
+                } else {
+                    next(values.len())
+                };
+                text.push_str(spaces[next(4)]);
+                text.push_str(&format!("\"{}\"", keys[key]));
+                text.push_str(spaces[next(4)]);
+                text.push(':');
+                text.push_str(spaces[next(4)]);
+                text.push_str(values[value]);
+            }
+            text.push_str(spaces[next(4)]);
+            text.push_str(["}", "}", "} x", ",}", ""][next(5)]);
+            let expected = serde_flat(&text);
+            read_by_serde += usize::from(expected.is_some());
+            if let Some(flat) = read_plain_object(&text) {
+                let message = flat.into_message();
+                read_by_hand += usize::from(message.is_some());
+                assert_eq!(message, expected, "{text}");
+            }
+        }
+        // The generator reaches both routes, and serde reads more (escapes, numbers).
+        assert!(
+            read_by_hand > 200 && read_by_serde > read_by_hand,
+            "{read_by_hand} {read_by_serde}"
+        );
+    }
+
+    #[test]
+    fn finds_the_first_quote_backslash_or_control_character() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        };
+        let alphabet = [
+            b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xe9, 0xff,
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..40 {
+            for _ in 0..300 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain bytes, so that the first hit lands anywhere.
+                        if seed.is_multiple_of(8) {
+                            alphabet[(seed >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (seed >> 8) as u8 % 26
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    find_quote_backslash_or_control(&bytes),
+                    naive(&bytes),
+                    "{bytes:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hand_reader_borrows_every_field() {
+        let text = r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#;
+        let Some(ClientMessage::Message { id, text, room }) =
+            read_plain_object(text).and_then(FlatClientMessage::into_message)
+        else {
+            panic!("not read");
+        };
+        assert!(matches!(id, Some(Cow::Borrowed("c1"))));
+        assert!(matches!(text, Cow::Borrowed("hi")));
+        assert!(matches!(room, Some(Cow::Borrowed("lobby"))));
+    }
 
     #[test]
     fn one_pass_parse_agrees_with_the_tagged_enum() {

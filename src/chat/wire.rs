@@ -693,8 +693,15 @@ fn push_u64(out: &mut Vec<u8>, value: u64) {
 /// forms `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
+    let bytes = text.as_bytes();
     let mut plain_from = 0;
-    for (at, byte) in text.bytes().enumerate() {
+    // The plain runs between characters to escape are found a word at a time and copied whole.
+    while let Some(offset) = bytes
+        .get(plain_from..)
+        .and_then(find_quote_backslash_or_control)
+    {
+        let at = plain_from + offset;
+        let byte = bytes[at];
         let short = match byte {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -703,10 +710,9 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
-        out.extend_from_slice(&text.as_bytes()[plain_from..at]);
+        out.extend_from_slice(&bytes[plain_from..at]);
         plain_from = at + 1;
         if short.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -717,7 +723,7 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
             out.extend_from_slice(short.as_bytes());
         }
     }
-    out.extend_from_slice(&text.as_bytes()[plain_from..]);
+    out.extend_from_slice(&bytes[plain_from..]);
     out.push(b'"');
 }
 

@@ -479,7 +479,12 @@ impl Reactor {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            self.output_pool.supply(&mut conn.output);
+            let payload_len = match &event {
+                Event::Text(text) => text.len(),
+                Event::Binary(data) => data.len(),
+            };
+            let needed = frame::MAX_HEADER_LEN + payload_len;
+            self.output_pool.supply(&mut conn.output, needed);
             match &event {
                 Event::Text(text) => {
                     self.metrics.ws_bytes_in += text.len() as u64;

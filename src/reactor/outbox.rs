@@ -161,7 +161,8 @@ impl ConnectionOutbox<'_> {
             self.metrics.dropped_droppable_frames += 1;
             return;
         }
-        self.output_pool.supply(&mut conn.output);
+        let needed = text_frame_header(size_hint).1 + size_hint;
+        self.output_pool.supply(&mut conn.output, needed);
         let start = conn.output.len();
         let payload_len = write_text_frame_with(&mut conn.output, size_hint, write);
         debug_assert!(std::str::from_utf8(&conn.output[conn.output.len() - payload_len..]).is_ok());

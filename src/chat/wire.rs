@@ -121,7 +121,7 @@ impl<'a> FlatClientMessage<'a> {
     }
 }
 
-/// Parses one client text frame. The common shape (see [`read_plain_object`]) is read by hand;
+/// Parses one client text frame. The common shape (see `read_plain_object`) is read by hand;
 /// other well-formed messages take serde's flat one-pass route; anything else (bad JSON, unknown
 /// type, a missing field, a wrongly typed field that the message's type does not even use) goes
 /// through the tagged enum, which decides and classifies it.

@@ -9,7 +9,9 @@
 //!
 //! Memory: reads land in one buffer owned by the reactor. A connection keeps input only while it
 //! holds a partial request or frame, and output only while some is unsent; both are released when
-//! drained, so an idle connection costs its [`Connection`] slot and nothing else.
+//! drained, so an idle connection costs its [`Connection`] slot and nothing else. Drained output
+//! buffers go to a pool capped at 1 MiB (`output_pool`) rather than back to the allocator, so
+//! connections that get output every turn do not allocate a buffer every turn.
 
 /// The chat core's view of the connections, borrowing only the fields it needs so that
 /// `self.chat` stays free to be called with it.

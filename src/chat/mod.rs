@@ -29,7 +29,9 @@ use inline_vec::InlineVec;
 use limits::TokenBucket;
 use room::{parse_room_name, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX};
 use session::{Membership, Phase, Session};
-use wire::{ClientMessage, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS};
+use wire::{
+    ClientMessage, EmotionJson, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS,
+};
 
 /// The reactor's slab key for a connection; `closed` is always called before a key is reused.
 pub type ConnId = usize;
@@ -61,6 +63,25 @@ pub enum Delivery {
 pub trait Outbox {
     fn send(&mut self, conn: ConnId, json: &str, delivery: Delivery);
     fn close(&mut self, conn: ConnId, code: u16, reason: &str);
+
+    /// Sends one frame whose JSON `write` appends (valid UTF-8 only, as the wire writers
+    /// produce) to the buffer it is handed. The reactor hands over the connection's output, so
+    /// the frames every message produces are written in place instead of into a buffer that is
+    /// then copied. `size_hint`: about how long the JSON will be. The default writes into a
+    /// buffer of its own and calls [`Outbox::send`].
+    fn send_with(
+        &mut self,
+        conn: ConnId,
+        delivery: Delivery,
+        size_hint: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let mut json = Vec::with_capacity(size_hint);
+        write(&mut json);
+        if let Ok(json) = std::str::from_utf8(&json) {
+            self.send(conn, json, delivery);
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -167,7 +188,8 @@ pub struct ChatCore {
     fired: Vec<Timer>,
     retained_events: usize,
     rng: u64,
-    /// Reused for the frames every message produces, so that encoding one allocates nothing.
+    /// Reused for room events encoded once for several members, so that encoding allocates
+    /// nothing.
     frame: Vec<u8>,
 }
 
@@ -617,11 +639,14 @@ impl ChatCore {
     }
 
     /// Publishes a sequenced room event and retains it for resume. It is encoded only when a
-    /// member other than `skip` is there to get it now.
+    /// member other than `skip` is there to get it now: straight into that member's output when
+    /// there is one (a user's second tab), otherwise once, the same bytes going to every member.
+    /// `emotion_json`: a message's emotion, already encoded for its sender's result.
     fn publish_event(
         &mut self,
         key: RoomKey,
         event: RoomEvent,
+        emotion_json: Option<&EmotionJson>,
         skip: Option<ConnId>,
         now: u64,
         out: &mut impl Outbox,
@@ -629,15 +654,25 @@ impl ChatCore {
         let Some(room) = self.rooms.get(key) else {
             return;
         };
-        if room.members.as_slice().iter().any(|&m| Some(m) != skip) {
-            let mut json = std::mem::take(&mut self.frame);
-            json.clear();
-            event.encode_into(&room.name, &mut json);
-            // The wire writers produce UTF-8 only.
-            if let Ok(json) = std::str::from_utf8(&json) {
-                self.publish(key, json, skip, Delivery::Essential, out);
+        let mut recipients = room.members.as_slice().iter().filter(|&&m| Some(m) != skip);
+        match (recipients.next(), recipients.next()) {
+            (None, _) => {}
+            (Some(&only), None) => {
+                let size_hint = event.size_hint(&room.name);
+                out.send_with(only, Delivery::Essential, size_hint, |json| {
+                    event.encode_into(&room.name, emotion_json, json)
+                });
             }
-            self.frame = json;
+            (Some(_), Some(_)) => {
+                let mut json = std::mem::take(&mut self.frame);
+                json.clear();
+                event.encode_into(&room.name, emotion_json, &mut json);
+                // The wire writers produce UTF-8 only.
+                if let Ok(json) = std::str::from_utf8(&json) {
+                    self.publish(key, json, skip, Delivery::Essential, out);
+                }
+                self.frame = json;
+            }
         }
         let capacity = self.config.history_events;
         let idle_after = self.config.history_min_age_ms;
@@ -764,6 +799,8 @@ impl ChatCore {
             }
         };
         let emotion = WireEmotion::from_scores(&self.scorer.score(&text));
+        // Encoded once for the sender's result and the room event.
+        let emotion_json = EmotionJson::new(&emotion);
         self.stop_typing(conn, key, out);
         let seq = {
             let room = &mut self.rooms[key];
@@ -791,11 +828,12 @@ impl ChatCore {
             &text,
             emotion,
         );
-        self.publish_event(key, event, Some(conn), now, out);
-        self.frame.clear();
+        self.publish_event(key, event, Some(&emotion_json), Some(conn), now, out);
         let room_name = &self.rooms[key].name;
-        wire::write_emotion_result(&mut self.frame, Some(id), room_name, Some(seq), &emotion);
-        send_frame(out, conn, &self.frame, Delivery::Essential);
+        let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
+        out.send_with(conn, Delivery::Essential, size_hint, |json| {
+            wire::write_emotion_result(json, Some(id), room_name, Some(seq), &emotion_json)
+        });
         if self.config.bot && key == private_room {
             self.owe_reply(key, id, &emotion, now, out);
         }
@@ -824,8 +862,12 @@ impl ChatCore {
         self.start_typing(conn, key, now, out);
         if let Some(text) = text {
             let emotion = WireEmotion::from_scores(&self.scorer.score(text));
-            let preview = wire::emotion_result(None, &self.rooms[key].name, None, &emotion);
-            out.send(conn, &preview, Delivery::Droppable);
+            let room_name = &self.rooms[key].name;
+            let size_hint = wire::emotion_result_size_hint(None, room_name);
+            let emotion_json = EmotionJson::new(&emotion);
+            out.send_with(conn, Delivery::Droppable, size_hint, |json| {
+                wire::write_emotion_result(json, None, room_name, None, &emotion_json)
+            });
         }
     }
 
@@ -891,12 +933,12 @@ impl ChatCore {
                 Some(&room.name),
             );
         }
-        let mut json = Vec::new();
         for event in &room.history {
             if event.seq > after {
-                json.clear();
-                event.encode_into(&room.name, &mut json);
-                send_frame(out, conn, &json, Delivery::Essential);
+                let size_hint = event.size_hint(&room.name);
+                out.send_with(conn, Delivery::Essential, size_hint, |json| {
+                    event.encode_into(&room.name, None, json)
+                });
             }
         }
     }
@@ -1051,7 +1093,7 @@ impl ChatCore {
         let ts = self.unix_ms_at_zero.saturating_add(now);
         let event = RoomEvent::reply(seq, ts, &pending.in_reply_to, text, pending.emotion);
         let typing_off = wire::typing(&room.name, BOT_NAME, None, false);
-        self.publish_event(key, event, None, now, out);
+        self.publish_event(key, event, None, None, now, out);
         self.publish(key, &typing_off, None, Delivery::Droppable, out);
         self.release_if_unused(key);
     }
@@ -1133,13 +1175,6 @@ enum RoomAccess {
 
 const BAD_ROOM_MESSAGE: &str = "room names are user:<id> or match [a-z0-9_-]{1,64}";
 const FORBIDDEN_MESSAGE: &str = "that is another user's private room";
-
-/// Sends a frame written by the wire writers, which produce UTF-8 only.
-fn send_frame(out: &mut impl Outbox, conn: ConnId, json: &[u8], delivery: Delivery) {
-    if let Ok(json) = std::str::from_utf8(json) {
-        out.send(conn, json, delivery);
-    }
-}
 
 fn send_error(
     out: &mut impl Outbox,

@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use super::inline_vec::InlineVec;
-use super::wire::{self, WireEmotion};
+use super::wire::{self, EmotionJson, WireEmotion};
 use super::ConnId;
 use crate::emotion::Emotion;
 use crate::timer_wheel::TimerKey;
@@ -127,12 +127,24 @@ impl RoomEvent {
     #[cfg(test)]
     pub fn encode(&self, room: &str) -> String {
         let mut out = Vec::new();
-        self.encode_into(room, &mut out);
+        self.encode_into(room, None, &mut out);
         String::from_utf8(out).unwrap()
     }
 
-    /// The event's JSON as members of `room` get it, appended to `out` (UTF-8).
-    pub fn encode_into(&self, room: &str, out: &mut Vec<u8>) {
+    /// About how many bytes [`RoomEvent::encode_into`] writes.
+    pub fn size_hint(&self, room: &str) -> usize {
+        match &self.body {
+            EventBody::Message { id_and_text, .. } => 320 + room.len() + id_and_text.len(),
+            EventBody::Reply {
+                in_reply_to, text, ..
+            } => 160 + room.len() + in_reply_to.len() + text.len(),
+        }
+    }
+
+    /// The event's JSON as members of `room` get it, appended to `out` (UTF-8). `emotion_json`:
+    /// a message's emotion already encoded (when it was just scored and its sender's result
+    /// needs the same bytes); otherwise it is encoded from the retained scores.
+    pub fn encode_into(&self, room: &str, emotion_json: Option<&EmotionJson>, out: &mut Vec<u8>) {
         match &self.body {
             EventBody::Message {
                 sender_room,
@@ -144,6 +156,14 @@ impl RoomEvent {
                 let (id, text) = id_and_text
                     .split_at_checked(*id_len as usize)
                     .unwrap_or(("", id_and_text));
+                let encoded_now;
+                let emotion = match emotion_json {
+                    Some(json) => json,
+                    None => {
+                        encoded_now = EmotionJson::new(emotion);
+                        &encoded_now
+                    }
+                };
                 wire::write_message_event(
                     out,
                     wire::MessageFields {

@@ -121,10 +121,14 @@ impl<'a> FlatClientMessage<'a> {
     }
 }
 
-/// Parses one client text frame. Well-formed messages take the flat one-pass route; anything
-/// else (bad JSON, unknown type, a missing field, a wrongly typed field that the message's type
-/// does not even use) goes through the tagged enum, which decides and classifies it.
+/// Parses one client text frame. The common shape (see `read_plain_object`) is read by hand;
+/// other well-formed messages take serde's flat one-pass route; anything else (bad JSON, unknown
+/// type, a missing field, a wrongly typed field that the message's type does not even use) goes
+/// through the tagged enum, which decides and classifies it.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+    if let Some(message) = read_plain_object(text).and_then(FlatClientMessage::into_message) {
+        return Ok(message);
+    }
     // Only objects: serde would also read a struct from a JSON array, by position.
     if text
         .trim_start_matches([' ', '\t', '\n', '\r'])
@@ -138,6 +142,121 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError>
         }
     }
     classify_client_message(text)
+}
+
+/// The shape almost every client frame has, read without serde: one flat object whose keys are
+/// among `type`, `token`, `id`, `text` and `room`, each at most once, every value a string that
+/// needs no unescaping (no `\` and no control characters). Anything else, including everything
+/// serde would reject, is `None` and left to serde; what this accepts, serde reads into the same
+/// fields. serde's per-field machinery was a fifth of a chat message's instructions.
+fn read_plain_object(text: &str) -> Option<FlatClientMessage<'_>> {
+    let bytes = text.as_bytes();
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_whitespace(bytes, at + 1);
+    // `type`, `token`, `id`, `text`, `room`.
+    let mut fields: [Option<&str>; 5] = [None; 5];
+    loop {
+        let (key, after_key) = plain_string(text, at)?;
+        at = skip_whitespace(bytes, after_key);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        let (value, after_value) = plain_string(text, skip_whitespace(bytes, at + 1))?;
+        let slot = match key {
+            "type" => 0,
+            "token" => 1,
+            "id" => 2,
+            "text" => 3,
+            "room" => 4,
+            _ => return None,
+        };
+        // serde rejects a repeated field.
+        if fields[slot].replace(value).is_some() {
+            return None;
+        }
+        at = skip_whitespace(bytes, after_value);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(bytes, at + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    // Only whitespace may follow the object.
+    if skip_whitespace(bytes, at + 1) != bytes.len() {
+        return None;
+    }
+    let [kind, token, id, text, room] = fields;
+    fn borrowed(value: &str) -> Field<'_> {
+        Field(Cow::Borrowed(value))
+    }
+    Some(FlatClientMessage {
+        kind: borrowed(kind?),
+        token: token.map(borrowed),
+        id: id.map(borrowed),
+        text: text.map(borrowed),
+        room: room.map(borrowed),
+        since: None,
+        t: None,
+    })
+}
+
+/// The position of the first byte at or after `at` that is not JSON whitespace.
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The string literal starting at `at` when it needs no unescaping (no `\`, and no control
+/// characters, which JSON does not allow raw): its contents and the position after it.
+fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at + 1;
+    let end = start + find_quote_backslash_or_control(bytes.get(start..)?)?;
+    if bytes[end] != b'"' {
+        return None;
+    }
+    // Both ends are next to an ASCII quote, so on character boundaries.
+    Some((text.get(start..end)?, end + 1))
+}
+
+/// The index of the first `"`, `\` or control character in `bytes`. Eight bytes at a time: a
+/// message's text is most of what is scanned, and a byte at a time cost ten instructions a byte.
+fn find_quote_backslash_or_control(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// High bit set in each byte of `word` below `limit` (at most 0x80). Borrows can flag bytes
+    /// above the first true one, never below it, so the lowest flag is exact.
+    fn bytes_below(word: u64, limit: u8) -> u64 {
+        word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH_BITS
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Little-endian, so that the lowest flag is the first byte.
+        let word = u64::from_le_bytes(word);
+        let found = bytes_below(word ^ (ONES * u64::from(b'"')), 1)
+            | bytes_below(word ^ (ONES * u64::from(b'\\')), 1)
+            | bytes_below(word, 0x20);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|index| offset + index)
 }
 
 /// The reference parse: the tagged enum, and on failure a second look to classify the error.
@@ -367,23 +486,28 @@ pub fn emotion_result(
     emotion: &WireEmotion,
 ) -> String {
     let mut out = Vec::new();
-    write_emotion_result(&mut out, id, room, seq, emotion);
+    write_emotion_result(&mut out, id, room, seq, &EmotionJson::new(emotion));
     // Built only from `&str` pieces and ASCII.
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// [`emotion_result`] appended to `out` (UTF-8), so a caller can reuse one buffer for every
-/// frame. Bytes rather than a `String`: digits go in without a UTF-8 check each.
+/// About how many bytes [`write_emotion_result`] writes (a little more, with escapes aside).
+pub fn emotion_result_size_hint(id: Option<&str>, room: &str) -> usize {
+    256 + room.len() + id.map_or(0, str::len)
+}
+
+/// [`emotion_result`] appended to `out` (UTF-8), so a caller can write it straight into a
+/// connection's output. Bytes rather than a `String`: digits go in without a UTF-8 check each.
 pub fn write_emotion_result(
     out: &mut Vec<u8>,
     id: Option<&str>,
     room: &str,
     seq: Option<u64>,
-    emotion: &WireEmotion,
+    emotion: &EmotionJson,
 ) {
     // Written by hand rather than through serde: this and the room event are the frames every
     // message produces, and a direct writer costs a fraction of serde's per-field machinery.
-    out.reserve(256 + room.len() + id.map_or(0, str::len));
+    out.reserve(emotion_result_size_hint(id, room));
     out.extend_from_slice(br#"{"type":"emotion","id":"#);
     match id {
         Some(id) => push_json_str(out, id),
@@ -396,7 +520,7 @@ pub fn write_emotion_result(
         push_u64(out, seq);
     }
     out.push(b',');
-    push_emotion_fields(out, emotion);
+    out.extend_from_slice(emotion.as_bytes());
     out.extend_from_slice(if seq.is_none() {
         br#","preview":true}"#
     } else {
@@ -411,7 +535,7 @@ pub struct MessageFields<'a> {
     pub name: Option<&'a str>,
     pub id: &'a str,
     pub text: &'a str,
-    pub emotion: &'a WireEmotion,
+    pub emotion: &'a EmotionJson,
     /// Unix milliseconds when the server accepted the message.
     pub ts: u64,
 }
@@ -423,15 +547,20 @@ pub fn message_event(fields: MessageFields<'_>) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+impl MessageFields<'_> {
+    /// About how many bytes [`write_message_event`] writes (a little more, with escapes aside).
+    pub fn size_hint(&self) -> usize {
+        300 + self.room.len()
+            + self.from.len()
+            + self.name.map_or(0, str::len)
+            + self.id.len()
+            + self.text.len()
+    }
+}
+
 /// [`message_event`] appended to `out` (UTF-8).
 pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
-    out.reserve(
-        300 + fields.room.len()
-            + fields.from.len()
-            + fields.name.map_or(0, str::len)
-            + fields.id.len()
-            + fields.text.len(),
-    );
+    out.reserve(fields.size_hint());
     out.extend_from_slice(br#"{"type":"message","room":"#);
     push_json_str(out, fields.room);
     out.extend_from_slice(br#","seq":"#);
@@ -447,50 +576,98 @@ pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
     out.extend_from_slice(br#","text":"#);
     push_json_str(out, fields.text);
     out.extend_from_slice(br#","emotion":{"#);
-    push_emotion_fields(out, fields.emotion);
+    out.extend_from_slice(fields.emotion.as_bytes());
     out.extend_from_slice(br#"},"ts":"#);
     push_u64(out, fields.ts);
     out.push(b'}');
 }
 
-/// `"dominant":…,"confidence":…,"scores":{…}`, shared by both frames a message produces.
-fn push_emotion_fields(out: &mut Vec<u8>, emotion: &WireEmotion) {
-    out.extend_from_slice(br#""dominant":""#);
-    out.extend_from_slice(emotion.dominant.as_str().as_bytes());
-    out.extend_from_slice(br#"","confidence":"#);
-    push_score(out, emotion.scores[emotion.dominant.index()]);
-    out.extend_from_slice(br#","scores":{"#);
-    for (n, label) in Emotion::ALL.into_iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(label.as_str().as_bytes());
-        out.extend_from_slice(b"\":");
-        push_score(out, emotion.scores[label.index()]);
-    }
-    out.push(b'}');
+/// Room for the longest fragment (163 bytes: the longest label dominant, every score with four
+/// decimals) and for the fixed-size six-byte write of its last score.
+const EMOTION_JSON_CAPACITY: usize = 176;
+
+/// `"dominant":…,"confidence":…,"scores":{…}`: the part of an emotion result and of a `message`
+/// event that comes from the scores, encoded once per message and copied into both frames.
+#[derive(Clone, Copy)]
+pub struct EmotionJson {
+    bytes: [u8; EMOTION_JSON_CAPACITY],
+    len: usize,
 }
 
-/// A score in ten-thousandths as the shortest decimal: `0`, `1`, `0.5`, `0.0123`.
-fn push_score(out: &mut Vec<u8>, units: u16) {
+impl EmotionJson {
+    pub fn new(emotion: &WireEmotion) -> EmotionJson {
+        let mut json = EmotionJson {
+            bytes: [0; EMOTION_JSON_CAPACITY],
+            len: 0,
+        };
+        let score = |label: Emotion| emotion.scores[label.index()];
+        json.put(br#""dominant":""#);
+        json.put(emotion.dominant.as_str().as_bytes());
+        json.put(br#"","confidence":"#);
+        json.put_score(score(emotion.dominant));
+        // The labels in `Emotion::ALL` order, each key a constant so that it is copied as one.
+        json.put(br#","scores":{"anger":"#);
+        json.put_score(score(Emotion::Anger));
+        json.put(br#","disgust":"#);
+        json.put_score(score(Emotion::Disgust));
+        json.put(br#","fear":"#);
+        json.put_score(score(Emotion::Fear));
+        json.put(br#","joy":"#);
+        json.put_score(score(Emotion::Joy));
+        json.put(br#","sadness":"#);
+        json.put_score(score(Emotion::Sadness));
+        json.put(br#","surprise":"#);
+        json.put_score(score(Emotion::Surprise));
+        json.put(br#","neutral":"#);
+        json.put_score(score(Emotion::Neutral));
+        json.put(b"}");
+        json
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Appends `bytes`. The fragment's length is bounded by construction (labels and at most
+    /// six-byte scores), and [`EMOTION_JSON_CAPACITY`] holds the longest.
+    fn put(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Appends a score in ten-thousandths as its shortest decimal: `0`, `1`, `0.5`, `0.0123`.
+    /// All six bytes of `0.dddd` are written (a fixed-size copy), and only the digits that count
+    /// kept.
+    fn put_score(&mut self, units: u16) {
+        let (digits, len) = score_digits(units);
+        self.bytes[self.len..self.len + digits.len()].copy_from_slice(&digits);
+        self.len += len;
+    }
+}
+
+/// Two decimal digits for every value below 100.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// A score in ten-thousandths as decimal text (the first `len` bytes of six).
+fn score_digits(units: u16) -> ([u8; 6], usize) {
     match units {
-        0 => out.push(b'0'),
-        SCORE_UNITS.. => out.push(b'1'),
+        0 => (*b"0     ", 1),
+        SCORE_UNITS.. => (*b"1     ", 1),
         _ => {
+            let (high, low) = (usize::from(units / 100), usize::from(units % 100));
             let mut digits = *b"0.0000";
-            let mut rest = units;
-            for slot in digits[2..].iter_mut().rev() {
-                *slot = b'0' + (rest % 10) as u8;
-                rest /= 10;
-            }
+            digits[2..4].copy_from_slice(&DIGIT_PAIRS[2 * high..2 * high + 2]);
+            digits[4..6].copy_from_slice(&DIGIT_PAIRS[2 * low..2 * low + 2]);
             let mut len = digits.len();
             while digits[len - 1] == b'0' {
                 len -= 1;
             }
-            // A fixed-size copy then a cut: cheaper than a copy of variable length.
-            out.extend_from_slice(&digits);
-            out.truncate(out.len() - (digits.len() - len));
+            (digits, len)
         }
     }
 }
@@ -516,8 +693,15 @@ fn push_u64(out: &mut Vec<u8>, value: u64) {
 /// forms `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
+    let bytes = text.as_bytes();
     let mut plain_from = 0;
-    for (at, byte) in text.bytes().enumerate() {
+    // The plain runs between characters to escape are found a word at a time and copied whole.
+    while let Some(offset) = bytes
+        .get(plain_from..)
+        .and_then(find_quote_backslash_or_control)
+    {
+        let at = plain_from + offset;
+        let byte = bytes[at];
         let short = match byte {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -526,10 +710,9 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
-        out.extend_from_slice(&text.as_bytes()[plain_from..at]);
+        out.extend_from_slice(&bytes[plain_from..at]);
         plain_from = at + 1;
         if short.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -540,7 +723,7 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
             out.extend_from_slice(short.as_bytes());
         }
     }
-    out.extend_from_slice(&text.as_bytes()[plain_from..]);
+    out.extend_from_slice(&bytes[plain_from..]);
     out.push(b'"');
 }
 
@@ -827,6 +1010,189 @@ mod tests {
         "{\"type\":\"message\",\"text\":\"x\"",
     ];
 
+    /// What serde's flat struct makes of `text`, as a message.
+    fn serde_flat(text: &str) -> Option<ClientMessage<'_>> {
+        serde_json::from_str::<FlatClientMessage<'_>>(text)
+            .ok()
+            .and_then(FlatClientMessage::into_message)
+    }
+
+    #[test]
+    fn hand_reader_takes_only_what_serde_reads_the_same_way() {
+        let accepted = [
+            r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#,
+            " \t\r\n{ \"text\" : \"x y\" ,\n\"type\":\"message\" } \n",
+            "{\"type\":\"message\",\"text\":\"dræft 🎉 \u{7f}\"}",
+            r#"{"type":"auth","token":"abc.def"}"#,
+            r#"{"type":"typing","room":"r"}"#,
+            r#"{"type":"typing"}"#,
+            r#"{"type":"leave","room":"a"}"#,
+            r#"{"type":"message","text":""}"#,
+        ];
+        for case in accepted {
+            let fast = read_plain_object(case).and_then(FlatClientMessage::into_message);
+            assert!(fast.is_some(), "{case}");
+            assert_eq!(fast, serde_flat(case), "{case}");
+        }
+        // Left to serde: escapes, control characters, other keys or value types, repeats,
+        // anything after the object, unfinished input, arrays.
+        let declined = [
+            r#"{"type":"message","text":"a\nb"}"#,
+            "{\"type\":\"message\",\"text\":\"a\tb\"}",
+            r#"{"type":"message","t\u0065xt":"x"}"#,
+            r#"{"type":"join","room":"a","since":7}"#,
+            r#"{"type":"ping","t":1}"#,
+            r#"{"type":"message","text":"x","extra":"y"}"#,
+            r#"{"type":"message","id":null,"text":"x"}"#,
+            r#"{"type":"message","text":"x","text":"y"}"#,
+            r#"{"type":"message","text":"x"} x"#,
+            r#"{"type":"message","text":"x"}}"#,
+            r#"{"type":"message","text":"x""#,
+            r#"{"type":"message","text":"x","#,
+            r#"{"type":"message","text":"x",}"#,
+            r#"{"type":"message" "text":"x"}"#,
+            r#"{"type":"message","text":}"#,
+            r#"{"type":"message","text:"x"}"#,
+            r#"{}"#,
+            r#"{"#,
+            r#"["message"]"#,
+            "",
+        ];
+        for case in declined {
+            assert!(read_plain_object(case).is_none(), "{case}");
+        }
+    }
+
+    #[test]
+    fn hand_reader_agrees_with_serde_on_generated_objects() {
+        let keys = [
+            "type",
+            "token",
+            "id",
+            "text",
+            "room",
+            "since",
+            "t",
+            "x",
+            "ty\\u0070e",
+        ];
+        let values = [
+            r#""message""#,
+            r#""typing""#,
+            r#""auth""#,
+            r#""join""#,
+            r#""leave""#,
+            r#""ping""#,
+            r#""dance""#,
+            r#""""#,
+            r#""a b""#,
+            r#""é""#,
+            r#""a\"b""#,
+            "\"a\u{1}b\"",
+            "7",
+            "null",
+            "[1]",
+            "{}",
+            "true",
+            r#""\u00e9""#,
+        ];
+        let spaces = ["", " ", "\n\t ", "\r"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        let (mut read_by_hand, mut read_by_serde) = (0, 0);
+        for _ in 0..20_000 {
+            let mut text = String::from(spaces[next(4)]);
+            text.push('{');
+            for n in 0..next(5) {
+                if n > 0 {
+                    text.push_str(spaces[next(4)]);
+                    text.push(',');
+                }
+                // Half the objects start with a known type, so that many are messages.
+                let known_type = n == 0 && next(2) == 0;
+                let key = if known_type { 0 } else { next(keys.len()) };
+                let value = if known_type {
+                    next(6)
+                } else {
+                    next(values.len())
+                };
+                text.push_str(spaces[next(4)]);
+                text.push_str(&format!("\"{}\"", keys[key]));
+                text.push_str(spaces[next(4)]);
+                text.push(':');
+                text.push_str(spaces[next(4)]);
+                text.push_str(values[value]);
+            }
+            text.push_str(spaces[next(4)]);
+            text.push_str(["}", "}", "} x", ",}", ""][next(5)]);
+            let expected = serde_flat(&text);
+            read_by_serde += usize::from(expected.is_some());
+            if let Some(flat) = read_plain_object(&text) {
+                let message = flat.into_message();
+                read_by_hand += usize::from(message.is_some());
+                assert_eq!(message, expected, "{text}");
+            }
+        }
+        // The generator reaches both routes, and serde reads more (escapes, numbers).
+        assert!(
+            read_by_hand > 200 && read_by_serde > read_by_hand,
+            "{read_by_hand} {read_by_serde}"
+        );
+    }
+
+    #[test]
+    fn finds_the_first_quote_backslash_or_control_character() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        };
+        let alphabet = [
+            b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xe9, 0xff,
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..40 {
+            for _ in 0..300 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain bytes, so that the first hit lands anywhere.
+                        if seed.is_multiple_of(8) {
+                            alphabet[(seed >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (seed >> 8) as u8 % 26
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    find_quote_backslash_or_control(&bytes),
+                    naive(&bytes),
+                    "{bytes:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hand_reader_borrows_every_field() {
+        let text = r#"{"type":"message","id":"c1","text":"hi","room":"lobby"}"#;
+        let Some(ClientMessage::Message { id, text, room }) =
+            read_plain_object(text).and_then(FlatClientMessage::into_message)
+        else {
+            panic!("not read");
+        };
+        assert!(matches!(id, Some(Cow::Borrowed("c1"))));
+        assert!(matches!(text, Cow::Borrowed("hi")));
+        assert!(matches!(room, Some(Cow::Borrowed("lobby"))));
+    }
+
     #[test]
     fn one_pass_parse_agrees_with_the_tagged_enum() {
         for case in AGREEMENT_CASES {
@@ -892,6 +1258,31 @@ mod tests {
             let parsed: f64 = text(value).parse().unwrap();
             assert_eq!(parsed, value, "units {units}");
         }
+    }
+
+    #[test]
+    fn every_score_is_written_as_its_shortest_decimal() {
+        for units in 0..=SCORE_UNITS + 1 {
+            let (digits, len) = score_digits(units);
+            let text = std::str::from_utf8(&digits[..len]).unwrap();
+            let expected = (f64::from(units.min(SCORE_UNITS)) / 10_000.0).to_string();
+            assert_eq!(text, expected, "units {units}");
+        }
+    }
+
+    #[test]
+    fn the_longest_emotion_fragment_fits() {
+        // Four decimals everywhere and the longest label dominant.
+        let emotion = WireEmotion {
+            dominant: Emotion::Surprise,
+            scores: [1111, 1111, 1111, 1111, 1111, 1111, 3334],
+        };
+        let json = EmotionJson::new(&emotion);
+        assert_eq!(json.as_bytes().len(), 163);
+        let object = format!("{{{}}}", std::str::from_utf8(json.as_bytes()).unwrap());
+        let parsed: Value = serde_json::from_str(&object).unwrap();
+        assert_eq!(parsed["dominant"], json!("surprise"));
+        assert_eq!(parsed["scores"]["neutral"], json!(0.3334));
     }
 
     #[test]
@@ -1025,7 +1416,7 @@ mod tests {
         })
     }
 
-    fn reference_message_event(fields: MessageFields<'_>) -> String {
+    fn reference_message_event(fields: MessageFields<'_>, emotion: &WireEmotion) -> String {
         encode(&MessageEvent {
             r#type: "message",
             room: fields.room,
@@ -1034,7 +1425,7 @@ mod tests {
             name: fields.name,
             id: fields.id,
             text: fields.text,
-            emotion: emotion_object(fields.emotion),
+            emotion: emotion_object(emotion),
             ts: fields.ts,
         })
     }
@@ -1068,6 +1459,7 @@ mod tests {
                         reference_emotion_result(id, text, seq, emotion)
                     );
                 }
+                let emotion_json = EmotionJson::new(emotion);
                 for name in [None, Some(text)] {
                     let fields = || MessageFields {
                         room: "user:a\"b",
@@ -1076,10 +1468,13 @@ mod tests {
                         name,
                         id: text,
                         text,
-                        emotion,
+                        emotion: &emotion_json,
                         ts: 1_800_000_000_123,
                     };
-                    assert_eq!(message_event(fields()), reference_message_event(fields()));
+                    assert_eq!(
+                        message_event(fields()),
+                        reference_message_event(fields(), emotion)
+                    );
                 }
             }
         }

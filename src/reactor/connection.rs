@@ -24,7 +24,8 @@ pub struct Connection {
     pub phase: Phase,
     /// Unprocessed input (a partial request or frame). Empty, with no allocation, when idle.
     pub input: Vec<u8>,
-    /// Unsent output; `output[sent..]` is still to go. Empty, with no allocation, when drained.
+    /// Unsent output; `output[sent..]` is still to go. Empty, with no allocation, once drained
+    /// (the reactor returns the buffer to its pool then).
     pub output: Vec<u8>,
     pub sent: usize,
     /// The connection's single timer: handshake deadline, heartbeat, or close linger.
@@ -91,6 +92,12 @@ impl Connection {
         )
     }
 
+    /// Takes the output buffer, unsent bytes and all, leaving none allocated.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        self.sent = 0;
+        std::mem::take(&mut self.output)
+    }
+
     /// Keeps the input that was not consumed, releasing the buffer when nothing is left.
     pub fn keep_input(&mut self, mut buffer: Vec<u8>, consumed: usize) {
         if consumed >= buffer.len() {
@@ -105,11 +112,12 @@ impl Connection {
         self.input = buffer;
     }
 
-    /// Records that `n` more bytes were written; releases the buffer once all is sent.
+    /// Records that `n` more bytes were written; empties the buffer (keeping its allocation for
+    /// [`Connection::take_output`]) once all is sent.
     pub fn advance_output(&mut self, n: usize) {
         self.sent += n;
         if self.sent >= self.output.len() {
-            self.output = Vec::new();
+            self.output.clear();
             self.sent = 0;
         } else if self.sent > 64 * 1024 && self.sent * 2 > self.output.len() {
             // Long backlog: drop the sent prefix so the buffer does not only grow.

@@ -9,7 +9,9 @@
 //!
 //! Memory: reads land in one buffer owned by the reactor. A connection keeps input only while it
 //! holds a partial request or frame, and output only while some is unsent; both are released when
-//! drained, so an idle connection costs its [`Connection`] slot and nothing else.
+//! drained, so an idle connection costs its [`Connection`] slot and nothing else. Drained output
+//! buffers go to a pool capped at 1 MiB (`output_pool`) rather than back to the allocator, so
+//! connections that get output every turn do not allocate a buffer every turn.
 
 /// The chat core's view of the connections, borrowing only the fields it needs so that
 /// `self.chat` stays free to be called with it.
@@ -20,6 +22,7 @@ macro_rules! outbox {
             flush_queue: &mut $reactor.flush_queue,
             wheel: &mut $reactor.wheel,
             metrics: &mut $reactor.metrics,
+            output_pool: &mut $reactor.output_pool,
             limits: $reactor.config.output_limits,
             now: $now,
         }
@@ -29,9 +32,11 @@ macro_rules! outbox {
 mod connection;
 mod http_phase;
 mod outbox;
+mod output_pool;
 
 use self::connection::{Connection, Phase};
 use self::outbox::{queue_flush, rearm, start_close, ConnectionOutbox, OutputLimits};
+use self::output_pool::OutputPool;
 use crate::chat::ChatCore;
 use crate::http::router::Router;
 use crate::metrics::{Gauges, Metrics};
@@ -89,6 +94,8 @@ pub struct Reactor {
     wheel: TimerWheel<usize>,
     fired: Vec<usize>,
     flush_queue: Vec<usize>,
+    /// Drained output buffers kept for the next connection that gets output.
+    output_pool: OutputPool,
     chat: ChatCore,
     router: Router,
     metrics: Metrics,
@@ -147,6 +154,7 @@ impl Reactor {
             wheel: TimerWheel::new(TICK_MS, WHEEL_SLOTS, now),
             fired: Vec::new(),
             flush_queue: Vec::new(),
+            output_pool: OutputPool::default(),
             chat,
             router,
             metrics: Metrics::default(),
@@ -506,6 +514,12 @@ impl Reactor {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
+            let payload_len = match &event {
+                Event::Text(text) => text.len(),
+                Event::Binary(data) => data.len(),
+            };
+            let needed = frame::MAX_HEADER_LEN + payload_len;
+            self.output_pool.supply(&mut conn.output, needed);
             match &event {
                 Event::Text(text) => {
                     self.metrics.ws_bytes_in += text.len() as u64;
@@ -575,6 +589,10 @@ impl Reactor {
             }
         }
         let pending = conn.backlog() > 0;
+        if !pending && conn.output.capacity() > 0 {
+            // Drained: the buffer goes back to the pool, so an idle connection holds none.
+            self.output_pool.recycle(conn.take_output());
+        }
         if pending != conn.writable_interest {
             let interest = if pending {
                 Interest::READABLE | Interest::WRITABLE
@@ -702,6 +720,7 @@ impl Reactor {
         if let Phase::WebSocket { ws, .. } = &conn.phase {
             self.metrics.count_close(ws.close_code().unwrap_or(1006));
         }
+        self.output_pool.recycle(conn.take_output());
         // Closing the socket (below, on drop) removes it from epoll: no `epoll_ctl` needed.
         let ip = conn.ip;
         drop(conn);

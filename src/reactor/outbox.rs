@@ -6,6 +6,7 @@
 //! connections: output is only appended to buffers, and the reactor flushes them.
 
 use super::connection::{Connection, Phase};
+use super::output_pool::OutputPool;
 use crate::chat::{ConnId, Delivery, Outbox};
 use crate::metrics::Metrics;
 use crate::timer_wheel::TimerWheel;
@@ -38,6 +39,7 @@ pub struct ConnectionOutbox<'a> {
     pub flush_queue: &'a mut Vec<usize>,
     pub wheel: &'a mut TimerWheel<usize>,
     pub metrics: &'a mut Metrics,
+    pub output_pool: &'a mut OutputPool,
     pub limits: OutputLimits,
     pub now: u64,
 }
@@ -82,8 +84,72 @@ pub fn start_close(
     }
 }
 
-impl Outbox for ConnectionOutbox<'_> {
-    fn send(&mut self, key: ConnId, json: &str, delivery: Delivery) {
+/// The header of an unfragmented, unmasked text frame with `payload_len` bytes of payload, in the
+/// shortest form RFC 6455 allows (as [`frame::write_header`] writes it), and its length.
+fn text_frame_header(payload_len: usize) -> ([u8; 10], usize) {
+    const FIN_TEXT: u8 = 0x81;
+    let mut header = [0u8; 10];
+    header[0] = FIN_TEXT;
+    if payload_len < 126 {
+        // Lossless: checked just above.
+        header[1] = payload_len as u8;
+        (header, 2)
+    } else if let Ok(len16) = u16::try_from(payload_len) {
+        header[1] = 126;
+        header[2..4].copy_from_slice(&len16.to_be_bytes());
+        (header, 4)
+    } else {
+        header[1] = 127;
+        header[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
+        (header, 10)
+    }
+}
+
+/// Appends a text frame whose payload `write` appends, and returns the payload's length.
+///
+/// The header's size depends on the payload's length, known only once it is written: room for
+/// the header a `size_hint`-byte payload needs is left first, the header written into it
+/// afterwards, and the payload moved only when the hint was on the wrong side of 126 or 65,536
+/// bytes.
+fn write_text_frame_with(
+    out: &mut Vec<u8>,
+    size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> usize {
+    let start = out.len();
+    let reserved = text_frame_header(size_hint).1;
+    out.reserve(reserved + size_hint);
+    out.extend_from_slice(&[0; 10][..reserved]);
+    write(out);
+    let payload_start = start + reserved;
+    let payload_len = out.len() - payload_start;
+    let (header, header_len) = text_frame_header(payload_len);
+    if header_len > reserved {
+        out.resize(start + header_len + payload_len, 0);
+        out.copy_within(
+            payload_start..payload_start + payload_len,
+            start + header_len,
+        );
+    } else if header_len < reserved {
+        out.copy_within(payload_start.., start + header_len);
+        out.truncate(start + header_len + payload_len);
+    }
+    out[start..start + header_len].copy_from_slice(&header[..header_len]);
+    payload_len
+}
+
+impl ConnectionOutbox<'_> {
+    /// Frames the JSON `write` produces into `key`'s output, unless the connection is no longer
+    /// an open chat session, or the frame is droppable and the backlog above the soft limit. A
+    /// frame that would take the backlog above the hard limit is taken back out and the
+    /// connection closed with 1008 instead.
+    fn frame_into(
+        &mut self,
+        key: ConnId,
+        delivery: Delivery,
+        size_hint: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -95,7 +161,13 @@ impl Outbox for ConnectionOutbox<'_> {
             self.metrics.dropped_droppable_frames += 1;
             return;
         }
-        if backlog + json.len() + frame::MAX_HEADER_LEN > self.limits.hard {
+        let needed = text_frame_header(size_hint).1 + size_hint;
+        self.output_pool.supply(&mut conn.output, needed);
+        let start = conn.output.len();
+        let payload_len = write_text_frame_with(&mut conn.output, size_hint, write);
+        debug_assert!(std::str::from_utf8(&conn.output[conn.output.len() - payload_len..]).is_ok());
+        if backlog + payload_len + frame::MAX_HEADER_LEN > self.limits.hard {
+            conn.output.truncate(start);
             self.metrics.slow_consumers_closed += 1;
             start_close(
                 self.wheel,
@@ -108,10 +180,27 @@ impl Outbox for ConnectionOutbox<'_> {
             );
             return;
         }
-        frame::write_text(&mut conn.output, json);
         self.metrics.ws_messages_out += 1;
-        self.metrics.ws_bytes_out += json.len() as u64;
+        self.metrics.ws_bytes_out += payload_len as u64;
         queue_flush(self.flush_queue, conn, key);
+    }
+}
+
+impl Outbox for ConnectionOutbox<'_> {
+    fn send(&mut self, key: ConnId, json: &str, delivery: Delivery) {
+        self.frame_into(key, delivery, json.len(), |out| {
+            out.extend_from_slice(json.as_bytes())
+        });
+    }
+
+    fn send_with(
+        &mut self,
+        key: ConnId,
+        delivery: Delivery,
+        size_hint: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        self.frame_into(key, delivery, size_hint, write);
     }
 
     fn close(&mut self, key: ConnId, code: u16, reason: &str) {
@@ -126,5 +215,105 @@ impl Outbox for ConnectionOutbox<'_> {
                 self.now,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::connection::WsConnection;
+
+    /// An open chat connection over a real loopback socket, and the client's end.
+    fn chat_connection() -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer.ip(), 0);
+        conn.phase = Phase::WebSocket {
+            ws: WsConnection::new(1 << 20),
+            echo: false,
+            chat_open: true,
+        };
+        (conn, client)
+    }
+
+    #[test]
+    fn backlog_limits_shed_droppable_frames_then_close_with_1008() {
+        let (conn, _client) = chat_connection();
+        let mut conns = Slab::new();
+        let key = conns.insert(conn);
+        let mut flush_queue = Vec::new();
+        let mut wheel = TimerWheel::new(10, 64, 0);
+        let mut metrics = Metrics::default();
+        let mut output_pool = OutputPool::default();
+        let mut outbox = ConnectionOutbox {
+            conns: &mut conns,
+            flush_queue: &mut flush_queue,
+            wheel: &mut wheel,
+            metrics: &mut metrics,
+            output_pool: &mut output_pool,
+            limits: OutputLimits {
+                soft: 300,
+                hard: 1000,
+            },
+            now: 0,
+        };
+        let json = format!("\"{}\"", "x".repeat(198)); // a 200-byte payload, 204-byte frame
+        outbox.send(key, &json, Delivery::Essential);
+        outbox.send_with(key, Delivery::Droppable, 8, |out| {
+            out.extend_from_slice(json.as_bytes())
+        });
+        // Backlog 408 >= soft: a droppable frame is shed, an essential one still goes.
+        outbox.send(key, &json, Delivery::Droppable);
+        outbox.send(key, &json, Delivery::Essential);
+        assert_eq!(outbox.metrics.dropped_droppable_frames, 1);
+        assert_eq!(outbox.metrics.ws_messages_out, 3);
+        assert_eq!(outbox.conns[key].backlog(), 3 * 204);
+        // 612 + 200 + 14 <= 1000 still fits; the next one would not and closes instead.
+        outbox.send(key, &json, Delivery::Essential);
+        assert_eq!(outbox.conns[key].backlog(), 4 * 204);
+        outbox.send_with(key, Delivery::Essential, 200, |out| {
+            out.extend_from_slice(json.as_bytes())
+        });
+        assert_eq!(outbox.metrics.slow_consumers_closed, 1);
+        assert_eq!(outbox.metrics.ws_messages_out, 4);
+        let conn = &mut outbox.conns[key];
+        let close = &conn.output[4 * 204..];
+        let header = frame::parse_header(close).unwrap().unwrap();
+        assert_eq!(header.opcode, frame::OpCode::Close.as_u8());
+        assert_eq!(close[2..4], 1008u16.to_be_bytes());
+        assert!(conn.websocket().is_some_and(|ws| ws.state() != State::Open));
+        assert_eq!(flush_queue, vec![key]);
+    }
+
+    #[test]
+    fn frames_written_in_place_match_the_frame_encoder() {
+        // Each side of both header-size boundaries, with hints on the right and wrong side.
+        let lengths = [0, 1, 125, 126, 127, 300, 65_535, 65_536, 70_000];
+        for &len in &lengths {
+            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let text = std::str::from_utf8(&payload).unwrap();
+            let mut expected = b"kept".to_vec();
+            frame::write_text(&mut expected, text);
+            for &hint in &lengths {
+                let mut out = b"kept".to_vec();
+                let written =
+                    write_text_frame_with(&mut out, hint, |out| out.extend_from_slice(&payload));
+                assert_eq!(written, len, "len {len}, hint {hint}");
+                assert!(out == expected, "len {len}, hint {hint}");
+            }
+        }
+    }
+
+    #[test]
+    fn written_frames_parse_back() {
+        let mut out = Vec::new();
+        write_text_frame_with(&mut out, 10, |out| out.extend_from_slice(&[b'x'; 200]));
+        let header = frame::parse_header(&out).unwrap().unwrap();
+        assert_eq!(header.payload_len, 200);
+        assert_eq!(header.header_len, 4);
+        assert_eq!(header.opcode, frame::OpCode::Text.as_u8());
+        assert!(header.fin && header.mask.is_none());
+        assert_eq!(out.len(), 204);
     }
 }

@@ -109,6 +109,16 @@ pub struct ServeArgs {
         value_name = "ORIGIN"
     )]
     pub allowed_origins: Vec<String>,
+    /// Length of the kernel's queue of accepted-but-not-yet-taken connections. A burst of
+    /// reconnects larger than the queue makes the kernel drop SYNs, and each dropped client waits
+    /// a full second for its retransmit; the kernel caps it at `net.core.somaxconn`.
+    #[arg(
+        long,
+        env = "EMOTIBOT_LISTEN_BACKLOG",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub listen_backlog: u32,
     /// Most simultaneous connections. Default: the open-file limit minus a reserve of 100.
     #[arg(long, env = "EMOTIBOT_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,

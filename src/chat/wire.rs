@@ -159,20 +159,12 @@ fn read_plain_object(text: &str) -> Option<FlatClientMessage<'_>> {
     // `type`, `token`, `id`, `text`, `room`.
     let mut fields: [Option<&str>; 5] = [None; 5];
     loop {
-        let (key, after_key) = plain_string(text, at)?;
+        let (slot, after_key) = known_key(bytes, at)?;
         at = skip_whitespace(bytes, after_key);
         if bytes.get(at) != Some(&b':') {
             return None;
         }
         let (value, after_value) = plain_string(text, skip_whitespace(bytes, at + 1))?;
-        let slot = match key {
-            "type" => 0,
-            "token" => 1,
-            "id" => 2,
-            "text" => 3,
-            "room" => 4,
-            _ => return None,
-        };
         // serde rejects a repeated field.
         if fields[slot].replace(value).is_some() {
             return None;
@@ -201,6 +193,24 @@ fn read_plain_object(text: &str) -> Option<FlatClientMessage<'_>> {
         since: None,
         t: None,
     })
+}
+
+/// The field slot (`type`, `token`, `id`, `text`, `room`) of the key literal starting at `at`,
+/// and the position after it; `None` for any other key. A key needing no unescaping reads as
+/// one of these exactly when its bytes, quotes included, are the name's; comparing them
+/// directly costs a fraction of scanning the literal for its end first.
+fn known_key(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    const KEYS: [(&[u8], usize); 5] = [
+        (b"\"type\"", 0),
+        (b"\"text\"", 3),
+        (b"\"id\"", 2),
+        (b"\"room\"", 4),
+        (b"\"token\"", 1),
+    ];
+    let rest = bytes.get(at..)?;
+    KEYS.iter()
+        .find(|(key, _)| rest.starts_with(key))
+        .map(|&(key, slot)| (slot, at + key.len()))
 }
 
 /// The position of the first byte at or after `at` that is not JSON whitespace.
@@ -1043,6 +1053,8 @@ mod tests {
             r#"{"type":"join","room":"a","since":7}"#,
             r#"{"type":"ping","t":1}"#,
             r#"{"type":"message","text":"x","extra":"y"}"#,
+            r#"{"type":"message","texts":"x"}"#,
+            r#"{"types":"message","text":"x"}"#,
             r#"{"type":"message","id":null,"text":"x"}"#,
             r#"{"type":"message","text":"x","text":"y"}"#,
             r#"{"type":"message","text":"x"} x"#,
@@ -1075,6 +1087,12 @@ mod tests {
             "t",
             "x",
             "ty\\u0070e",
+            // Known names' prefixes and extensions: only the exact name is the field.
+            "types",
+            "tex",
+            "i",
+            "roomy",
+            "tokens",
         ];
         let values = [
             r#""message""#,

@@ -164,7 +164,12 @@ fn read_plain_object(text: &str) -> Option<FlatClientMessage<'_>> {
         if bytes.get(at) != Some(&b':') {
             return None;
         }
-        let (value, after_value) = plain_string(text, skip_whitespace(bytes, at + 1))?;
+        let value_at = skip_whitespace(bytes, at + 1);
+        let (value, after_value) = if slot == 0 {
+            known_type(bytes, value_at)?
+        } else {
+            plain_string(text, value_at)?
+        };
         // serde rejects a repeated field.
         if fields[slot].replace(value).is_some() {
             return None;
@@ -211,6 +216,25 @@ fn known_key(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
     KEYS.iter()
         .find(|(key, _)| rest.starts_with(key))
         .map(|&(key, slot)| (slot, at + key.len()))
+}
+
+/// The message type whose string literal starts at `at`, and the position after it; `None`
+/// for any other value. Compared like [`known_key`]: any other `type` (escaped, unknown, not a
+/// string) is left to serde in any case.
+fn known_type(bytes: &[u8], at: usize) -> Option<(&'static str, usize)> {
+    const TYPES: [(&[u8], &str); 6] = [
+        (b"\"message\"", "message"),
+        (b"\"typing\"", "typing"),
+        (b"\"ping\"", "ping"),
+        (b"\"auth\"", "auth"),
+        (b"\"join\"", "join"),
+        (b"\"leave\"", "leave"),
+    ];
+    let rest = bytes.get(at..)?;
+    TYPES
+        .iter()
+        .find(|(literal, _)| rest.starts_with(literal))
+        .map(|&(literal, kind)| (kind, at + literal.len()))
 }
 
 /// The position of the first byte at or after `at` that is not JSON whitespace.
@@ -1155,6 +1179,8 @@ mod tests {
             r#""leave""#,
             r#""ping""#,
             r#""dance""#,
+            r#""messages""#,
+            r#""pin""#,
             r#""""#,
             r#""a b""#,
             r#""é""#,

@@ -27,7 +27,9 @@ use crate::emotion::Scorer;
 use crate::timer_wheel::TimerWheel;
 use inline_vec::InlineVec;
 use limits::TokenBucket;
-use room::{parse_room_name, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX};
+use room::{
+    parse_room_name, IdAndText, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX,
+};
 use session::{Membership, Phase, Session};
 use wire::{
     ClientMessage, EmotionJson, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS,
@@ -819,13 +821,16 @@ impl ChatCore {
             return;
         };
         let private_room = session.private_room;
+        let name = session.name.clone();
+        // Made room for here, so that the new event reuses the evicted one's text buffer.
+        let (buffer, evicted) = self.rooms[key].evict_oldest_if_full(self.config.history_events);
+        self.retained_events -= evicted;
         let event = RoomEvent::message(
             seq,
             self.unix_ms_at_zero.saturating_add(now),
             self.rooms[private_room].name.clone(),
-            session.name.clone(),
-            id,
-            &text,
+            name,
+            IdAndText::fill(buffer, id, &text),
             emotion,
         );
         self.publish_event(key, event, Some(&emotion_json), Some(conn), now, out);

@@ -65,9 +65,7 @@ pub enum EventBody {
         sender_room: Rc<str>,
         /// The sender's display name when the event was sent.
         name: Option<Rc<str>>,
-        /// The message id followed by its text, in one allocation.
-        id_and_text: Box<str>,
-        id_len: u32,
+        id_and_text: IdAndText,
         emotion: WireEmotion,
     },
     Reply {
@@ -77,29 +75,83 @@ pub enum EventBody {
     },
 }
 
+/// A message's id followed by its text, in one buffer. A full history ring hands its oldest
+/// event's buffer to the newest (see [`Room::evict_oldest_if_full`]), so that a message costs no
+/// allocation and no free once the ring has filled. A boxed `str` with the lengths beside it
+/// rather than a `String`: a ring slot stays 88 bytes.
+pub struct IdAndText {
+    /// The id, the text, then spaces up to the buffer's length (slack left by a longer message
+    /// that used the buffer before).
+    buffer: Box<str>,
+    text_end: u32,
+    id_len: u16,
+}
+
+/// Spaces to fill a reused buffer's slack with, a chunk at a time.
+const PADDING: &str = "                                                                ";
+
+impl IdAndText {
+    /// `id` and `text` copied into `buffer`, which is reused when it is large enough and not
+    /// much larger than needed (a ring slot must not hold on to a long message's buffer for a
+    /// short one), and otherwise replaced by one of the exact size.
+    pub fn fill(buffer: Box<str>, id: &str, text: &str) -> IdAndText {
+        let needed = id.len() + text.len();
+        let mut bytes = if buffer.len() < needed || buffer.len() > 2 * needed + PADDING.len() {
+            String::with_capacity(needed)
+        } else {
+            let mut bytes = buffer.into_string();
+            bytes.clear();
+            bytes
+        };
+        bytes.push_str(id);
+        bytes.push_str(text);
+        // Filled to capacity, so that boxing it does not reallocate.
+        while bytes.len() < bytes.capacity() {
+            let gap = (bytes.capacity() - bytes.len()).min(PADDING.len());
+            bytes.push_str(&PADDING[..gap]);
+        }
+        IdAndText {
+            buffer: bytes.into_boxed_str(),
+            // Ids are at most 64 characters (checked before) and frames are far below 4 GiB.
+            text_end: u32::try_from(needed).unwrap_or(u32::MAX),
+            id_len: u16::try_from(id.len()).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// The id and the text.
+    pub fn split(&self) -> (&str, &str) {
+        let used = self.buffer.get(..self.text_end as usize).unwrap_or("");
+        used.split_at_checked(usize::from(self.id_len))
+            .unwrap_or(("", used))
+    }
+
+    /// Bytes of id and text.
+    fn len(&self) -> usize {
+        self.text_end as usize
+    }
+
+    /// The buffer, for another message.
+    fn into_buffer(self) -> Box<str> {
+        self.buffer
+    }
+}
+
 impl RoomEvent {
     pub fn message(
         seq: u64,
         ts: u64,
         sender_room: Rc<str>,
         name: Option<Rc<str>>,
-        id: &str,
-        text: &str,
+        id_and_text: IdAndText,
         emotion: WireEmotion,
     ) -> RoomEvent {
-        let mut id_and_text = String::with_capacity(id.len() + text.len());
-        id_and_text.push_str(id);
-        id_and_text.push_str(text);
-        // Ids are at most 64 characters (checked before), far below u32::MAX bytes.
-        let id_len = u32::try_from(id.len()).unwrap_or(0);
         RoomEvent {
             seq,
             ts,
             body: EventBody::Message {
                 sender_room,
                 name,
-                id_and_text: id_and_text.into_boxed_str(),
-                id_len,
+                id_and_text,
                 emotion,
             },
         }
@@ -150,12 +202,9 @@ impl RoomEvent {
                 sender_room,
                 name,
                 id_and_text,
-                id_len,
                 emotion,
             } => {
-                let (id, text) = id_and_text
-                    .split_at_checked(*id_len as usize)
-                    .unwrap_or(("", id_and_text));
+                let (id, text) = id_and_text.split();
                 let encoded_now;
                 let emotion = match emotion_json {
                     Some(json) => json,
@@ -239,6 +288,20 @@ impl Room {
     /// Nothing keeps the room alive: no members, no retained events, no reply owed.
     pub fn is_unused(&self) -> bool {
         self.members.is_empty() && self.history.is_empty() && self.bot.is_none()
+    }
+
+    /// When the ring holds `capacity` events or more, removes the oldest now rather than after
+    /// the next is appended, and returns its message buffer (empty when it was not a message)
+    /// for the next message, with how many events were removed (0 or 1).
+    pub fn evict_oldest_if_full(&mut self, capacity: usize) -> (Box<str>, usize) {
+        if capacity == 0 || self.history.len() < capacity {
+            return (Box::default(), 0);
+        }
+        match self.history.pop_front().map(|event| event.body) {
+            Some(EventBody::Message { id_and_text, .. }) => (id_and_text.into_buffer(), 1),
+            Some(EventBody::Reply { .. }) => (Box::default(), 1),
+            None => (Box::default(), 0),
+        }
     }
 
     /// Appends an event to the ring, dropping the oldest beyond `capacity`. Returns how the
@@ -327,8 +390,7 @@ mod tests {
             1_800_000_000_123,
             Rc::from("user:zoë"),
             Some(Rc::from("Zoë")),
-            "c1",
-            "héllo \"you\"",
+            IdAndText::fill(Box::default(), "c1", "héllo \"you\""),
             emotion,
         );
         let json: serde_json::Value = serde_json::from_str(&event.encode("lobby")).unwrap();
@@ -351,6 +413,49 @@ mod tests {
                 "from": "emotibot", "in_reply_to": "c1", "text": "Nice!", "emotion": "joy",
                 "ts": 9})
         );
+    }
+
+    #[test]
+    fn message_buffers_are_reused_when_they_fit() {
+        let first = IdAndText::fill(Box::default(), "c1", "a longer first message");
+        assert_eq!(first.split(), ("c1", "a longer first message"));
+        let buffer = first.into_buffer();
+        let address = buffer.as_ptr();
+        let second = IdAndText::fill(buffer, "c2", "shorter");
+        assert_eq!(second.split(), ("c2", "shorter"));
+        assert_eq!(second.len(), 9);
+        assert_eq!(second.buffer.as_ptr(), address, "reused in place");
+        // Too small, then far too large: a buffer of the exact size instead.
+        let grown = IdAndText::fill(second.into_buffer(), "c3", &"x".repeat(40));
+        assert_eq!(grown.split(), ("c3", "x".repeat(40).as_str()));
+        let shrunk = IdAndText::fill(
+            IdAndText::fill(Box::default(), "", &"y".repeat(500)).into_buffer(),
+            "",
+            "z",
+        );
+        assert_eq!(shrunk.split(), ("", "z"));
+        assert_eq!(shrunk.buffer.len(), 1);
+    }
+
+    #[test]
+    fn a_full_ring_gives_up_its_oldest_message_buffer() {
+        let mut room = Room::new(Rc::from("user:a"), 1, 0, false);
+        let emotion = WireEmotion {
+            dominant: Emotion::Neutral,
+            scores: [0, 0, 0, 0, 0, 0, 10_000],
+        };
+        for seq in 1..=2 {
+            let (buffer, evicted) = room.evict_oldest_if_full(2);
+            assert_eq!((buffer.len(), evicted), (0, 0));
+            let text = IdAndText::fill(buffer, "id", "text");
+            let event = RoomEvent::message(seq, 0, Rc::from("user:a"), None, text, emotion);
+            assert_eq!(room.retain_event(event, 2), 1);
+        }
+        let (buffer, evicted) = room.evict_oldest_if_full(2);
+        assert_eq!((&*buffer, evicted), ("idtext", 1));
+        let kept: Vec<u64> = room.history.iter().map(|e| e.seq).collect();
+        assert_eq!(kept, vec![2]);
+        assert_eq!(room.evict_oldest_if_full(0).1, 0);
     }
 
     #[test]

@@ -159,19 +159,16 @@ fn read_plain_object(text: &str) -> Option<FlatClientMessage<'_>> {
     // `type`, `token`, `id`, `text`, `room`.
     let mut fields: [Option<&str>; 5] = [None; 5];
     loop {
-        let (key, after_key) = plain_string(text, at)?;
+        let (slot, after_key) = known_key(bytes, at)?;
         at = skip_whitespace(bytes, after_key);
         if bytes.get(at) != Some(&b':') {
             return None;
         }
-        let (value, after_value) = plain_string(text, skip_whitespace(bytes, at + 1))?;
-        let slot = match key {
-            "type" => 0,
-            "token" => 1,
-            "id" => 2,
-            "text" => 3,
-            "room" => 4,
-            _ => return None,
+        let value_at = skip_whitespace(bytes, at + 1);
+        let (value, after_value) = if slot == 0 {
+            known_type(bytes, value_at)?
+        } else {
+            plain_string(text, value_at)?
         };
         // serde rejects a repeated field.
         if fields[slot].replace(value).is_some() {
@@ -201,6 +198,43 @@ fn read_plain_object(text: &str) -> Option<FlatClientMessage<'_>> {
         since: None,
         t: None,
     })
+}
+
+/// The field slot (`type`, `token`, `id`, `text`, `room`) of the key literal starting at `at`,
+/// and the position after it; `None` for any other key. A key needing no unescaping reads as
+/// one of these exactly when its bytes, quotes included, are the name's; comparing them
+/// directly costs a fraction of scanning the literal for its end first.
+fn known_key(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    const KEYS: [(&[u8], usize); 5] = [
+        (b"\"type\"", 0),
+        (b"\"text\"", 3),
+        (b"\"id\"", 2),
+        (b"\"room\"", 4),
+        (b"\"token\"", 1),
+    ];
+    let rest = bytes.get(at..)?;
+    KEYS.iter()
+        .find(|(key, _)| rest.starts_with(key))
+        .map(|&(key, slot)| (slot, at + key.len()))
+}
+
+/// The message type whose string literal starts at `at`, and the position after it; `None`
+/// for any other value. Compared like [`known_key`]: any other `type` (escaped, unknown, not a
+/// string) is left to serde in any case.
+fn known_type(bytes: &[u8], at: usize) -> Option<(&'static str, usize)> {
+    const TYPES: [(&[u8], &str); 6] = [
+        (b"\"message\"", "message"),
+        (b"\"typing\"", "typing"),
+        (b"\"ping\"", "ping"),
+        (b"\"auth\"", "auth"),
+        (b"\"join\"", "join"),
+        (b"\"leave\"", "leave"),
+    ];
+    let rest = bytes.get(at..)?;
+    TYPES
+        .iter()
+        .find(|(literal, _)| rest.starts_with(literal))
+        .map(|&(literal, kind)| (kind, at + literal.len()))
 }
 
 /// The position of the first byte at or after `at` that is not JSON whitespace.
@@ -583,7 +617,7 @@ pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
 }
 
 /// Room for the longest fragment (163 bytes: the longest label dominant, every score with four
-/// decimals) and for the fixed-size six-byte write of its last score.
+/// decimals) and for the fixed-size eight-byte write of its last score.
 const EMOTION_JSON_CAPACITY: usize = 176;
 
 /// `"dominant":…,"confidence":…,"scores":{…}`: the part of an emotion result and of a `message`
@@ -594,54 +628,98 @@ pub struct EmotionJson {
     len: usize,
 }
 
+/// Appends the constant `$text` to `$bytes` at `$len`: a fixed-size copy.
+macro_rules! put {
+    ($bytes:ident, $len:ident, $text:expr) => {{
+        let text: &[u8] = $text;
+        $bytes[$len..$len + text.len()].copy_from_slice(text);
+        $len += text.len();
+    }};
+}
+
+/// The fragment's head for one dominant label, written in one constant copy.
+macro_rules! dominant_head {
+    ($label:literal) => {
+        concat!(r#""dominant":""#, $label, r#"","confidence":"#).as_bytes()
+    };
+}
+
 impl EmotionJson {
     pub fn new(emotion: &WireEmotion) -> EmotionJson {
-        let mut json = EmotionJson {
-            bytes: [0; EMOTION_JSON_CAPACITY],
-            len: 0,
-        };
+        // Built in locals rather than through `&mut self`: the length stays in a register
+        // instead of being reloaded after every write into the array beside it.
+        let mut bytes = [0u8; EMOTION_JSON_CAPACITY];
+        let mut len = 0;
         let score = |label: Emotion| emotion.scores[label.index()];
-        json.put(br#""dominant":""#);
-        json.put(emotion.dominant.as_str().as_bytes());
-        json.put(br#"","confidence":"#);
-        json.put_score(score(emotion.dominant));
+        // Every write is of a constant size, so none is a `memcpy` call.
+        match emotion.dominant {
+            Emotion::Anger => put!(bytes, len, dominant_head!("anger")),
+            Emotion::Disgust => put!(bytes, len, dominant_head!("disgust")),
+            Emotion::Fear => put!(bytes, len, dominant_head!("fear")),
+            Emotion::Joy => put!(bytes, len, dominant_head!("joy")),
+            Emotion::Sadness => put!(bytes, len, dominant_head!("sadness")),
+            Emotion::Surprise => put!(bytes, len, dominant_head!("surprise")),
+            Emotion::Neutral => put!(bytes, len, dominant_head!("neutral")),
+        }
+        len = put_score(&mut bytes, len, score(emotion.dominant));
         // The labels in `Emotion::ALL` order, each key a constant so that it is copied as one.
-        json.put(br#","scores":{"anger":"#);
-        json.put_score(score(Emotion::Anger));
-        json.put(br#","disgust":"#);
-        json.put_score(score(Emotion::Disgust));
-        json.put(br#","fear":"#);
-        json.put_score(score(Emotion::Fear));
-        json.put(br#","joy":"#);
-        json.put_score(score(Emotion::Joy));
-        json.put(br#","sadness":"#);
-        json.put_score(score(Emotion::Sadness));
-        json.put(br#","surprise":"#);
-        json.put_score(score(Emotion::Surprise));
-        json.put(br#","neutral":"#);
-        json.put_score(score(Emotion::Neutral));
-        json.put(b"}");
-        json
+        put!(bytes, len, br#","scores":{"anger":"#);
+        len = put_score(&mut bytes, len, score(Emotion::Anger));
+        put!(bytes, len, br#","disgust":"#);
+        len = put_score(&mut bytes, len, score(Emotion::Disgust));
+        put!(bytes, len, br#","fear":"#);
+        len = put_score(&mut bytes, len, score(Emotion::Fear));
+        put!(bytes, len, br#","joy":"#);
+        len = put_score(&mut bytes, len, score(Emotion::Joy));
+        put!(bytes, len, br#","sadness":"#);
+        len = put_score(&mut bytes, len, score(Emotion::Sadness));
+        put!(bytes, len, br#","surprise":"#);
+        len = put_score(&mut bytes, len, score(Emotion::Surprise));
+        put!(bytes, len, br#","neutral":"#);
+        len = put_score(&mut bytes, len, score(Emotion::Neutral));
+        put!(bytes, len, b"}");
+        EmotionJson { bytes, len }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+}
 
-    /// Appends `bytes`. The fragment's length is bounded by construction (labels and at most
-    /// six-byte scores), and [`EMOTION_JSON_CAPACITY`] holds the longest.
-    fn put(&mut self, bytes: &[u8]) {
-        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
+/// Writes a score in ten-thousandths at `at` as its shortest decimal (`0`, `1`, `0.5`,
+/// `0.0123`) and returns the position after it. All eight bytes of the word are written (a
+/// fixed-size store), and only the digits that count kept. The fragment's length is bounded by
+/// construction, and [`EMOTION_JSON_CAPACITY`] holds the longest with the store's slack.
+fn put_score(bytes: &mut [u8; EMOTION_JSON_CAPACITY], at: usize, units: u16) -> usize {
+    let (text, len) = score_text(units);
+    bytes[at..at + 8].copy_from_slice(&text);
+    at + len
+}
 
-    /// Appends a score in ten-thousandths as its shortest decimal: `0`, `1`, `0.5`, `0.0123`.
-    /// All six bytes of `0.dddd` are written (a fixed-size copy), and only the digits that count
-    /// kept.
-    fn put_score(&mut self, units: u16) {
-        let (digits, len) = score_digits(units);
-        self.bytes[self.len..self.len + digits.len()].copy_from_slice(&digits);
-        self.len += len;
+/// A score in ten-thousandths as decimal text: the first `len` of eight bytes. The four
+/// decimals come from a few multiplications on one word rather than a digit at a time.
+fn score_text(units: u16) -> ([u8; 8], usize) {
+    match units {
+        0 => (*b"0       ", 1),
+        SCORE_UNITS.. => (*b"1       ", 1),
+        _ => {
+            let units = u32::from(units);
+            // `units / 100` for `units` below 43,699.
+            let high = (units * 5243) >> 19;
+            let low = units - 100 * high;
+            // Two numbers below 100 in 16-bit lanes; `x * 103 >> 10` is `x / 10` below 179,
+            // and neither lane's product reaches the other's bits that are kept.
+            let pairs = high | (low << 16);
+            let tens = ((pairs * 103) >> 10) & 0x000f_000f;
+            // Four digits, one a byte, the first decimal lowest (little-endian order).
+            let digits = tens | ((pairs - 10 * tens) << 8);
+            // `units` is 1..=9999, so some digit is not zero; the trailing zero decimals are
+            // the word's high zero bytes.
+            let zero_decimals = (digits.leading_zeros() / 8) as usize;
+            let text =
+                u64::from(b'0') | (u64::from(b'.') << 8) | (u64::from(digits | 0x3030_3030) << 16);
+            (text.to_le_bytes(), 6 - zero_decimals)
+        }
     }
 }
 
@@ -653,54 +731,59 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
     6061626364656667686970717273747576777879\
     8081828384858687888990919293949596979899";
 
-/// A score in ten-thousandths as decimal text (the first `len` bytes of six).
-fn score_digits(units: u16) -> ([u8; 6], usize) {
-    match units {
-        0 => (*b"0     ", 1),
-        SCORE_UNITS.. => (*b"1     ", 1),
-        _ => {
-            let (high, low) = (usize::from(units / 100), usize::from(units % 100));
-            let mut digits = *b"0.0000";
-            digits[2..4].copy_from_slice(&DIGIT_PAIRS[2 * high..2 * high + 2]);
-            digits[4..6].copy_from_slice(&DIGIT_PAIRS[2 * low..2 * low + 2]);
-            let mut len = digits.len();
-            while digits[len - 1] == b'0' {
-                len -= 1;
-            }
-            (digits, len)
-        }
-    }
+/// The two decimal digits of `pair` (below 100).
+fn digit_pair(pair: usize) -> [u8; 2] {
+    [DIGIT_PAIRS[2 * pair], DIGIT_PAIRS[2 * pair + 1]]
 }
 
+/// `value` in decimal, two digits per division and one copy into `out`: a `message` event's
+/// 13-digit timestamp cost 350 instructions a digit at a time.
 fn push_u64(out: &mut Vec<u8>, value: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     let mut rest = value;
-    loop {
+    while rest >= 100 {
+        let pair = (rest % 100) as usize;
+        rest /= 100;
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&digit_pair(pair));
+    }
+    if rest >= 10 {
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&digit_pair(rest as usize));
+    } else {
         start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+        digits[start] = b'0' + rest as u8;
     }
-    for &digit in &digits[start..] {
-        out.push(digit);
-    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// `text` as a JSON string literal, escaped exactly as serde_json does: `"`, `\\`, the short
 /// forms `\b \f \n \r \t`, other control characters as `\u00xx`; everything else verbatim.
+/// Inlined for the common case, a string with nothing to escape (ids, room names, most texts):
+/// the call itself was a fifth of writing a short one.
+#[inline(always)]
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
     let bytes = text.as_bytes();
+    match find_quote_backslash_or_control(bytes) {
+        None => {
+            out.reserve(bytes.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+        }
+        Some(first) => push_escaped_json_str(out, bytes, first),
+    }
+}
+
+/// [`push_json_str`] for a string whose first character to escape is at `first`.
+#[inline(never)]
+fn push_escaped_json_str(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
+    out.push(b'"');
     let mut plain_from = 0;
+    let mut next = Some(first);
     // The plain runs between characters to escape are found a word at a time and copied whole.
-    while let Some(offset) = bytes
-        .get(plain_from..)
-        .and_then(find_quote_backslash_or_control)
-    {
-        let at = plain_from + offset;
+    while let Some(at) = next {
         let byte = bytes[at];
         let short = match byte {
             b'"' => "\\\"",
@@ -722,6 +805,10 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
         } else {
             out.extend_from_slice(short.as_bytes());
         }
+        next = bytes
+            .get(plain_from..)
+            .and_then(find_quote_backslash_or_control)
+            .map(|offset| plain_from + offset);
     }
     out.extend_from_slice(&bytes[plain_from..]);
     out.push(b'"');
@@ -1043,6 +1130,8 @@ mod tests {
             r#"{"type":"join","room":"a","since":7}"#,
             r#"{"type":"ping","t":1}"#,
             r#"{"type":"message","text":"x","extra":"y"}"#,
+            r#"{"type":"message","texts":"x"}"#,
+            r#"{"types":"message","text":"x"}"#,
             r#"{"type":"message","id":null,"text":"x"}"#,
             r#"{"type":"message","text":"x","text":"y"}"#,
             r#"{"type":"message","text":"x"} x"#,
@@ -1075,6 +1164,12 @@ mod tests {
             "t",
             "x",
             "ty\\u0070e",
+            // Known names' prefixes and extensions: only the exact name is the field.
+            "types",
+            "tex",
+            "i",
+            "roomy",
+            "tokens",
         ];
         let values = [
             r#""message""#,
@@ -1084,6 +1179,8 @@ mod tests {
             r#""leave""#,
             r#""ping""#,
             r#""dance""#,
+            r#""messages""#,
+            r#""pin""#,
             r#""""#,
             r#""a b""#,
             r#""é""#,
@@ -1263,10 +1360,26 @@ mod tests {
     #[test]
     fn every_score_is_written_as_its_shortest_decimal() {
         for units in 0..=SCORE_UNITS + 1 {
-            let (digits, len) = score_digits(units);
+            let (digits, len) = score_text(units);
             let text = std::str::from_utf8(&digits[..len]).unwrap();
             let expected = (f64::from(units.min(SCORE_UNITS)) / 10_000.0).to_string();
             assert_eq!(text, expected, "units {units}");
+        }
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        let mut values = vec![0, 1, 9, 10, 99, 100, 101, 999, 1_000, 1_800_000_000_123];
+        let mut power = 1u64;
+        while let Some(next) = power.checked_mul(10) {
+            values.extend([power - 1, power, power + 1, next / 2]);
+            power = next;
+        }
+        values.extend([u64::MAX - 1, u64::MAX]);
+        for value in values {
+            let mut out = b"x".to_vec();
+            push_u64(&mut out, value);
+            assert_eq!(out, format!("x{value}").into_bytes(), "{value}");
         }
     }
 
@@ -1447,6 +1560,13 @@ mod tests {
             dominant: Emotion::Joy,
             scores: [1, 10, 100, 1000, 9, 90, 8790],
         });
+        // Every label dominant: each has its own constant head.
+        for dominant in Emotion::ALL {
+            emotions.push(WireEmotion {
+                dominant,
+                scores: [1429, 1428, 1429, 1428, 1429, 1428, 1429],
+            });
+        }
         for emotion in &emotions {
             for text in texts {
                 for (id, seq) in [

@@ -463,19 +463,6 @@ fn fixed4(value: f64) -> Option<([u8; 6], usize)> {
     }
 }
 
-#[derive(Serialize)]
-struct Ready<'a> {
-    r#type: &'static str,
-    session: &'a str,
-    user: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    room: &'a str,
-    seq: u64,
-    typing_timeout_ms: u64,
-    ping_interval_ms: u64,
-}
-
 pub struct ReadyFields<'a> {
     pub session: &'a str,
     pub user: &'a str,
@@ -487,16 +474,33 @@ pub struct ReadyFields<'a> {
 }
 
 pub fn ready(fields: ReadyFields<'_>) -> String {
-    encode(&Ready {
-        r#type: "ready",
-        session: fields.session,
-        user: fields.user,
-        name: fields.name,
-        room: fields.room,
-        seq: fields.seq,
-        typing_timeout_ms: fields.typing_timeout_ms,
-        ping_interval_ms: fields.ping_interval_ms,
-    })
+    // Written by hand rather than through serde: every connection gets one, and serde's
+    // per-field machinery cost several times the bytes it wrote.
+    let mut out = Vec::with_capacity(
+        160 + fields.session.len()
+            + fields.user.len()
+            + fields.name.map_or(0, str::len)
+            + fields.room.len(),
+    );
+    out.extend_from_slice(br#"{"type":"ready","session":"#);
+    push_json_str(&mut out, fields.session);
+    out.extend_from_slice(br#","user":"#);
+    push_json_str(&mut out, fields.user);
+    if let Some(name) = fields.name {
+        out.extend_from_slice(br#","name":"#);
+        push_json_str(&mut out, name);
+    }
+    out.extend_from_slice(br#","room":"#);
+    push_json_str(&mut out, fields.room);
+    out.extend_from_slice(br#","seq":"#);
+    push_u64(&mut out, fields.seq);
+    out.extend_from_slice(br#","typing_timeout_ms":"#);
+    push_u64(&mut out, fields.typing_timeout_ms);
+    out.extend_from_slice(br#","ping_interval_ms":"#);
+    push_u64(&mut out, fields.ping_interval_ms);
+    out.push(b'}');
+    // Built only from `&str` pieces and ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -1509,6 +1513,53 @@ mod tests {
         text: &'a str,
         emotion: EmotionObject<'a>,
         ts: u64,
+    }
+
+    #[derive(Serialize)]
+    struct Ready<'a> {
+        r#type: &'static str,
+        session: &'a str,
+        user: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        room: &'a str,
+        seq: u64,
+        typing_timeout_ms: u64,
+        ping_interval_ms: u64,
+    }
+
+    fn reference_ready(fields: ReadyFields<'_>) -> String {
+        encode(&Ready {
+            r#type: "ready",
+            session: fields.session,
+            user: fields.user,
+            name: fields.name,
+            room: fields.room,
+            seq: fields.seq,
+            typing_timeout_ms: fields.typing_timeout_ms,
+            ping_interval_ms: fields.ping_interval_ms,
+        })
+    }
+
+    #[test]
+    fn hand_written_ready_matches_serde_byte_for_byte() {
+        let awkward = "quote \" backslash \\ \u{8}\u{c}\n\r\t \u{0}\u{1f}\u{7f} é 🎉 </script>";
+        for text in ["", "plain", awkward] {
+            for name in [None, Some(text), Some("Ada \"the\" Countess")] {
+                for (seq, typing, ping) in [(0, 0, 0), (1234, 5000, 30_000), (u64::MAX, 9, 10)] {
+                    let fields = || ReadyFields {
+                        session: "00000000deadbeef0000002a",
+                        user: text,
+                        name,
+                        room: "user:a\"b\\c",
+                        seq,
+                        typing_timeout_ms: typing,
+                        ping_interval_ms: ping,
+                    };
+                    assert_eq!(ready(fields()), reference_ready(fields()));
+                }
+            }
+        }
     }
 
     fn reference_emotion_result(

@@ -493,7 +493,7 @@ impl ChatCore {
         ));
         self.authenticated_count += 1;
         let session_id = session_id_text(self.session_prefix, session.serial);
-        let ready = wire::ready(wire::ReadyFields {
+        let ready = wire::ReadyFields {
             // Hex digits only, so always UTF-8.
             session: std::str::from_utf8(&session_id).unwrap_or_default(),
             user: &claims.sub,
@@ -502,8 +502,11 @@ impl ChatCore {
             seq: self.rooms[room].last_seq,
             typing_timeout_ms: self.config.typing_timeout_ms,
             ping_interval_ms: self.config.ping_interval_ms,
+        };
+        // Written straight into the connection's output: no buffer of its own to fill and copy.
+        out.send_with(conn, Delivery::Essential, ready.size_hint(), |json| {
+            wire::write_ready(json, &ready);
         });
-        out.send(conn, &ready, Delivery::Essential);
     }
 
     fn refresh_auth(&mut self, conn: ConnId, token: &str, now: u64, out: &mut impl Outbox) {

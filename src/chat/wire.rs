@@ -474,33 +474,41 @@ pub struct ReadyFields<'a> {
 }
 
 pub fn ready(fields: ReadyFields<'_>) -> String {
-    // Written by hand rather than through serde: every connection gets one, and serde's
-    // per-field machinery cost several times the bytes it wrote.
-    let mut out = Vec::with_capacity(
-        160 + fields.session.len()
-            + fields.user.len()
-            + fields.name.map_or(0, str::len)
-            + fields.room.len(),
-    );
-    out.extend_from_slice(br#"{"type":"ready","session":"#);
-    push_json_str(&mut out, fields.session);
-    out.extend_from_slice(br#","user":"#);
-    push_json_str(&mut out, fields.user);
-    if let Some(name) = fields.name {
-        out.extend_from_slice(br#","name":"#);
-        push_json_str(&mut out, name);
-    }
-    out.extend_from_slice(br#","room":"#);
-    push_json_str(&mut out, fields.room);
-    out.extend_from_slice(br#","seq":"#);
-    push_u64(&mut out, fields.seq);
-    out.extend_from_slice(br#","typing_timeout_ms":"#);
-    push_u64(&mut out, fields.typing_timeout_ms);
-    out.extend_from_slice(br#","ping_interval_ms":"#);
-    push_u64(&mut out, fields.ping_interval_ms);
-    out.push(b'}');
+    let mut out = Vec::new();
+    write_ready(&mut out, &fields);
     // Built only from `&str` pieces and ASCII.
     String::from_utf8(out).unwrap_or_default()
+}
+
+impl ReadyFields<'_> {
+    /// About how many bytes [`write_ready`] writes (a little more, with escapes aside).
+    pub fn size_hint(&self) -> usize {
+        160 + self.session.len() + self.user.len() + self.name.map_or(0, str::len) + self.room.len()
+    }
+}
+
+/// [`ready`] appended to `out` (UTF-8), so that it can go straight into a connection's output.
+pub fn write_ready(out: &mut Vec<u8>, fields: &ReadyFields<'_>) {
+    // Written by hand rather than through serde: every connection gets one, and serde's
+    // per-field machinery cost several times the bytes it wrote.
+    out.reserve(fields.size_hint());
+    out.extend_from_slice(br#"{"type":"ready","session":"#);
+    push_json_str(out, fields.session);
+    out.extend_from_slice(br#","user":"#);
+    push_json_str(out, fields.user);
+    if let Some(name) = fields.name {
+        out.extend_from_slice(br#","name":"#);
+        push_json_str(out, name);
+    }
+    out.extend_from_slice(br#","room":"#);
+    push_json_str(out, fields.room);
+    out.extend_from_slice(br#","seq":"#);
+    push_u64(out, fields.seq);
+    out.extend_from_slice(br#","typing_timeout_ms":"#);
+    push_u64(out, fields.typing_timeout_ms);
+    out.extend_from_slice(br#","ping_interval_ms":"#);
+    push_u64(out, fields.ping_interval_ms);
+    out.push(b'}');
 }
 
 #[derive(Serialize)]

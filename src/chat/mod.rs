@@ -179,6 +179,8 @@ pub struct ChatCore {
     next_serial: u32,
     /// Random per process, so session ids differ across restarts.
     session_prefix: u64,
+    /// Kept between authentications to build a private room's name in without allocating.
+    private_name_scratch: String,
     rooms: Slab<Room>,
     room_index: HashMap<Rc<str>, RoomKey>,
     next_generation: u32,
@@ -215,6 +217,7 @@ impl ChatCore {
             authenticated_count: 0,
             next_serial: 0,
             session_prefix: seed,
+            private_name_scratch: String::new(),
             rooms: Slab::new(),
             room_index: HashMap::new(),
             next_generation: 0,
@@ -470,8 +473,10 @@ impl ChatCore {
     }
 
     fn authenticate(&mut self, conn: ConnId, claims: auth::Claims, out: &mut impl Outbox) {
-        // Joined by hand: `format!` cost more than the rest of building the name.
-        let mut private_name = String::with_capacity(PRIVATE_PREFIX.len() + claims.sub.len());
+        // Joined by hand into a kept buffer: `format!` cost more than the rest of building the
+        // name, and the allocation was most of what remained.
+        let mut private_name = std::mem::take(&mut self.private_name_scratch);
+        private_name.clear();
         private_name.push_str(PRIVATE_PREFIX);
         private_name.push_str(&claims.sub);
         let room = self.room_for(&private_name, false);
@@ -507,6 +512,7 @@ impl ChatCore {
         out.send_with(conn, Delivery::Essential, ready.size_hint(), |json| {
             wire::write_ready(json, &ready);
         });
+        self.private_name_scratch = private_name;
     }
 
     fn refresh_auth(&mut self, conn: ConnId, token: &str, now: u64, out: &mut impl Outbox) {

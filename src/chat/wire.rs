@@ -463,8 +463,30 @@ fn fixed4(value: f64) -> Option<([u8; 6], usize)> {
     }
 }
 
+/// A session id: the server's random prefix, then the session's serial, sent as 24 lowercase
+/// hex digits (what `format!("{:016x}{:08x}")` gives).
+#[derive(Clone, Copy)]
+pub struct SessionId {
+    pub prefix: u64,
+    pub serial: u32,
+}
+
+impl SessionId {
+    /// The id's 24 hex digits, written without the formatting machinery: one per connection.
+    pub fn hex(self) -> [u8; 24] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 24];
+        let value = (u128::from(self.prefix) << 32) | u128::from(self.serial);
+        for (position, slot) in text.iter_mut().enumerate() {
+            let shift = 4 * (23 - position);
+            *slot = HEX[((value >> shift) & 0xf) as usize];
+        }
+        text
+    }
+}
+
 pub struct ReadyFields<'a> {
-    pub session: &'a str,
+    pub session: SessionId,
     pub user: &'a str,
     pub name: Option<&'a str>,
     pub room: &'a str,
@@ -483,7 +505,7 @@ pub fn ready(fields: ReadyFields<'_>) -> String {
 impl ReadyFields<'_> {
     /// About how many bytes [`write_ready`] writes (a little more, with escapes aside).
     pub fn size_hint(&self) -> usize {
-        160 + self.session.len() + self.user.len() + self.name.map_or(0, str::len) + self.room.len()
+        184 + self.user.len() + self.name.map_or(0, str::len) + self.room.len()
     }
 }
 
@@ -492,9 +514,10 @@ pub fn write_ready(out: &mut Vec<u8>, fields: &ReadyFields<'_>) {
     // Written by hand rather than through serde: every connection gets one, and serde's
     // per-field machinery cost several times the bytes it wrote.
     out.reserve(fields.size_hint());
-    out.extend_from_slice(br#"{"type":"ready","session":"#);
-    push_json_str(out, fields.session);
-    out.extend_from_slice(br#","user":"#);
+    out.extend_from_slice(br#"{"type":"ready","session":""#);
+    // Hex digits need no escaping.
+    out.extend_from_slice(&fields.session.hex());
+    out.extend_from_slice(br#"","user":"#);
     push_json_str(out, fields.user);
     if let Some(name) = fields.name {
         out.extend_from_slice(br#","name":"#);
@@ -1539,7 +1562,10 @@ mod tests {
     fn reference_ready(fields: ReadyFields<'_>) -> String {
         encode(&Ready {
             r#type: "ready",
-            session: fields.session,
+            session: &format!(
+                "{:016x}{:08x}",
+                fields.session.prefix, fields.session.serial
+            ),
             user: fields.user,
             name: fields.name,
             room: fields.room,
@@ -1550,13 +1576,28 @@ mod tests {
     }
 
     #[test]
+    fn session_id_is_zero_padded_lowercase_hex_of_prefix_then_serial() {
+        let hex = |prefix, serial| SessionId { prefix, serial }.hex();
+        assert_eq!(&hex(0, 0), b"000000000000000000000000");
+        assert_eq!(&hex(0xdead_beef, 42), b"00000000deadbeef0000002a");
+        assert_eq!(&hex(u64::MAX, u32::MAX), b"ffffffffffffffffffffffff");
+        assert_eq!(
+            &hex(0x0123_4567_89ab_cdef, 0x0fed_cba9),
+            b"0123456789abcdef0fedcba9"
+        );
+    }
+
+    #[test]
     fn hand_written_ready_matches_serde_byte_for_byte() {
         let awkward = "quote \" backslash \\ \u{8}\u{c}\n\r\t \u{0}\u{1f}\u{7f} é 🎉 </script>";
         for text in ["", "plain", awkward] {
             for name in [None, Some(text), Some("Ada \"the\" Countess")] {
                 for (seq, typing, ping) in [(0, 0, 0), (1234, 5000, 30_000), (u64::MAX, 9, 10)] {
                     let fields = || ReadyFields {
-                        session: "00000000deadbeef0000002a",
+                        session: SessionId {
+                            prefix: 0xdead_beef,
+                            serial: 42,
+                        },
                         user: text,
                         name,
                         room: "user:a\"b\\c",

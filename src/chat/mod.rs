@@ -179,6 +179,8 @@ pub struct ChatCore {
     next_serial: u32,
     /// Random per process, so session ids differ across restarts.
     session_prefix: u64,
+    /// Kept between authentications to build a private room's name in without allocating.
+    private_name_scratch: String,
     rooms: Slab<Room>,
     room_index: HashMap<Rc<str>, RoomKey>,
     next_generation: u32,
@@ -215,6 +217,7 @@ impl ChatCore {
             authenticated_count: 0,
             next_serial: 0,
             session_prefix: seed,
+            private_name_scratch: String::new(),
             rooms: Slab::new(),
             room_index: HashMap::new(),
             next_generation: 0,
@@ -470,7 +473,12 @@ impl ChatCore {
     }
 
     fn authenticate(&mut self, conn: ConnId, claims: auth::Claims, out: &mut impl Outbox) {
-        let private_name = format!("{PRIVATE_PREFIX}{}", claims.sub);
+        // Joined by hand into a kept buffer: `format!` cost more than the rest of building the
+        // name, and the allocation was most of what remained.
+        let mut private_name = std::mem::take(&mut self.private_name_scratch);
+        private_name.clear();
+        private_name.push_str(PRIVATE_PREFIX);
+        private_name.push_str(&claims.sub);
         let room = self.room_for(&private_name, false);
         self.rooms[room].members.push(conn);
         let deadline = self.expiry_deadline(claims.exp);
@@ -489,17 +497,23 @@ impl ChatCore {
             },
         ));
         self.authenticated_count += 1;
-        let session_id = format!("{:016x}{:08x}", self.session_prefix, session.serial);
-        let ready = wire::ready(wire::ReadyFields {
-            session: &session_id,
+        let ready = wire::ReadyFields {
+            session: wire::SessionId {
+                prefix: self.session_prefix,
+                serial: session.serial,
+            },
             user: &claims.sub,
             name: session.name.as_deref(),
             room: &private_name,
             seq: self.rooms[room].last_seq,
             typing_timeout_ms: self.config.typing_timeout_ms,
             ping_interval_ms: self.config.ping_interval_ms,
+        };
+        // Written straight into the connection's output: no buffer of its own to fill and copy.
+        out.send_with(conn, Delivery::Essential, ready.size_hint(), |json| {
+            wire::write_ready(json, &ready);
         });
-        out.send(conn, &ready, Delivery::Essential);
+        self.private_name_scratch = private_name;
     }
 
     fn refresh_auth(&mut self, conn: ConnId, token: &str, now: u64, out: &mut impl Outbox) {

@@ -463,21 +463,30 @@ fn fixed4(value: f64) -> Option<([u8; 6], usize)> {
     }
 }
 
-#[derive(Serialize)]
-struct Ready<'a> {
-    r#type: &'static str,
-    session: &'a str,
-    user: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    room: &'a str,
-    seq: u64,
-    typing_timeout_ms: u64,
-    ping_interval_ms: u64,
+/// A session id: the server's random prefix, then the session's serial, sent as 24 lowercase
+/// hex digits (what `format!("{:016x}{:08x}")` gives).
+#[derive(Clone, Copy)]
+pub struct SessionId {
+    pub prefix: u64,
+    pub serial: u32,
+}
+
+impl SessionId {
+    /// The id's 24 hex digits, written without the formatting machinery: one per connection.
+    pub fn hex(self) -> [u8; 24] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 24];
+        let value = (u128::from(self.prefix) << 32) | u128::from(self.serial);
+        for (position, slot) in text.iter_mut().enumerate() {
+            let shift = 4 * (23 - position);
+            *slot = HEX[((value >> shift) & 0xf) as usize];
+        }
+        text
+    }
 }
 
 pub struct ReadyFields<'a> {
-    pub session: &'a str,
+    pub session: SessionId,
     pub user: &'a str,
     pub name: Option<&'a str>,
     pub room: &'a str,
@@ -487,16 +496,42 @@ pub struct ReadyFields<'a> {
 }
 
 pub fn ready(fields: ReadyFields<'_>) -> String {
-    encode(&Ready {
-        r#type: "ready",
-        session: fields.session,
-        user: fields.user,
-        name: fields.name,
-        room: fields.room,
-        seq: fields.seq,
-        typing_timeout_ms: fields.typing_timeout_ms,
-        ping_interval_ms: fields.ping_interval_ms,
-    })
+    let mut out = Vec::new();
+    write_ready(&mut out, &fields);
+    // Built only from `&str` pieces and ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+impl ReadyFields<'_> {
+    /// About how many bytes [`write_ready`] writes (a little more, with escapes aside).
+    pub fn size_hint(&self) -> usize {
+        184 + self.user.len() + self.name.map_or(0, str::len) + self.room.len()
+    }
+}
+
+/// [`ready`] appended to `out` (UTF-8), so that it can go straight into a connection's output.
+pub fn write_ready(out: &mut Vec<u8>, fields: &ReadyFields<'_>) {
+    // Written by hand rather than through serde: every connection gets one, and serde's
+    // per-field machinery cost several times the bytes it wrote.
+    out.reserve(fields.size_hint());
+    out.extend_from_slice(br#"{"type":"ready","session":""#);
+    // Hex digits need no escaping.
+    out.extend_from_slice(&fields.session.hex());
+    out.extend_from_slice(br#"","user":"#);
+    push_json_str(out, fields.user);
+    if let Some(name) = fields.name {
+        out.extend_from_slice(br#","name":"#);
+        push_json_str(out, name);
+    }
+    out.extend_from_slice(br#","room":"#);
+    push_json_str(out, fields.room);
+    out.extend_from_slice(br#","seq":"#);
+    push_u64(out, fields.seq);
+    out.extend_from_slice(br#","typing_timeout_ms":"#);
+    push_u64(out, fields.typing_timeout_ms);
+    out.extend_from_slice(br#","ping_interval_ms":"#);
+    push_u64(out, fields.ping_interval_ms);
+    out.push(b'}');
 }
 
 #[derive(Serialize)]
@@ -1509,6 +1544,71 @@ mod tests {
         text: &'a str,
         emotion: EmotionObject<'a>,
         ts: u64,
+    }
+
+    #[derive(Serialize)]
+    struct Ready<'a> {
+        r#type: &'static str,
+        session: &'a str,
+        user: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        room: &'a str,
+        seq: u64,
+        typing_timeout_ms: u64,
+        ping_interval_ms: u64,
+    }
+
+    fn reference_ready(fields: ReadyFields<'_>) -> String {
+        encode(&Ready {
+            r#type: "ready",
+            session: &format!(
+                "{:016x}{:08x}",
+                fields.session.prefix, fields.session.serial
+            ),
+            user: fields.user,
+            name: fields.name,
+            room: fields.room,
+            seq: fields.seq,
+            typing_timeout_ms: fields.typing_timeout_ms,
+            ping_interval_ms: fields.ping_interval_ms,
+        })
+    }
+
+    #[test]
+    fn session_id_is_zero_padded_lowercase_hex_of_prefix_then_serial() {
+        let hex = |prefix, serial| SessionId { prefix, serial }.hex();
+        assert_eq!(&hex(0, 0), b"000000000000000000000000");
+        assert_eq!(&hex(0xdead_beef, 42), b"00000000deadbeef0000002a");
+        assert_eq!(&hex(u64::MAX, u32::MAX), b"ffffffffffffffffffffffff");
+        assert_eq!(
+            &hex(0x0123_4567_89ab_cdef, 0x0fed_cba9),
+            b"0123456789abcdef0fedcba9"
+        );
+    }
+
+    #[test]
+    fn hand_written_ready_matches_serde_byte_for_byte() {
+        let awkward = "quote \" backslash \\ \u{8}\u{c}\n\r\t \u{0}\u{1f}\u{7f} é 🎉 </script>";
+        for text in ["", "plain", awkward] {
+            for name in [None, Some(text), Some("Ada \"the\" Countess")] {
+                for (seq, typing, ping) in [(0, 0, 0), (1234, 5000, 30_000), (u64::MAX, 9, 10)] {
+                    let fields = || ReadyFields {
+                        session: SessionId {
+                            prefix: 0xdead_beef,
+                            serial: 42,
+                        },
+                        user: text,
+                        name,
+                        room: "user:a\"b\\c",
+                        seq,
+                        typing_timeout_ms: typing,
+                        ping_interval_ms: ping,
+                    };
+                    assert_eq!(ready(fields()), reference_ready(fields()));
+                }
+            }
+        }
     }
 
     fn reference_emotion_result(

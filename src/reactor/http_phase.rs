@@ -184,6 +184,9 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return Progress::Done;
         };
+        // A drained buffer from the pool, when one is spare, rather than a fresh allocation
+        // for every upgrade (the response and the first frames after it fill ~0.5 KiB).
+        self.output_pool.supply(&mut conn.output, 0);
         write_switching_protocols(&mut conn.output, &upgrade.accept_key);
         conn.phase = Phase::WebSocket {
             ws: WsConnection::new(self.config.max_message_bytes),

@@ -470,9 +470,18 @@ impl Reactor {
         let echo = *echo;
         let was_open = ws.state() == State::Open;
         let before = conn.output.len();
+        // The peer is closing: the answering close frame goes into a spare buffer (handed back
+        // below if nothing was written) rather than one allocated for a few bytes and freed.
+        let close_next = frame::starts_with_close(input);
+        if close_next {
+            self.output_pool.lend_spare(&mut conn.output);
+        }
         let poll = ws.poll(input, &mut conn.output);
         let state = ws.state();
         let consumed = poll.consumed;
+        if close_next && conn.output.is_empty() && conn.output.capacity() > 0 {
+            self.output_pool.recycle(conn.take_output());
+        }
         if conn.output.len() != before {
             queue_flush(&mut self.flush_queue, conn, key);
         }

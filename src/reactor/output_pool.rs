@@ -41,6 +41,16 @@ impl OutputPool {
         }
     }
 
+    /// Gives `output` a spare buffer if it has none and the pool holds one; never allocates.
+    pub fn lend_spare(&mut self, output: &mut Vec<u8>) {
+        if output.capacity() == 0 {
+            if let Some(buffer) = self.spare.pop() {
+                self.bytes -= buffer.capacity();
+                *output = buffer;
+            }
+        }
+    }
+
     /// Takes back a buffer whose contents are sent (or will never be), keeping it for the next
     /// [`OutputPool::supply`] if it is of a useful size and the pool has room; otherwise frees it.
     pub fn recycle(&mut self, mut buffer: Vec<u8>) {
@@ -84,6 +94,18 @@ mod tests {
         kept.push(1u8);
         pool.supply(&mut kept, 100);
         assert_eq!(kept, [1]);
+    }
+
+    #[test]
+    fn spare_buffers_are_lent_but_never_allocated() {
+        let mut pool = OutputPool::default();
+        let mut output = Vec::new();
+        pool.lend_spare(&mut output);
+        assert_eq!(output.capacity(), 0, "an empty pool lends nothing");
+        pool.recycle(Vec::with_capacity(1000));
+        pool.lend_spare(&mut output);
+        assert_eq!(output.capacity(), 1000);
+        assert_eq!(pool.bytes(), 0);
     }
 
     #[test]

@@ -184,6 +184,15 @@ fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// Whether `input` starts like a close frame's header. Only a hint (the bytes may be the middle
+/// of a frame whose header came earlier): the reactor uses it to give the answering close frame
+/// a spare output buffer instead of a new allocation.
+pub fn starts_with_close(input: &[u8]) -> bool {
+    input
+        .first()
+        .is_some_and(|&first| first & 0x0f == OpCode::Close.as_u8())
+}
+
 /// Writes a complete, unfragmented text frame.
 pub fn write_text(out: &mut Vec<u8>, text: &str) {
     write_frame(out, OpCode::Text, text.as_bytes());
@@ -251,6 +260,17 @@ mod tests {
     ];
     const RFC_HEL: [u8; 5] = [0x01, 0x03, 0x48, 0x65, 0x6c];
     const RFC_LO: [u8; 4] = [0x80, 0x02, 0x6c, 0x6f];
+
+    #[test]
+    fn close_headers_are_recognised_at_the_start_of_input() {
+        let mut close = Vec::new();
+        write_close(&mut close, 1000, "bye");
+        assert!(starts_with_close(&close));
+        assert!(starts_with_close(&[0x88, 0x80, 1, 2, 3, 4]));
+        assert!(!starts_with_close(&RFC_MASKED_HELLO));
+        assert!(!starts_with_close(&RFC_LO));
+        assert!(!starts_with_close(&[]));
+    }
     const RFC_MASKED_PONG_HELLO: [u8; 11] = [
         0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
     ];

@@ -99,6 +99,20 @@ struct Pass {
 }
 
 impl Pass {
+    /// The state before the first token of `text`.
+    fn new(text: &str) -> Pass {
+        Pass {
+            logits: [0.0; 7],
+            negation_left: 0,
+            negated_by_never: false,
+            pending_boost: 0.0,
+            clause_weight: 1.0,
+            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
+        }
+    }
+}
+
+impl Pass {
     #[inline(always)]
     fn add(&mut self, weights: &[f32; 7], scale: f32) {
         let scale = scale * self.clause_weight;
@@ -130,14 +144,7 @@ impl Scorer {
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
-        let mut pass = Pass {
-            logits: [0.0; 7],
-            negation_left: 0,
-            negated_by_never: false,
-            pending_boost: 0.0,
-            clause_weight: 1.0,
-            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
-        };
+        let mut pass = Pass::new(text);
         let bytes = text.as_bytes();
         let mut pos = 0;
         while let Some(&byte) = bytes.get(pos) {
@@ -540,14 +547,7 @@ mod tests {
     /// [`Scorer::logits`] with every token read by the general [`Tokenizer`]: the reference the
     /// fast paths of the scoring loop must agree with bit for bit.
     fn logits_of_general_reader(scorer: &Scorer, text: &str) -> [f32; 7] {
-        let mut pass = Pass {
-            logits: [0.0; 7],
-            negation_left: 0,
-            negated_by_never: false,
-            pending_boost: 0.0,
-            clause_weight: 1.0,
-            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
-        };
+        let mut pass = Pass::new(text);
         let mut pos = 0;
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);

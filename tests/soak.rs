@@ -23,6 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 
+mod common;
+use common::{masked_frame, KEY, MASK};
+
 const SECRET: &str = "soak-test-secret";
 const WELL_BEHAVED_CLIENTS: usize = 100;
 /// The first few well-behaved clients also talk in a shared room, where the attackers listen.
@@ -205,32 +208,6 @@ fn token_for(user: &str) -> String {
 }
 
 // ----- a raw WebSocket client -----
-
-const MASK: [u8; 4] = [0x5a, 0x13, 0xc7, 0x88];
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
-    match payload.len() {
-        len @ 0..=125 => frame.push(0x80 | len as u8),
-        len @ 126..=0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&MASK);
-    frame.extend(
-        payload
-            .iter()
-            .enumerate()
-            .map(|(index, byte)| byte ^ MASK[index % 4]),
-    );
-    frame
-}
 
 #[derive(Debug)]
 enum Received {

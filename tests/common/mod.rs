@@ -303,9 +303,12 @@ impl WsClient {
     }
 }
 
-/// A client frame, masked with a fixed key.
+/// The fixed masking key of [`masked_frame`], for tests that write frame headers by hand.
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A client frame, masked with [`MASK`].
 pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mask = MASK;
     let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
     let len = payload.len();
     if len < 126 {

@@ -21,5 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod reactor;
 pub mod server;
+#[cfg(test)]
+mod test_random;
 pub mod timer_wheel;
 pub mod ws;

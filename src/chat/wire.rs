@@ -1229,13 +1229,8 @@ mod tests {
             r#""\u00e9""#,
         ];
         let spaces = ["", " ", "\n\t ", "\r"];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |below: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % below as u64) as usize
-        };
+        let mut random = crate::test_random::XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = |below: usize| random.below(below);
         let (mut read_by_hand, mut read_by_serde) = (0, 0);
         for _ in 0..20_000 {
             let mut text = String::from(spaces[next(4)]);
@@ -1287,14 +1282,12 @@ mod tests {
         let alphabet = [
             b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xe9, 0xff,
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut random = crate::test_random::XorShift(0x2545_f491_4f6c_dd1d);
         for len in 0..40 {
             for _ in 0..300 {
                 let bytes: Vec<u8> = (0..len)
                     .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
+                        let seed = random.next();
                         // Mostly plain bytes, so that the first hit lands anywhere.
                         if seed.is_multiple_of(8) {
                             alphabet[(seed >> 8) as usize % alphabet.len()]

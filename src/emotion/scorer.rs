@@ -613,14 +613,9 @@ mod tests {
         ];
         const SEPARATORS: [&str; 8] = [" ", " ", "  ", ", ", ". ", "", "#", "\t"];
         let scorer = Scorer::new();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |bound: usize| {
-            // xorshift64: a fixed, repeatable sequence of texts.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
+        // A fixed, repeatable sequence of texts.
+        let mut random = crate::test_random::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = |bound: usize| random.below(bound);
         let mut text = String::new();
         for _ in 0..20_000 {
             text.clear();

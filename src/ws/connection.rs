@@ -1036,25 +1036,7 @@ mod tests {
         assert_eq!(out[1] | 0x80, frame[1]);
     }
 
-    /// A small deterministic generator so the stream tests are reproducible.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound as u64) as usize
-        }
-
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-    }
+    use crate::test_random::XorShift;
 
     const TEXTS: [&str; 5] = ["hello", "κόσμε", "a€b😀c", "", "I'm so happy! 😊 très bien"];
 

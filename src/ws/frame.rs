@@ -501,15 +501,11 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator so the differential test covers many inputs reproducibly.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next_byte(&mut self) -> u8 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 24) as u8
-        }
+    use crate::test_random::XorShift;
+
+    /// The differential test's next random byte.
+    fn next_byte(random: &mut XorShift) -> u8 {
+        (random.next() >> 24) as u8
     }
 
     fn assert_agrees_with_tungstenite(bytes: &[u8]) {
@@ -552,8 +548,8 @@ mod tests {
     fn agrees_with_tungstenite_on_random_byte_strings() {
         let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
-            let len = usize::from(random.next_byte() % 20);
-            let bytes: Vec<u8> = (0..len).map(|_| random.next_byte()).collect();
+            let len = usize::from(next_byte(&mut random) % 20);
+            let bytes: Vec<u8> = (0..len).map(|_| next_byte(&mut random)).collect();
             assert_agrees_with_tungstenite(&bytes);
         }
     }

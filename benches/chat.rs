@@ -6,7 +6,8 @@ use emotibot::chat::auth::{AuthConfig, Authenticator, Claims, KeyConfig};
 use emotibot::chat::{ChatConfig, ChatCore, ConnId, Delivery, Outbox};
 use std::hint::black_box;
 
-const UNIX_AT_ZERO: u64 = 1_800_000_000_000;
+include!("chat/core.rs");
+
 const ROOM_MEMBERS: usize = 1000;
 
 /// Counts what would be framed, so the work is not optimised away. Frames written in place
@@ -39,30 +40,6 @@ impl Outbox for CountingOutbox {
     }
 }
 
-fn core() -> ChatCore {
-    let auth = Authenticator::new(AuthConfig {
-        key: KeyConfig::Hs256(b"bench".to_vec()),
-        issuer: None,
-        audience: None,
-    })
-    .expect("a non-empty secret is a valid key");
-    let config = ChatConfig {
-        bot: false,
-        msg_rate: 0,
-        ..ChatConfig::default()
-    };
-    ChatCore::new(config, auth, UNIX_AT_ZERO)
-}
-
-fn claims(sub: &str) -> Claims {
-    Claims {
-        sub: sub.to_owned(),
-        name: None,
-        exp: UNIX_AT_ZERO / 1000 + 86_400,
-    }
-}
-
-const MESSAGE: &str = r#"{"type":"message","id":"c1","text":"I can't believe the demo worked on the first try, I'm thrilled"}"#;
 const LOBBY_MESSAGE: &str = r#"{"type":"message","id":"c1","text":"Has anyone seen the release notes? I'm a bit worried about the migration","room":"lobby"}"#;
 
 fn bench(c: &mut Criterion) {

@@ -19,8 +19,7 @@ use emotibot::chat::{ChatConfig, ChatCore, ConnId, Delivery, Outbox};
 use std::hint::black_box;
 use std::time::Instant;
 
-const UNIX_AT_ZERO: u64 = 1_800_000_000_000;
-const MESSAGE: &str = r#"{"type":"message","id":"c1","text":"I can't believe the demo worked on the first try, I'm thrilled"}"#;
+include!("chat/core.rs");
 
 /// Frames go into one output buffer as the reactor's outbox puts them into a connection's output
 /// (`send_with` writes in place, `send` copies), and the buffer is emptied past 64 KiB as a flush
@@ -67,26 +66,10 @@ fn main() {
         .filter_map(|arg| arg.parse::<u64>().ok());
     let iterations = numbers.next().unwrap_or(100_000);
     let tabs = numbers.next().unwrap_or(2);
-    let auth = Authenticator::new(AuthConfig {
-        key: KeyConfig::Hs256(b"instruction-count-secret".to_vec()),
-        issuer: None,
-        audience: None,
-    })
-    .expect("a non-empty secret is a valid key");
-    let config = ChatConfig {
-        bot: false,
-        msg_rate: 0,
-        ..ChatConfig::default()
-    };
-    let mut chat = ChatCore::new(config, auth, UNIX_AT_ZERO);
+    let mut chat = core();
     let mut out = BufferOutbox::default();
     for conn in 0..tabs as ConnId {
-        let claims = Claims {
-            sub: "alice".to_owned(),
-            name: None,
-            exp: UNIX_AT_ZERO / 1000 + 86_400,
-        };
-        chat.open(conn, Some(claims), 0, &mut out);
+        chat.open(conn, Some(claims("alice")), 0, &mut out);
     }
     let started = Instant::now();
     for _ in 0..iterations {

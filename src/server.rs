@@ -174,7 +174,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
 /// reconnecting at once (a deploy, a network blip) the queue overflows while the loop is busy
 /// with one turn's handshakes, and every SYN the kernel drops costs its client a one-second
 /// retransmit. Calling `listen` again on a listening socket resizes its queue (Linux).
-fn set_listen_backlog(listener: &mio::net::TcpListener, backlog: u32) -> std::io::Result<()> {
+pub fn set_listen_backlog(listener: &mio::net::TcpListener, backlog: u32) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     // SAFETY: `listen` on a valid socket descriptor owned by `listener`, no pointers involved.

@@ -41,10 +41,7 @@ pub fn serve(listen: SocketAddrV4) -> io::Result<()> {
     let mut listener = TcpListener::bind(listen.into())?;
     // The accept queue EmotiBot (`--listen-backlog`) and tokio use, instead of mio's 128, which
     // drops SYNs in the idle and churn bursts and turns them into one-second retransmits.
-    // SAFETY: `listen` on the listener's own descriptor, no pointers involved.
-    if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 1024) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    emotibot::server::set_listen_backlog(&listener, 1024)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut floor = Floor {

@@ -3,9 +3,9 @@
 //! Starts the release server itself (fresh per run, pinned to one core with `taskset`) or targets
 //! `--url`, drives thousands of WebSocket connections from one mio loop pinned to another core,
 //! mints tokens with the server's secret, and prints a table (median of `--runs` runs) plus one
-//! JSON line. `--peer tokio|floor|echo` (repeatable; `--tokio` for `--peer tokio`) interleaves
-//! other servers with it run by run, so their figures and the ratios come from the same time
-//! slot. Run without arguments (as `cargo test --all-targets` does) it checks its own parsing
+//! JSON line. `--peer tokio|floor|scoring-floor|echo` (repeatable; `--tokio` for `--peer
+//! tokio`) interleaves other servers with it run by run, so their figures and the ratios come
+//! from the same time slot. Run without arguments (as `cargo test --all-targets` does) it checks its own parsing
 //! and arithmetic and exits.
 
 #[path = "load/callgrind.rs"]
@@ -181,9 +181,12 @@ struct Options {
     /// Internal: be the floor server (started by `--floor` on the server's core).
     #[arg(long, hide = true)]
     serve_floor: bool,
+    /// Internal: with `--serve-floor`, score each message's text (the `scoring-floor` peer).
+    #[arg(long, hide = true)]
+    floor_scores: bool,
     /// Also measure this server, interleaved with the main one run by run (repeatable): `tokio`
     /// (the tokio-tungstenite peer in this executable, see `load/tokio_server.rs`), `floor`,
-    /// `echo`. The table and JSON line gain each peer's figures and the ratios main/peer.
+    /// `scoring-floor` (the floor plus EmotiBot's scorer on every message), `echo`. The table and JSON line gain each peer's figures and the ratios main/peer.
     #[arg(long = "peer", value_enum)]
     peers: Vec<Peer>,
     /// Shorthand for `--peer tokio`.
@@ -201,6 +204,8 @@ struct Options {
 enum Peer {
     Tokio,
     Floor,
+    /// The floor scoring each message's text with EmotiBot's scorer (and nothing else more).
+    ScoringFloor,
     Echo,
 }
 
@@ -209,6 +214,7 @@ impl Peer {
         match self {
             Peer::Tokio => ServerKind::Tokio,
             Peer::Floor => ServerKind::Floor,
+            Peer::ScoringFloor => ServerKind::ScoringFloor,
             Peer::Echo => ServerKind::Echo,
         }
     }
@@ -223,6 +229,9 @@ enum ServerKind {
     Echo,
     /// The generator's own minimal server.
     Floor,
+    /// The floor, scoring every message's text as EmotiBot does (the reply is the floor's): what
+    /// the scorer costs in a server, with the caches a server's other work leaves it.
+    ScoringFloor,
     /// The generator's tokio-tungstenite server, doing EmotiBot's `--bot off` work.
     Tokio,
 }
@@ -233,6 +242,7 @@ impl ServerKind {
             ServerKind::Chat => "chat",
             ServerKind::Echo => "echo",
             ServerKind::Floor => "floor",
+            ServerKind::ScoringFloor => "scoring-floor",
             ServerKind::Tokio => "tokio",
         }
     }
@@ -243,12 +253,18 @@ impl ServerKind {
 
     /// Whether any text frame answers a message (rather than only `emotion`).
     fn answers_are_echoes(self) -> bool {
-        matches!(self, ServerKind::Echo | ServerKind::Floor)
+        matches!(
+            self,
+            ServerKind::Echo | ServerKind::Floor | ServerKind::ScoringFloor
+        )
     }
 
     /// Whether this executable serves it (rather than the EmotiBot binary).
     fn is_built_in(self) -> bool {
-        matches!(self, ServerKind::Floor | ServerKind::Tokio)
+        matches!(
+            self,
+            ServerKind::Floor | ServerKind::ScoringFloor | ServerKind::Tokio
+        )
     }
 
     fn path(self) -> &'static str {
@@ -256,7 +272,7 @@ impl ServerKind {
             ServerKind::Chat | ServerKind::Tokio => "/ws",
             // The server's echo endpoint lives next to the chat one.
             ServerKind::Echo => "/echo",
-            ServerKind::Floor => "/floor",
+            ServerKind::Floor | ServerKind::ScoringFloor => "/floor",
         }
     }
 }
@@ -313,6 +329,9 @@ impl Options {
     fn server_command(&self, kind: ServerKind) -> Vec<String> {
         match kind {
             ServerKind::Floor => return vec!["--serve-floor".into()],
+            ServerKind::ScoringFloor => {
+                return vec!["--serve-floor".into(), "--floor-scores".into()]
+            }
             ServerKind::Tokio => {
                 return vec![
                     "--serve-tokio".into(),
@@ -357,7 +376,7 @@ fn main() -> ExitCode {
         let listen = options
             .listen
             .unwrap_or_else(|| driver::loopback_addr(8080));
-        return match floor_server::serve(listen) {
+        return match floor_server::serve(listen, options.floor_scores) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("floor server: {error}");
@@ -858,6 +877,7 @@ mod self_checks {
         floor_server::client_frames_are_unmasked_in_place,
         callgrind::totals_come_from_the_summary_line,
         floor_server::server_frames_use_the_shortest_length,
+        floor_server::message_text_is_the_text_fields_value,
         cli::parse_url_accepts_ipv4_ws_urls,
         cli::peers_follow_the_main_server_once_each,
         cli::ratios_skip_figures_a_peer_lacks_or_zeroes,
@@ -904,7 +924,7 @@ mod cli {
         }
 
         pub fn peers_follow_the_main_server_once_each() {
-            use crate::ServerKind::{Chat, Echo, Floor, Tokio};
+            use crate::ServerKind::{Chat, Echo, Floor, ScoringFloor, Tokio};
             let parse = |args: &[&str]| {
                 let options = <crate::Options as clap::Parser>::try_parse_from(args).unwrap();
                 options.servers()
@@ -917,6 +937,10 @@ mod cli {
             );
             assert_eq!(parse(&["load", "echo", "--peer", "echo"]), [Echo]);
             assert_eq!(
+                parse(&["load", "chat", "--peer", "scoring-floor", "--peer", "floor"]),
+                [Chat, ScoringFloor, Floor]
+            );
+            assert_eq!(
                 parse(&["load", "chat", "--peer", "tokio", "--tokio"]),
                 [Chat, Tokio]
             );
@@ -925,6 +949,10 @@ mod cli {
                 .server_command(Tokio);
             assert_eq!(command[0], "--serve-tokio");
             assert!(command.windows(2).any(|pair| pair[0] == "--secret"));
+            let command = <crate::Options as clap::Parser>::try_parse_from(["load", "chat"])
+                .unwrap()
+                .server_command(ScoringFloor);
+            assert_eq!(command, ["--serve-floor", "--floor-scores"]);
         }
 
         pub fn ratios_skip_figures_a_peer_lacks_or_zeroes() {

@@ -8,9 +8,15 @@
 //!   gets it back retyped as `emotion` (same length: `message` and `emotion` both have 7 letters);
 //! - any other `message` comes back retyped as `emotion`; anything else is echoed.
 //!
+//! With `--floor-scores` (the `scoring-floor` peer) it also scores every `message`'s text with
+//! EmotiBot's scorer and discards the scores: the floor plus the one piece of application work
+//! no emotion-aware server can skip, measured with the caches the rest of a server's work leaves
+//! the scorer, which a micro-benchmark's warm loop does not show.
+//!
 //! Like EmotiBot it reads with one shared 64 KiB buffer, stops reading at a short read, and sends
 //! everything a connection got in one loop turn with one write.
 
+use emotibot::emotion::Scorer;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -24,6 +30,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
 const JOINED: &[u8] = br#"{"type":"joined","room":"bench-fanout","seq":0}"#;
 const MESSAGE_PREFIX: &[u8] = br#"{"type":"message""#;
 const JOIN_PREFIX: &[u8] = br#"{"type":"join""#;
+const TEXT_KEY: &[u8] = br#""text":""#;
 
 struct FloorConnection {
     stream: TcpStream,
@@ -35,8 +42,8 @@ struct FloorConnection {
     queued: bool,
 }
 
-/// Serves until killed.
-pub fn serve(listen: SocketAddrV4) -> io::Result<()> {
+/// Serves until killed; `scores`: score each message's text (`--floor-scores`).
+pub fn serve(listen: SocketAddrV4, scores: bool) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut listener = TcpListener::bind(listen.into())?;
     // The accept queue EmotiBot (`--listen-backlog`) and tokio use, instead of mio's 128, which
@@ -49,6 +56,7 @@ pub fn serve(listen: SocketAddrV4) -> io::Result<()> {
         members: Vec::new(),
         flush_queue: Vec::new(),
         frame: Vec::new(),
+        scorer: scores.then(Scorer::new),
     };
     let mut events = Events::with_capacity(1024);
     let mut read_buffer = vec![0u8; READ_CHUNK];
@@ -86,6 +94,7 @@ struct Floor {
     flush_queue: Vec<usize>,
     /// Scratch for one outgoing frame, so a room message is framed once.
     frame: Vec<u8>,
+    scorer: Option<Scorer>,
 }
 
 impl Floor {
@@ -191,6 +200,9 @@ impl Floor {
                 }
             }
         } else if payload.starts_with(MESSAGE_PREFIX) {
+            if let Some(scorer) = &self.scorer {
+                std::hint::black_box(scorer.score(message_text(payload)));
+            }
             write_server_frame(&mut frame, 0x1, payload);
             if contains(payload, br#""room":"#) {
                 // Framed once, copied to every other member.
@@ -312,6 +324,18 @@ fn decode_client_frame(buf: &mut [u8]) -> Option<Option<(u8, std::ops::Range<usi
     Some(Some((first & 0x0F, payload_start..end, end)))
 }
 
+/// The text of a generator `message`: its lines need no JSON escapes, so the text runs from
+/// `"text":"` to the next quote. Empty when there is none.
+fn message_text(payload: &[u8]) -> &str {
+    let after_key = payload
+        .windows(TEXT_KEY.len())
+        .position(|window| window == TEXT_KEY)
+        .map_or(payload.len(), |at| at + TEXT_KEY.len());
+    let rest = &payload[after_key..];
+    let text = &rest[..rest.iter().position(|&b| b == b'"').unwrap_or(rest.len())];
+    std::str::from_utf8(text).unwrap_or("")
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
@@ -346,6 +370,15 @@ pub mod checks {
         assert_eq!(&bytes[payload], b"Hello");
         assert_eq!(decode_client_frame(&mut bytes[11..]), Some(None));
         assert_eq!(decode_client_frame(&mut [0x81, 0x05, b'H']), None);
+    }
+
+    pub fn message_text_is_the_text_fields_value() {
+        let message = br#"{"type":"message","id":"c1","text":"so happy today"}"#;
+        assert_eq!(message_text(message), "so happy today");
+        let in_room = br#"{"type":"message","id":"f2","room":"bench-fanout","text":"ok"}"#;
+        assert_eq!(message_text(in_room), "ok");
+        assert_eq!(message_text(br#"{"type":"message"}"#), "");
+        assert_eq!(message_text(br#"{"type":"message","text":"cut"#), "cut");
     }
 
     pub fn server_frames_use_the_shortest_length() {

@@ -31,17 +31,19 @@ const SEQ: usize = 4;
 const TS: usize = 12;
 /// A reply: the header, then its `in_reply_to` (`ID_LEN` bytes), then its text (the rest).
 const REPLY_HEADER: usize = 20;
-/// A message: seven scores in ten-thousandths, the lengths of `from` and `name`, then the id,
-/// `from`, `name` and text (the rest).
+/// A message: the header, seven scores in ten-thousandths, the `u32` length of `from` if stored
+/// and that of `name` if any, then the id, `from`, `name` and text (the rest). In a private
+/// room, where most messages go, `from` is the room's own user and there is often no name: those
+/// records carry neither length.
 const SCORES: usize = 20;
-const FROM_LEN: usize = 34;
-const NAME_LEN: usize = 38;
-const MESSAGE_HEADER: usize = 42;
+const MESSAGE_HEADER: usize = 34;
+/// Bytes of a stored length of `from` or `name`.
+const LENGTH_BYTES: usize = 4;
 
 /// `FLAGS` bits.
 const IS_REPLY: u8 = 1;
-/// The sender is the private room's own user: `from` is not stored but taken from the room name.
-const FROM_ROOM_USER: u8 = 2;
+/// `from` is stored; otherwise the sender is the private room's own user, named by the room.
+const HAS_FROM: u8 = 2;
 const HAS_NAME: u8 = 4;
 
 /// How an append changed the number of retained events.
@@ -329,11 +331,8 @@ fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
             u16::try_from(id.len()).ok()?;
             u32::try_from(from.map_or(0, str::len)).ok()?;
             u32::try_from(name.map_or(0, str::len)).ok()?;
-            MESSAGE_HEADER
-                + id.len()
-                + from.map_or(0, str::len)
-                + name.map_or(0, str::len)
-                + text.len()
+            let stored = |part: Option<&str>| part.map_or(0, |part| LENGTH_BYTES + part.len());
+            MESSAGE_HEADER + stored(*from) + stored(*name) + id.len() + text.len()
         }
         EventBody::Reply {
             in_reply_to, text, ..
@@ -346,11 +345,13 @@ fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
     (length <= u32::MAX as usize / 2).then_some(length)
 }
 
-/// Writes `event` into `record`, which is exactly [`record_length`] bytes.
+/// Writes `event` into `record`, which is exactly [`record_length`] bytes. Fixed-size pieces
+/// are written as such, so that only the strings cost a copy call.
 fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
     let mut header = [0u8; MESSAGE_HEADER];
     header[SEQ..SEQ + 8].copy_from_slice(&event.seq.to_le_bytes());
     header[TS..TS + 8].copy_from_slice(&event.ts.to_le_bytes());
+    let mut rest = record;
     match &event.body {
         EventBody::Message {
             from,
@@ -359,24 +360,23 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
             text,
             emotion,
         } => {
-            let mut flags = 0;
-            if from.is_none() {
-                flags |= FROM_ROOM_USER;
-            }
-            if name.is_some() {
-                flags |= HAS_NAME;
-            }
-            let (from, name) = (from.unwrap_or(""), name.unwrap_or(""));
-            header[FLAGS] = flags;
+            header[FLAGS] = if from.is_some() { HAS_FROM } else { 0 }
+                | if name.is_some() { HAS_NAME } else { 0 };
             header[DOMINANT] = emotion.dominant.index() as u8;
             header[ID_LEN..ID_LEN + 2].copy_from_slice(&(id.len() as u16).to_le_bytes());
             for (index, score) in emotion.scores.iter().enumerate() {
                 let at = SCORES + 2 * index;
                 header[at..at + 2].copy_from_slice(&score.to_le_bytes());
             }
-            header[FROM_LEN..FROM_LEN + 4].copy_from_slice(&(from.len() as u32).to_le_bytes());
-            header[NAME_LEN..NAME_LEN + 4].copy_from_slice(&(name.len() as u32).to_le_bytes());
-            write_parts(record, &header, &[id, from, name, text]);
+            put(&mut rest, &header);
+            for part in [from, name].into_iter().flatten() {
+                put(&mut rest, &(part.len() as u32).to_le_bytes());
+            }
+            put(&mut rest, id.as_bytes());
+            for part in [from, name].into_iter().flatten() {
+                put(&mut rest, part.as_bytes());
+            }
+            put(&mut rest, text.as_bytes());
         }
         EventBody::Reply {
             in_reply_to,
@@ -387,23 +387,19 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
             header[DOMINANT] = emotion.index() as u8;
             let id_len = in_reply_to.len() as u16;
             header[ID_LEN..ID_LEN + 2].copy_from_slice(&id_len.to_le_bytes());
-            write_parts(record, &header[..REPLY_HEADER], &[in_reply_to, text]);
+            put(&mut rest, &header[..REPLY_HEADER]);
+            put(&mut rest, in_reply_to.as_bytes());
+            put(&mut rest, text.as_bytes());
         }
     }
 }
 
-/// `header` then each of `parts`, one after another, into `record`.
-fn write_parts(record: &mut [u8], header: &[u8], parts: &[&str]) {
-    let Some((head, mut rest)) = record.split_at_mut_checked(header.len()) else {
-        return;
-    };
-    head.copy_from_slice(header);
-    for part in parts {
-        let Some((field, after)) = rest.split_at_mut_checked(part.len()) else {
-            return;
-        };
-        field.copy_from_slice(part.as_bytes());
-        rest = after;
+/// Copies `bytes` to the front of `rest` and moves `rest` past them.
+fn put(rest: &mut &mut [u8], bytes: &[u8]) {
+    let taken = std::mem::take(rest);
+    if let Some((field, after)) = taken.split_at_mut_checked(bytes.len()) {
+        field.copy_from_slice(bytes);
+        *rest = after;
     }
 }
 
@@ -431,17 +427,33 @@ fn decode(record: &[u8]) -> Option<RoomEvent<'_>> {
         for (index, score) in scores.iter_mut().enumerate() {
             *score = u16_at(SCORES + 2 * index)?;
         }
-        let from_len = u32_at(FROM_LEN)? as usize;
-        let name_len = u32_at(NAME_LEN)? as usize;
-        let id = text_at(MESSAGE_HEADER, id_len)?;
-        let from_at = MESSAGE_HEADER + id_len;
-        let from = text_at(from_at, from_len)?;
-        let name_at = from_at + from_len;
-        let name = text_at(name_at, name_len)?;
-        let text_start = name_at + name_len;
+        let mut header_len = MESSAGE_HEADER;
+        let mut stored_length = |flag: u8| {
+            if flags & flag == 0 {
+                return Some(None);
+            }
+            let length = u32_at(header_len)? as usize;
+            header_len += LENGTH_BYTES;
+            Some(Some(length))
+        };
+        let from_len = stored_length(HAS_FROM)?;
+        let name_len = stored_length(HAS_NAME)?;
+        let id = text_at(header_len, id_len)?;
+        let mut at = header_len + id_len;
+        let mut stored_part = |length: Option<usize>| match length {
+            None => Some(None),
+            Some(length) => {
+                let part = text_at(at, length)?;
+                at += length;
+                Some(Some(part))
+            }
+        };
+        let from = stored_part(from_len)?;
+        let name = stored_part(name_len)?;
+        let text_start = at;
         EventBody::Message {
-            from: (flags & FROM_ROOM_USER == 0).then_some(from),
-            name: (flags & HAS_NAME != 0).then_some(name),
+            from,
+            name,
             id,
             text: text_at(text_start, record.len().checked_sub(text_start)?)?,
             emotion: WireEmotion { dominant, scores },
@@ -676,6 +688,20 @@ mod tests {
             2 + text.len()
         );
         assert_eq!(length, MESSAGE_HEADER + 2 + text.len());
+        let named = Owned::Message {
+            seq: 1,
+            ts: 2,
+            from: Some("bob".into()),
+            name: Some("Bob".into()),
+            id: "c1".into(),
+            text: text.into(),
+            emotion: emotion(Emotion::Joy, 7),
+        };
+        let length = record_length(&named.event()).unwrap();
+        assert_eq!(
+            length,
+            MESSAGE_HEADER + 2 * LENGTH_BYTES + 2 + 3 + 3 + text.len()
+        );
         let mut ring = HistoryRing::default();
         for seq in 1..=200 {
             ring.push(&message(seq, text).event(), 100, 64 * 1024);

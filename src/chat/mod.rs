@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod bot;
+mod history;
 mod inline_vec;
 mod limits;
 mod room;
@@ -18,7 +19,7 @@ pub mod wire;
 mod tests;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use slab::Slab;
@@ -27,9 +28,7 @@ use crate::emotion::Scorer;
 use crate::timer_wheel::TimerWheel;
 use inline_vec::InlineVec;
 use limits::TokenBucket;
-use room::{
-    parse_room_name, IdAndText, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX,
-};
+use room::{parse_room_name, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX};
 use session::{Membership, Phase, Session};
 use wire::{
     ClientMessage, EmotionJson, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS,
@@ -104,8 +103,12 @@ pub struct ChatConfig {
     pub ping_interval_ms: u64,
     /// How long an unauthenticated connection may wait before sending `auth`.
     pub auth_timeout_ms: u64,
-    /// Events retained per room for resume.
+    /// Events retained per room for resume (at most 65,535).
     pub history_events: usize,
+    /// Bytes of retained events per room (their text, id, sender and a 20-42 byte header
+    /// each): past it the oldest are dropped even below `history_events`, so that long texts
+    /// cannot make a room's history large. An event larger on its own is kept, alone.
+    pub history_bytes: usize,
     /// Retained events are kept until the room has had no event for this long.
     pub history_min_age_ms: u64,
     /// Above this many connections in a room, per-user presence is not broadcast.
@@ -125,6 +128,7 @@ impl Default for ChatConfig {
             ping_interval_ms: 25_000,
             auth_timeout_ms: 5000,
             history_events: 100,
+            history_bytes: 64 * 1024,
             history_min_age_ms: 120_000,
             presence_member_limit: 1000,
         }
@@ -661,7 +665,7 @@ impl ChatCore {
     fn publish_event(
         &mut self,
         key: RoomKey,
-        event: RoomEvent,
+        event: &RoomEvent<'_>,
         emotion_json: Option<&EmotionJson>,
         skip: Option<ConnId>,
         now: u64,
@@ -690,12 +694,14 @@ impl ChatCore {
                 self.frame = json;
             }
         }
-        let capacity = self.config.history_events;
+        let (max_events, max_bytes) = (self.config.history_events, self.config.history_bytes);
         let idle_after = self.config.history_min_age_ms;
         let Some(room) = self.rooms.get_mut(key) else {
             return;
         };
-        self.retained_events += room.retain_event(event, capacity);
+        let retention = room.history.push(event, max_events, max_bytes);
+        self.retained_events += retention.added;
+        self.retained_events -= retention.evicted;
         room.last_event_at = now;
         if room.idle_timer.is_none() && !room.history.is_empty() {
             let timer = Timer::RoomIdle {
@@ -836,18 +842,21 @@ impl ChatCore {
         };
         let private_room = session.private_room;
         let name = session.name.clone();
-        // Made room for here, so that the new event reuses the evicted one's text buffer.
-        let (buffer, evicted) = self.rooms[key].evict_oldest_if_full(self.config.history_events);
-        self.retained_events -= evicted;
+        // In a private room the sender is the room's own user, named by the room.
+        let sender_room = (key != private_room).then(|| self.rooms[private_room].name.clone());
+        let from = sender_room
+            .as_deref()
+            .map(|room| room.strip_prefix(PRIVATE_PREFIX).unwrap_or(room));
         let event = RoomEvent::message(
             seq,
             self.unix_ms_at_zero.saturating_add(now),
-            self.rooms[private_room].name.clone(),
-            name,
-            IdAndText::fill(buffer, id, &text),
+            from,
+            name.as_deref(),
+            id,
+            &text,
             emotion,
         );
-        self.publish_event(key, event, Some(&emotion_json), Some(conn), now, out);
+        self.publish_event(key, &event, Some(&emotion_json), Some(conn), now, out);
         let room_name = &self.rooms[key].name;
         let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
         out.send_with(conn, Delivery::Essential, size_hint, |json| {
@@ -936,7 +945,7 @@ impl ChatCore {
                     room.last_seq
                 )
             } else {
-                let first = room.history.front().map_or(room.last_seq + 1, |e| e.seq);
+                let first = room.history.first_seq().unwrap_or(room.last_seq + 1);
                 format!(
                     "events {} to {} are no longer retained; replaying what is",
                     since + 1,
@@ -952,7 +961,7 @@ impl ChatCore {
                 Some(&room.name),
             );
         }
-        for event in &room.history {
+        for event in room.history.iter() {
             if event.seq > after {
                 let size_hint = event.size_hint(&room.name);
                 out.send_with(conn, Delivery::Essential, size_hint, |json| {
@@ -1112,7 +1121,7 @@ impl ChatCore {
         let ts = self.unix_ms_at_zero.saturating_add(now);
         let event = RoomEvent::reply(seq, ts, &pending.in_reply_to, text, pending.emotion);
         let typing_off = wire::typing(&room.name, BOT_NAME, None, false);
-        self.publish_event(key, event, None, None, now, out);
+        self.publish_event(key, &event, None, None, now, out);
         self.publish(key, &typing_off, None, Delivery::Droppable, out);
         self.release_if_unused(key);
     }
@@ -1170,8 +1179,7 @@ impl ChatCore {
                 room.idle_timer = None;
                 let idle_at = room.last_event_at.saturating_add(idle_after);
                 if now >= idle_at {
-                    self.retained_events -= room.history.len();
-                    room.history = VecDeque::new();
+                    self.retained_events -= room.history.release();
                     self.release_if_unused(key);
                 } else {
                     let timer = Timer::RoomIdle {

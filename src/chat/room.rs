@@ -1,8 +1,9 @@
 //! Rooms: naming rules, members, per-room sequence numbers and the bounded history ring.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::history::HistoryRing;
 use super::inline_vec::InlineVec;
 use super::wire::{self, EmotionJson, WireEmotion};
 use super::ConnId;
@@ -48,110 +49,56 @@ pub struct PendingReply {
     pub confidence: f64,
 }
 
-/// A sequenced room event (`message` or `reply`), kept as data rather than as JSON: most events
-/// (a user's message with one tab open) reach nobody but the ring, so they are encoded only when
-/// another member must get one now or a client resumes. Encoding is deterministic, so a replay
-/// carries exactly the bytes first sent.
-pub struct RoomEvent {
+/// A sequenced room event (`message` or `reply`) as borrowed fields: built from a client's
+/// frame or a bot reply to be sent and retained, or read back from the history ring for a
+/// replay. Most events (a user's message with one tab open) reach nobody but the ring, so they
+/// are encoded only when another member must get one now or a client resumes. Encoding is
+/// deterministic, so a replay carries exactly the bytes first sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoomEvent<'a> {
     pub seq: u64,
     /// Unix milliseconds when the server accepted the event.
     pub ts: u64,
-    pub body: EventBody,
+    pub body: EventBody<'a>,
 }
 
-pub enum EventBody {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventBody<'a> {
     Message {
-        /// The sender's private room name (`user:<sub>`), shared with that room.
-        sender_room: Rc<str>,
+        /// The sender's sub; `None` in a private room, whose own user is the only sender (the
+        /// sub is then the room name's, and the ring need not store it).
+        from: Option<&'a str>,
         /// The sender's display name when the event was sent.
-        name: Option<Rc<str>>,
-        id_and_text: IdAndText,
+        name: Option<&'a str>,
+        id: &'a str,
+        text: &'a str,
         emotion: WireEmotion,
     },
     Reply {
-        in_reply_to: Box<str>,
-        text: &'static str,
+        in_reply_to: &'a str,
+        text: &'a str,
         emotion: Emotion,
     },
 }
 
-/// A message's id followed by its text, in one buffer. A full history ring hands its oldest
-/// event's buffer to the newest (see [`Room::evict_oldest_if_full`]), so that a message costs no
-/// allocation and no free once the ring has filled. A boxed `str` with the lengths beside it
-/// rather than a `String`: a ring slot stays 88 bytes.
-pub struct IdAndText {
-    /// The id, the text, then spaces up to the buffer's length (slack left by a longer message
-    /// that used the buffer before).
-    buffer: Box<str>,
-    text_end: u32,
-    id_len: u16,
-}
-
-/// Spaces to fill a reused buffer's slack with, a chunk at a time.
-const PADDING: &str = "                                                                ";
-
-impl IdAndText {
-    /// `id` and `text` copied into `buffer`, which is reused when it is large enough and not
-    /// much larger than needed (a ring slot must not hold on to a long message's buffer for a
-    /// short one), and otherwise replaced by one of the exact size.
-    pub fn fill(buffer: Box<str>, id: &str, text: &str) -> IdAndText {
-        let needed = id.len() + text.len();
-        let mut bytes = if buffer.len() < needed || buffer.len() > 2 * needed + PADDING.len() {
-            String::with_capacity(needed)
-        } else {
-            let mut bytes = buffer.into_string();
-            bytes.clear();
-            bytes
-        };
-        bytes.push_str(id);
-        bytes.push_str(text);
-        // Filled to capacity, so that boxing it does not reallocate.
-        while bytes.len() < bytes.capacity() {
-            let gap = (bytes.capacity() - bytes.len()).min(PADDING.len());
-            bytes.push_str(&PADDING[..gap]);
-        }
-        IdAndText {
-            buffer: bytes.into_boxed_str(),
-            // Ids are at most 64 characters (checked before) and frames are far below 4 GiB.
-            text_end: u32::try_from(needed).unwrap_or(u32::MAX),
-            id_len: u16::try_from(id.len()).unwrap_or(u16::MAX),
-        }
-    }
-
-    /// The id and the text.
-    pub fn split(&self) -> (&str, &str) {
-        let used = self.buffer.get(..self.text_end as usize).unwrap_or("");
-        used.split_at_checked(usize::from(self.id_len))
-            .unwrap_or(("", used))
-    }
-
-    /// Bytes of id and text.
-    fn len(&self) -> usize {
-        self.text_end as usize
-    }
-
-    /// The buffer, for another message.
-    fn into_buffer(self) -> Box<str> {
-        self.buffer
-    }
-}
-
-impl RoomEvent {
+impl<'a> RoomEvent<'a> {
     pub fn message(
         seq: u64,
         ts: u64,
-        sender_room: Rc<str>,
-        name: Option<Rc<str>>,
-        id_and_text: IdAndText,
+        from: Option<&'a str>,
+        name: Option<&'a str>,
+        id: &'a str,
+        text: &'a str,
         emotion: WireEmotion,
-    ) -> RoomEvent {
+    ) -> RoomEvent<'a> {
         RoomEvent {
             seq,
             ts,
             body: EventBody::Message {
-                sender_room,
+                from,
                 name,
-                id_and_text,
+                id,
+                text,
                 emotion,
             },
         }
@@ -160,15 +107,15 @@ impl RoomEvent {
     pub fn reply(
         seq: u64,
         ts: u64,
-        in_reply_to: &str,
-        text: &'static str,
+        in_reply_to: &'a str,
+        text: &'a str,
         emotion: Emotion,
-    ) -> RoomEvent {
+    ) -> RoomEvent<'a> {
         RoomEvent {
             seq,
             ts,
             body: EventBody::Reply {
-                in_reply_to: in_reply_to.into(),
+                in_reply_to,
                 text,
                 emotion,
             },
@@ -186,7 +133,7 @@ impl RoomEvent {
     /// About how many bytes [`RoomEvent::encode_into`] writes.
     pub fn size_hint(&self, room: &str) -> usize {
         match &self.body {
-            EventBody::Message { id_and_text, .. } => 320 + room.len() + id_and_text.len(),
+            EventBody::Message { id, text, .. } => 320 + room.len() + id.len() + text.len(),
             EventBody::Reply {
                 in_reply_to, text, ..
             } => 160 + room.len() + in_reply_to.len() + text.len(),
@@ -199,12 +146,12 @@ impl RoomEvent {
     pub fn encode_into(&self, room: &str, emotion_json: Option<&EmotionJson>, out: &mut Vec<u8>) {
         match &self.body {
             EventBody::Message {
-                sender_room,
+                from,
                 name,
-                id_and_text,
+                id,
+                text,
                 emotion,
             } => {
-                let (id, text) = id_and_text.split();
                 let encoded_now;
                 let emotion = match emotion_json {
                     Some(json) => json,
@@ -213,15 +160,14 @@ impl RoomEvent {
                         &encoded_now
                     }
                 };
+                let room_user = || room.strip_prefix(PRIVATE_PREFIX).unwrap_or(room);
                 wire::write_message_event(
                     out,
                     wire::MessageFields {
                         room,
                         seq: self.seq,
-                        from: sender_room
-                            .strip_prefix(PRIVATE_PREFIX)
-                            .unwrap_or(sender_room),
-                        name: name.as_deref(),
+                        from: from.unwrap_or_else(room_user),
+                        name: *name,
                         id,
                         text,
                         emotion,
@@ -249,7 +195,7 @@ pub struct Room {
     pub last_seq: u64,
     /// Recent events, oldest first. Empty (no allocation) until the first event and again
     /// after the room has been idle long enough.
-    pub history: VecDeque<RoomEvent>,
+    pub history: HistoryRing,
     /// `now` of the latest event.
     pub last_event_at: u64,
     /// Armed while the history ring is held, to release it once the room is idle.
@@ -271,7 +217,7 @@ impl Room {
             generation,
             members: InlineVec::new(),
             last_seq,
-            history: VecDeque::new(),
+            history: HistoryRing::default(),
             last_event_at: 0,
             idle_timer: None,
             presence: shared.then(Default::default),
@@ -290,35 +236,6 @@ impl Room {
         self.members.is_empty() && self.history.is_empty() && self.bot.is_none()
     }
 
-    /// When the ring holds `capacity` events or more, removes the oldest now rather than after
-    /// the next is appended, and returns its message buffer (empty when it was not a message)
-    /// for the next message, with how many events were removed (0 or 1).
-    pub fn evict_oldest_if_full(&mut self, capacity: usize) -> (Box<str>, usize) {
-        if capacity == 0 || self.history.len() < capacity {
-            return (Box::default(), 0);
-        }
-        match self.history.pop_front().map(|event| event.body) {
-            Some(EventBody::Message { id_and_text, .. }) => (id_and_text.into_buffer(), 1),
-            Some(EventBody::Reply { .. }) => (Box::default(), 1),
-            None => (Box::default(), 0),
-        }
-    }
-
-    /// Appends an event to the ring, dropping the oldest beyond `capacity`. Returns how the
-    /// number of retained events changed (1 or 0).
-    pub fn retain_event(&mut self, event: RoomEvent, capacity: usize) -> usize {
-        if capacity == 0 {
-            return 0;
-        }
-        self.history.push_back(event);
-        if self.history.len() > capacity {
-            self.history.pop_front();
-            0
-        } else {
-            1
-        }
-    }
-
     /// What a client that has seen events up to `since` should get: whether some events it has
     /// not seen are gone (or `since` is from a different life of the room), and the seq after
     /// which retained events are to be replayed.
@@ -329,8 +246,8 @@ impl Room {
         let gap = if since > self.last_seq {
             true
         } else {
-            match self.history.front() {
-                Some(first) => first.seq > since + 1,
+            match self.history.first_seq() {
+                Some(first) => first > since + 1,
                 None => self.last_seq > since,
             }
         };
@@ -365,7 +282,7 @@ mod tests {
         for seq in seqs {
             room.last_seq = seq;
             let event = RoomEvent::reply(seq, 0, "m", "hi", Emotion::Joy);
-            room.retain_event(event, capacity);
+            room.history.push(&event, capacity, 64 * 1024);
         }
         room
     }
@@ -388,9 +305,10 @@ mod tests {
         let event = RoomEvent::message(
             4,
             1_800_000_000_123,
-            Rc::from("user:zoë"),
-            Some(Rc::from("Zoë")),
-            IdAndText::fill(Box::default(), "c1", "héllo \"you\""),
+            Some("zoë"),
+            Some("Zoë"),
+            "c1",
+            "héllo \"you\"",
             emotion,
         );
         let json: serde_json::Value = serde_json::from_str(&event.encode("lobby")).unwrap();
@@ -416,53 +334,24 @@ mod tests {
     }
 
     #[test]
-    fn message_buffers_are_reused_when_they_fit() {
-        let first = IdAndText::fill(Box::default(), "c1", "a longer first message");
-        assert_eq!(first.split(), ("c1", "a longer first message"));
-        let buffer = first.into_buffer();
-        let address = buffer.as_ptr();
-        let second = IdAndText::fill(buffer, "c2", "shorter");
-        assert_eq!(second.split(), ("c2", "shorter"));
-        assert_eq!(second.len(), 9);
-        assert_eq!(second.buffer.as_ptr(), address, "reused in place");
-        // Too small, then far too large: a buffer of the exact size instead.
-        let grown = IdAndText::fill(second.into_buffer(), "c3", &"x".repeat(40));
-        assert_eq!(grown.split(), ("c3", "x".repeat(40).as_str()));
-        let shrunk = IdAndText::fill(
-            IdAndText::fill(Box::default(), "", &"y".repeat(500)).into_buffer(),
-            "",
-            "z",
-        );
-        assert_eq!(shrunk.split(), ("", "z"));
-        assert_eq!(shrunk.buffer.len(), 1);
-    }
-
-    #[test]
-    fn a_full_ring_gives_up_its_oldest_message_buffer() {
-        let mut room = Room::new(Rc::from("user:a"), 1, 0, false);
+    fn a_private_room_message_is_from_the_room_user() {
         let emotion = WireEmotion {
             dominant: Emotion::Neutral,
             scores: [0, 0, 0, 0, 0, 0, 10_000],
         };
-        for seq in 1..=2 {
-            let (buffer, evicted) = room.evict_oldest_if_full(2);
-            assert_eq!((buffer.len(), evicted), (0, 0));
-            let text = IdAndText::fill(buffer, "id", "text");
-            let event = RoomEvent::message(seq, 0, Rc::from("user:a"), None, text, emotion);
-            assert_eq!(room.retain_event(event, 2), 1);
-        }
-        let (buffer, evicted) = room.evict_oldest_if_full(2);
-        assert_eq!((&*buffer, evicted), ("idtext", 1));
-        let kept: Vec<u64> = room.history.iter().map(|e| e.seq).collect();
-        assert_eq!(kept, vec![2]);
-        assert_eq!(room.evict_oldest_if_full(0).1, 0);
+        let own = RoomEvent::message(1, 2, None, None, "i", "t", emotion).encode("user:zoë");
+        let json: serde_json::Value = serde_json::from_str(&own).unwrap();
+        assert_eq!(json["from"], "zoë");
+        assert_eq!(json["room"], "user:zoë");
+        assert!(json.get("name").is_none());
     }
 
     #[test]
-    fn retained_events_stay_small() {
-        // 100 events per room are retained for every user: the ring's slots are most of it.
-        println!("RoomEvent: {} bytes", std::mem::size_of::<RoomEvent>());
-        assert!(std::mem::size_of::<RoomEvent>() <= 88);
+    fn rooms_stay_small() {
+        // Hundreds of thousands of idle connections each hold a private room: the history
+        // ring must cost an idle room no more than the `VecDeque` it replaced (32 bytes).
+        println!("Room: {} bytes", std::mem::size_of::<Room>());
+        assert!(std::mem::size_of::<HistoryRing>() <= 32);
     }
 
     #[test]
@@ -474,7 +363,7 @@ mod tests {
         assert_eq!(room.resume_from(5), (true, 0));
         assert_eq!(room.resume_from(11), (true, 0));
         let mut released = room_with_events(1..=3, 4);
-        released.history.clear();
+        assert_eq!(released.history.release(), 3);
         assert_eq!(released.resume_from(3), (false, 3));
         assert_eq!(released.resume_from(2), (true, 0));
     }

@@ -1129,6 +1129,164 @@ fn ring_of_an_occupied_room_is_released_after_idle_and_seq_is_kept() {
     assert_eq!(h.drain()[0].json["seq"], 2);
 }
 
+/// Raw frames of `kind` that `conn` got.
+fn raw_of_type(sent: &[Sent], conn: ConnId, kind: &str) -> Vec<String> {
+    sent.iter()
+        .filter(|s| s.conn == conn && s.json["type"] == kind)
+        .map(|s| s.raw.clone())
+        .collect()
+}
+
+#[test]
+fn replays_after_the_ring_wrapped_many_times_are_exactly_as_sent() {
+    let mut h = Harness::with(ChatConfig {
+        bot: false,
+        msg_rate: 0,
+        ..ChatConfig::default()
+    });
+    h.connect(1, "alice");
+    h.connect(2, "alice");
+    for i in 0..250usize {
+        // Lengths that vary, multi-byte characters, escapes: records of every size.
+        let text = format!("{} \"{i}\" {}", "é".repeat(i * 7 % 60), "x".repeat(i % 13));
+        h.send(
+            1,
+            json!({"type": "message", "id": format!("m{i}"), "text": text}),
+        );
+        h.advance(3);
+    }
+    let live = raw_of_type(&h.drain(), 2, "message");
+    assert_eq!(live.len(), 250);
+    assert_eq!(h.core.stats().retained_events, 100);
+    h.send(
+        2,
+        json!({"type": "join", "room": "user:alice", "since": 180}),
+    );
+    let sent = h.drain();
+    assert_eq!(types(&sent, 2)[..2], ["joined", "message"]);
+    assert_eq!(raw_of_type(&sent, 2, "message"), live[180..]);
+    // Older than what is retained: the gap, then all 100 retained events.
+    h.send(
+        2,
+        json!({"type": "join", "room": "user:alice", "since": 149}),
+    );
+    let sent = h.drain();
+    assert_eq!(error_code(&sent[1].json), "history_gap");
+    assert_eq!(
+        sent[1].json["message"],
+        "events 150 to 150 are no longer retained; replaying what is"
+    );
+    assert_eq!(raw_of_type(&sent, 2, "message"), live[150..]);
+}
+
+#[test]
+fn shared_room_events_keep_sender_and_name_for_replay() {
+    let mut h = Harness::without_bot();
+    let now_s = h.core.unix_seconds(0);
+    let named = h
+        .core
+        .authenticator()
+        .mint("u-ann", Some("Ann \"A\" É"), 600, now_s)
+        .unwrap();
+    h.core.open(1, None, 0, &mut h.out);
+    h.send(1, json!({"type": "auth", "token": named}));
+    h.drain();
+    h.connect(2, "bob");
+    h.send(1, json!({"type": "join", "room": "lobby"}));
+    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.send(
+        1,
+        json!({"type": "message", "id": "a", "text": "hi all", "room": "lobby"}),
+    );
+    h.send(
+        2,
+        json!({"type": "message", "id": "b", "text": "hi Ann", "room": "lobby"}),
+    );
+    h.send(1, json!({"type": "message", "id": "c", "text": "mine"}));
+    let sent = h.drain();
+    let live = [
+        raw_of_type(&sent, 2, "message")[0].clone(),
+        raw_of_type(&sent, 1, "message")[0].clone(),
+    ];
+    h.connect(3, "carol");
+    h.send(3, json!({"type": "join", "room": "lobby", "since": 0}));
+    let replayed = raw_of_type(&h.drain(), 3, "message");
+    assert_eq!(replayed, live);
+    let first: Value = serde_json::from_str(&replayed[0]).unwrap();
+    assert_eq!(
+        (&first["from"], &first["name"]),
+        (&json!("u-ann"), &json!("Ann \"A\" É"))
+    );
+    // Ann's private room: her own message, `from` her sub, with her name.
+    h.send(1, json!({"type": "join", "room": "user:u-ann", "since": 0}));
+    let own = of_type(&h.drain(), 1, "message")[0].clone();
+    assert_eq!(
+        (&own["from"], &own["name"], &own["id"]),
+        (&json!("u-ann"), &json!("Ann \"A\" É"), &json!("c"))
+    );
+}
+
+#[test]
+fn long_texts_are_retained_within_the_byte_cap_and_resume_reports_the_gap() {
+    let mut h = Harness::with(ChatConfig {
+        bot: false,
+        msg_rate: 0,
+        history_bytes: 8 * 1024,
+        ..ChatConfig::default()
+    });
+    h.connect(1, "alice");
+    h.connect(2, "alice");
+    let long = "ü".repeat(1500); // 3,000 bytes: two fit in 8 KiB beside a few short ones
+    for i in 0..4 {
+        h.send(
+            1,
+            json!({"type": "message", "id": format!("l{i}"), "text": long}),
+        );
+    }
+    for i in 0..3 {
+        h.send(
+            1,
+            json!({"type": "message", "id": format!("s{i}"), "text": "short"}),
+        );
+    }
+    let live = raw_of_type(&h.drain(), 2, "message");
+    assert_eq!(h.core.stats().retained_events, 5);
+    h.send(2, json!({"type": "join", "room": "user:alice", "since": 1}));
+    let sent = h.drain();
+    assert_eq!(
+        sent[1].json["message"],
+        "events 2 to 2 are no longer retained; replaying what is"
+    );
+    assert_eq!(raw_of_type(&sent, 2, "message"), live[2..]);
+    // Short messages take the long ones' place until the event limit would apply.
+    for i in 0..20 {
+        h.send(
+            1,
+            json!({"type": "message", "id": format!("t{i}"), "text": "tiny"}),
+        );
+    }
+    assert_eq!(h.core.stats().retained_events, 25);
+}
+
+#[test]
+fn released_ring_is_rebuilt_by_the_next_message() {
+    let mut h = Harness::without_bot();
+    h.connect(1, "alice");
+    h.send(1, json!({"type": "message", "id": "a", "text": "before"}));
+    h.advance(121_000);
+    assert_eq!(h.core.stats().retained_events, 0);
+    h.send(1, json!({"type": "message", "id": "b", "text": "after"}));
+    assert_eq!(h.core.stats().retained_events, 1);
+    h.drain();
+    h.connect(2, "alice");
+    h.send(2, json!({"type": "join", "room": "user:alice", "since": 0}));
+    let replayed = of_type(&h.drain(), 2, "message")
+        .into_iter()
+        .map(|m| (m["seq"].clone(), m["text"].clone()))
+        .collect::<Vec<_>>();
+    assert_eq!(replayed, vec![(json!(2), json!("after"))]);
+}
+
 // ----- lifecycle -----
 
 #[test]

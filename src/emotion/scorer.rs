@@ -186,7 +186,7 @@ impl Scorer {
                 }
                 class @ (ByteClass::ClauseBreak | ByteClass::Punct) => {
                     if let Some((entry, end)) = read_emoticon(bytes, pos) {
-                        pass.add(&entry.weights, self.params.emoticon_gain);
+                        pass.add(&entry.weights().labels, self.params.emoticon_gain);
                         pos = end;
                     } else {
                         pos += 1;
@@ -244,10 +244,10 @@ impl Scorer {
                             .and_then(lexicon::lookup)
                     };
                     if let Some(entry) = whole.or_else(first) {
-                        pass.add(&entry.weights, p.emoji_gain);
+                        pass.add(&entry.weights().labels, p.emoji_gain);
                     }
                 }
-                Token::Emoticon(entry) => pass.add(&entry.weights, p.emoticon_gain),
+                Token::Emoticon(entry) => pass.add(&entry.weights().labels, p.emoticon_gain),
             }
             if !tokenizer.hashtag_continues() {
                 return tokenizer.pos();
@@ -273,7 +273,7 @@ impl Scorer {
         let p = &self.params;
         pass.negation_left = 0;
         pass.pending_boost = 0.0;
-        for (count, entry, gain) in [
+        for (count, weights, gain) in [
             (exclaims, lexicon::exclaim(), p.exclaim_gain),
             (questions, lexicon::question(), p.question_gain),
         ] {
@@ -281,7 +281,7 @@ impl Scorer {
                 continue;
             }
             let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
-            pass.add(&entry.weights, 1.0 + gain * extra);
+            pass.add(&weights.labels, 1.0 + gain * extra);
         }
     }
 
@@ -326,14 +326,15 @@ impl Scorer {
             pass.negation_left -= 1;
             scale *= p.negation_scale;
         }
-        pass.add(&entry.weights, scale);
-        pass.pending_boost = if entry.booster != 0.0 {
+        let weights = entry.weights();
+        pass.add(&weights.labels, scale);
+        pass.pending_boost = if weights.booster != 0.0 {
             let drawn_out = if shape.elongated() {
                 1.0 + p.elongation_boost
             } else {
                 1.0
             };
-            entry.booster * p.booster_gain * drawn_out
+            weights.booster * p.booster_gain * drawn_out
         } else {
             0.0
         };
@@ -350,7 +351,7 @@ impl Scorer {
 fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon::Entry> {
     key.singled(spare);
     let singled = spare.get().and_then(lexicon::lookup);
-    if let Some(entry) = singled.filter(|e| e.booster != 0.0) {
+    if let Some(entry) = singled.filter(|e| e.weights().booster != 0.0) {
         return Some(entry);
     }
     key.entry().or(singled)

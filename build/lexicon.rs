@@ -4,11 +4,13 @@
 //!
 //! The layout is chosen for the cache lines a lookup touches, since in the server the tables are
 //! mostly cold: an open-addressing hash table (linear probing, at most two thirds full) whose
-//! 16-byte slots hold each key's first word, length and rule bits, so that a probe reads one line
-//! and a miss nothing else; and an array of 32-byte weight records, read only on a hit, that never
-//! straddle a line. Keys frequent in chat (`src/emotion/hot_keys.txt`) come first in the weights
-//! array and in `KEY_BYTES`, so their records share few lines, and are inserted into the hash table
-//! first, so they sit in their home slots.
+//! 32-byte slots are the entries themselves, key and weights, two to a line, so that a lookup
+//! (hit or miss) usually reads one line. The weights fit because the lexicon gives them to four
+//! decimals: each is stored as a count of ten-thousandths in an `i16`, which the scorer divides
+//! by 10,000 — giving back the very `f32` that parsing the decimal gives, checked here for every
+//! weight. The few entries that do not fit (a weight beyond ±3.2767) keep `f32` weights in a side
+//! table. Keys frequent in chat (`src/emotion/hot_keys.txt`) are inserted first, so they sit in
+//! their home slots, and their bytes come first in `KEY_BYTES`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,6 +27,18 @@ const LABELS: usize = 7;
 const NEGATOR: u8 = 1;
 /// Longest emoticon the tokenizer tries (`MAX_EMOTICON_BYTES` in `src/emotion/tokenizer.rs`).
 const MAX_EMOTICON_BYTES: usize = 8;
+/// Weights are stored as counts of this unit (`WEIGHT_UNIT` in `src/emotion/lexicon.rs`).
+const WEIGHT_UNIT: f32 = 10_000.0;
+/// The entry's label weights are in the side table (`WIDE` in `src/emotion/lexicon.rs`).
+const WIDE: u8 = 1 << 7;
+
+/// `value` as a count of [`WEIGHT_UNIT`]s that the scorer turns back into exactly `value`, if
+/// there is one that fits an `i16`.
+fn in_units(value: f32) -> Option<i16> {
+    let units = (f64::from(value) * f64::from(WEIGHT_UNIT)).round();
+    let units = i16::try_from(units as i64).ok()?;
+    ((f32::from(units) / WEIGHT_UNIT).to_bits() == value.to_bits()).then_some(units)
+}
 
 #[derive(Default)]
 struct RawEntry {
@@ -148,6 +162,7 @@ pub fn generate(out_dir: &Path) {
             .unwrap_or_else(|| panic!("the lexicon has no {key:?} entry"))
     };
     let (exclaim, question) = (index_of("!"), index_of("?"));
+    let mut slot_of_key = vec![0usize; order.len()];
 
     // At most two thirds full, so that probe sequences, and misses above all, stay short.
     let slots = (entries.len() * 3 / 2).next_power_of_two();
@@ -160,38 +175,46 @@ pub fn generate(out_dir: &Path) {
         "pub(in crate::emotion::lexicon) static BIAS: [f32; 7] = {bias:?};"
     )
     .unwrap();
-    writeln!(
-        code,
-        "pub(in crate::emotion::lexicon) static WEIGHTS: [Weights; {}] = [",
-        order.len()
-    )
-    .unwrap();
+    // (`key_start`, label weights) of the entries whose weights do not fit, by `key_start`.
+    let mut wide_labels: Vec<(usize, [f32; LABELS])> = Vec::new();
     for (index, key) in order.iter().enumerate() {
         let entry = &entries[*key];
-        writeln!(
-            code,
-            "Weights {{ labels: {:?}, booster: {:?} }},",
-            entry.weights, entry.booster
-        )
-        .unwrap();
         let mut slot = key_hash::key_hash(key.as_bytes()) as usize & (slots - 1);
         while table[slot].is_some() {
             slot = (slot + 1) & (slots - 1);
         }
+        slot_of_key[index] = slot;
         assert!(
             (1..=u8::MAX as usize).contains(&key.len()),
             "key length out of range: {key:?}"
         );
+        let booster = in_units(entry.booster)
+            .unwrap_or_else(|| panic!("booster of {key:?} is not a whole number of units"));
+        let mut flags = entry.flags | key_flags::key_flags(key.as_bytes());
+        let narrow: Option<Vec<i16>> = entry.weights.iter().map(|&w| in_units(w)).collect();
+        let mut units = match narrow {
+            Some(labels) => labels,
+            None => {
+                flags |= WIDE;
+                wide_labels.push((key_bytes.len(), entry.weights));
+                vec![0; LABELS]
+            }
+        };
+        units.push(booster);
         table[slot] = Some(format!(
-            "Entry {{ key_prefix: {:#x}, key_start: {}, weights_index: {index}, key_len: {}, flags: {} }},",
+            "Entry {{ key_prefix: {:#x}, key_start: {}, key_len: {}, flags: {flags}, units: WeightUnits({units:?}) }},",
             key_hash::key_word(key.as_bytes(), 0),
             key_bytes.len(),
             key.len(),
-            entry.flags | key_flags::key_flags(key.as_bytes()),
         ));
         key_bytes.extend_from_slice(key.as_bytes());
     }
-    code.push_str("];\n");
+    writeln!(
+        code,
+        "pub(in crate::emotion::lexicon) static WIDE_LABELS: [(u32, [f32; 7]); {}] = {wide_labels:?};",
+        wide_labels.len()
+    )
+    .unwrap();
     writeln!(
         code,
         "pub(in crate::emotion::lexicon) static EMOTICON_LENGTHS: [u16; 256] = {emoticon_lengths:?};"
@@ -199,8 +222,9 @@ pub fn generate(out_dir: &Path) {
     .unwrap();
     writeln!(
         code,
-        "pub(in crate::emotion::lexicon) const EXCLAIM: usize = {exclaim};\n\
-         pub(in crate::emotion::lexicon) const QUESTION: usize = {question};"
+        "pub(in crate::emotion::lexicon) const EXCLAIM: usize = {};\n\
+         pub(in crate::emotion::lexicon) const QUESTION: usize = {};",
+        slot_of_key[exclaim], slot_of_key[question]
     )
     .unwrap();
     // An empty slot is all zeros: a key length of 0, which no key has, ends a probe sequence.

@@ -6,41 +6,50 @@
 //! "never", "so"/"this", "but"), so that a known word costs one probe and no byte comparison.
 //!
 //! In the server the tables are mostly cold when a message arrives, so the layout counts cache
-//! lines: the hash table's slots are the entries themselves (16 bytes, four to a line), so a probe
-//! reads one line and settles a miss there; the weights, read only on a hit, are 32-byte records
-//! that never straddle two lines, those of the keys frequent in chat packed together first.
+//! lines: the hash table's slots are the entries themselves, key and weights in 32 bytes, two to a
+//! line, so that a lookup, hit or miss, usually reads one line. The weights fit because they are
+//! stored as `i16` counts of ten-thousandths (the lexicon's precision); dividing by 10,000 gives
+//! back, bit for bit, the `f32` the lexicon's decimal parses to (the build checks each one).
 
 use super::key_flags;
 use super::key_hash::{key_hash, key_hash_finish, key_hash_step, key_word};
 
-/// One lexicon key, a slot of the hash table: what a probe compares and the rules' bits, 16
-/// bytes aligned to 16 so that a probe reads one cache line.
+/// One lexicon key and what it contributes, a slot of the hash table: 32 bytes aligned to 32, so
+/// that a probe reads one cache line and finds the weights there too.
 #[derive(Debug)]
-#[repr(C, align(16))]
+#[repr(C, align(32))]
 pub(crate) struct Entry {
     /// The key's first eight bytes as a little-endian word, zero-padded: most keys are no longer,
     /// so one integer comparison usually settles a probe without touching `KEY_BYTES`.
     key_prefix: u64,
     key_start: u32,
-    /// Where in `WEIGHTS` this key's contribution is.
-    weights_index: u16,
     /// 0 in an empty slot (no key is empty).
     key_len: u8,
-    /// [`NEGATOR`] and the [`key_flags`] bits of the key.
+    /// [`NEGATOR`], [`WIDE`] and the [`key_flags`] bits of the key.
     flags: u8,
+    units: WeightUnits,
 }
 
-/// What a key contributes: 32 bytes aligned to 32, so a record never straddles two cache lines.
+/// The weights added to the seven label logits, in [`super::Emotion::ALL`] order, then VADER's
+/// degree-adverb scalar (2,930 boosts, -2,930 dampens the next word; 0 for other words), all as
+/// counts of [`WEIGHT_UNIT`]. In a [`WIDE`] entry the seven label weights are in `WIDE_LABELS`
+/// and their units here are 0.
+/// Sixteen aligned bytes: the scorer converts all eight with a few vector instructions.
 #[derive(Debug)]
-#[repr(C, align(32))]
-pub(crate) struct Weights {
-    /// Added to the seven label logits, in [`super::Emotion::ALL`] order.
-    pub(crate) labels: [f32; 7],
-    /// VADER degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word); 0 otherwise.
-    pub(crate) booster: f32,
-}
+#[repr(C, align(16))]
+struct WeightUnits([i16; 8]);
 
-const _: () = assert!(std::mem::size_of::<Entry>() == 16 && std::mem::size_of::<Weights>() == 32);
+/// Where the degree-adverb scalar is in [`WeightUnits`] and [`Entry::weights`].
+pub(crate) const BOOSTER: usize = 7;
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+
+/// The unit of the stored weights: the lexicon gives them to four decimals.
+const WEIGHT_UNIT: f32 = 10_000.0;
+
+/// The entry's weights do not all fit an `i16` count of units (a weight beyond ±3.2767, or a
+/// negative zero) and are kept in `WIDE_LABELS`, under the key's `key_start`.
+const WIDE: u8 = 1 << 7;
 
 /// In VADER's negator list (bit 0; the [`key_flags`] bits are the others).
 const NEGATOR: u8 = 1;
@@ -50,15 +59,42 @@ impl Entry {
     const EMPTY: Entry = Entry {
         key_prefix: 0,
         key_start: 0,
-        weights_index: 0,
         key_len: 0,
         flags: 0,
+        units: WeightUnits([0; 8]),
     };
 
-    /// The key's weights and degree-adverb scalar.
+    /// The seven label weights, in [`super::Emotion::ALL`] order, then at [`BOOSTER`] the VADER
+    /// degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word; 0 otherwise).
+    #[inline(always)]
+    pub(crate) fn weights(&self) -> [f32; 8] {
+        if self.flags & WIDE != 0 {
+            return self.wide_weights();
+        }
+        // A correctly rounded division: the nearest `f32` to the four-decimal weight, which is
+        // what parsing it gives.
+        self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
+    }
+
+    /// The weights of a [`WIDE`] entry, found by its key's place in `KEY_BYTES` (unique), so that
+    /// the common path reads nothing of the units before converting them all.
+    #[cold]
+    fn wide_weights(&self) -> [f32; 8] {
+        let found = WIDE_LABELS.binary_search_by_key(&self.key_start, |&(start, _)| start);
+        let [a, b, c, d, e, f, g] = found.map_or([0.0; 7], |index| WIDE_LABELS[index].1);
+        [a, b, c, d, e, f, g, self.booster()]
+    }
+
+    /// Whether the key is one of VADER's degree adverbs.
     #[inline]
-    pub(crate) fn weights(&self) -> &'static Weights {
-        &WEIGHTS[usize::from(self.weights_index)]
+    pub(crate) fn is_booster(&self) -> bool {
+        self.units.0[BOOSTER] != 0
+    }
+
+    /// VADER degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word); 0 otherwise.
+    #[inline]
+    pub(crate) fn booster(&self) -> f32 {
+        f32::from(self.units.0[BOOSTER]) / WEIGHT_UNIT
     }
 
     #[inline]
@@ -69,7 +105,7 @@ impl Entry {
     /// The [`key_flags`] bits of this entry's key, computed at build time.
     #[inline]
     pub(crate) fn key_flags(&self) -> u8 {
-        self.flags & !NEGATOR
+        self.flags & !(NEGATOR | WIDE)
     }
 
     fn key(&self) -> &'static [u8] {
@@ -80,30 +116,35 @@ impl Entry {
     }
 }
 
-/// The generated tables: `BIAS`, `WEIGHTS` (hot keys first), `SLOTS` (the hash table of entries)
-/// and `KEY_BYTES` (all keys, concatenated, in `WEIGHTS` order).
+/// The generated tables: `BIAS`, `SLOTS` (the hash table of entries), `WIDE_LABELS` and
+/// `KEY_BYTES` (all keys, concatenated, hot keys first).
 mod generated {
     // Learned weights that happen to print like 1/pi are not meant as constants.
     #![allow(clippy::approx_constant)]
-    use super::{Entry, Weights};
+    use super::{Entry, WeightUnits};
     include!(concat!(env!("OUT_DIR"), "/emotion_lexicon.rs"));
 }
-use generated::{BIAS, EMOTICON_LENGTHS, EXCLAIM, KEY_BYTES, QUESTION, SLOTS, WEIGHTS};
+use generated::{BIAS, EMOTICON_LENGTHS, EXCLAIM, KEY_BYTES, QUESTION, SLOTS, WIDE_LABELS};
 
-// The entry's key-derived bits must not collide with the negator bit.
+// The entry's key-derived bits must not collide with the negator and wide bits.
 const _: () = assert!(
-    (key_flags::ENDS_IN_NT | key_flags::NEVER | key_flags::SO_OR_THIS | key_flags::BUT) & NEGATOR
+    (key_flags::ENDS_IN_NT
+        | key_flags::NEVER
+        | key_flags::SO_OR_THIS
+        | key_flags::BUT
+        | key_flags::HAS_TRIPLE)
+        & (NEGATOR | WIDE)
         == 0
 );
 
-/// The weights of `!`, which a run of exclamation marks adds.
-pub(crate) fn exclaim() -> &'static Weights {
-    &WEIGHTS[EXCLAIM]
+/// The entry of `!`, whose weights a run of exclamation marks adds.
+pub(crate) fn exclaim() -> &'static Entry {
+    &SLOTS[EXCLAIM]
 }
 
-/// The weights of `?`.
-pub(crate) fn question() -> &'static Weights {
-    &WEIGHTS[QUESTION]
+/// The entry of `?`.
+pub(crate) fn question() -> &'static Entry {
+    &SLOTS[QUESTION]
 }
 
 /// Bit `n` set if some key of `n` printable ASCII bytes (2 to 8) starts with `first`: where no
@@ -216,6 +257,7 @@ pub(crate) fn lookup_hashed(key: &[u8], hash: u32, prefix: u64) -> Option<&'stat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emotion::Emotion;
 
     #[test]
     fn finds_words_emoticons_and_emoji() {
@@ -235,9 +277,10 @@ mod tests {
     fn carries_vader_modifiers() {
         assert!(lookup(b"not").is_some_and(Entry::is_negator));
         assert!(lookup(b"never").is_some_and(Entry::is_negator));
-        assert!(lookup(b"very").is_some_and(|e| e.weights().booster > 0.0));
-        assert!(lookup(b"slightly").is_some_and(|e| e.weights().booster < 0.0));
-        assert!(lookup(b"happy").is_some_and(|e| !e.is_negator() && e.weights().booster == 0.0));
+        assert!(lookup(b"very").is_some_and(|e| e.booster() > 0.0));
+        assert!(lookup(b"slightly").is_some_and(|e| e.booster() < 0.0));
+        assert!(lookup(b"happy").is_some_and(|e| !e.is_negator() && !e.is_booster()));
+        assert_eq!(lookup(b"very").map(Entry::booster), Some(0.293));
     }
 
     /// The occupied slots, with their indices.
@@ -254,7 +297,8 @@ mod tests {
             let probes = (slot.wrapping_sub(home) & mask) + 1;
             total += probes;
             longest = longest.max(probes);
-            if entry.weights_index < 1024 {
+            // `KEY_BYTES` holds the hot keys first: these are the couple of hundred hottest.
+            if entry.key_start < 1024 {
                 hot_total += probes;
                 hot += 1;
             }
@@ -268,14 +312,28 @@ mod tests {
     }
 
     #[test]
-    fn every_weights_record_has_one_entry_and_hot_keys_come_first() {
-        let mut owners = vec![0u32; WEIGHTS.len()];
-        for (_, entry) in occupied() {
-            owners[usize::from(entry.weights_index)] += 1;
+    fn weights_read_back_as_the_lexicon_gives_them() {
+        let happy = lookup(b"happy").map(|e| e.weights());
+        assert!(
+            happy.is_some_and(|w| w[Emotion::Joy.index()] > 0.5),
+            "{happy:?}"
+        );
+        let wide: Vec<&Entry> = occupied()
+            .map(|(_, e)| e)
+            .filter(|e| e.flags & WIDE != 0)
+            .collect();
+        assert_eq!(wide.len(), WIDE_LABELS.len());
+        for entry in wide {
+            let weights = entry.weights();
+            assert_eq!(weights[BOOSTER], entry.booster());
+            let labels = &weights[..BOOSTER];
+            // Beyond an `i16` count of units, or a negative zero, which a count cannot give.
+            let narrow = |w: &f32| w.abs() <= 3.2767 && !(*w == 0.0 && w.is_sign_negative());
+            assert!(!labels.iter().all(narrow), "{labels:?}");
         }
-        assert!(owners.iter().all(|&n| n == 1));
-        let first = lookup(b"the").map(|e| e.weights() as *const Weights);
-        assert_eq!(first, Some(&WEIGHTS[0] as *const Weights));
+        // `!` and `?` are found where the scorer takes them from.
+        assert!(lookup(b"!").is_some_and(|e| std::ptr::eq(e, exclaim())));
+        assert!(lookup(b"?").is_some_and(|e| std::ptr::eq(e, question())));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! [`Tokenizer`], which reads one token there and hands control back.
 
 use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
-use super::lexicon::{self, Entry};
+use super::lexicon::{self, Entry, BOOSTER};
 use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
     PlainWord, Token, Tokenizer, WordShape, WordStart,
@@ -85,7 +85,9 @@ pub struct Scorer {
 
 /// What has been read so far of one message.
 struct Pass {
-    logits: [f32; 7],
+    /// The seven label logits, and a spare lane that takes the booster column of the entries'
+    /// weights, so that adding them is two four-lane vector operations; it is never read.
+    logits: [f32; 8],
     /// Words left in the current negation scope.
     negation_left: u8,
     /// The scope was opened by "never", which "so"/"this" turn into emphasis ("never so happy").
@@ -102,7 +104,7 @@ impl Pass {
     /// The state before the first token of `text`.
     fn new(text: &str) -> Pass {
         Pass {
-            logits: [0.0; 7],
+            logits: [0.0; 8],
             negation_left: 0,
             negated_by_never: false,
             pending_boost: 0.0,
@@ -113,8 +115,19 @@ impl Pass {
 }
 
 impl Pass {
+    /// The label logits: what was read, plus the intercepts and `params`' label offsets.
+    fn finish(self, params: &Params) -> [f32; 7] {
+        let bias = lexicon::bias();
+        let [a, b, c, d, e, f, g, _spare] = self.logits;
+        let mut logits = [a, b, c, d, e, f, g];
+        for (i, logit) in logits.iter_mut().enumerate() {
+            *logit += bias[i] + params.label_offsets[i];
+        }
+        logits
+    }
+
     #[inline(always)]
-    fn add(&mut self, weights: &[f32; 7], scale: f32) {
+    fn add(&mut self, weights: &[f32; 8], scale: f32) {
         let scale = scale * self.clause_weight;
         for (logit, weight) in self.logits.iter_mut().zip(weights) {
             *logit += weight * scale;
@@ -186,7 +199,7 @@ impl Scorer {
                 }
                 class @ (ByteClass::ClauseBreak | ByteClass::Punct) => {
                     if let Some((entry, end)) = read_emoticon(bytes, pos) {
-                        pass.add(&entry.weights().labels, self.params.emoticon_gain);
+                        pass.add(&entry.weights(), self.params.emoticon_gain);
                         pos = end;
                     } else {
                         pos += 1;
@@ -199,12 +212,7 @@ impl Scorer {
                 _ => pos = self.general_token(&mut pass, text, pos),
             }
         }
-        let p = &self.params;
-        let bias = lexicon::bias();
-        for (i, logit) in pass.logits.iter_mut().enumerate() {
-            *logit += bias[i] + p.label_offsets[i];
-        }
-        pass.logits
+        pass.finish(&self.params)
     }
 
     /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
@@ -244,10 +252,10 @@ impl Scorer {
                             .and_then(lexicon::lookup)
                     };
                     if let Some(entry) = whole.or_else(first) {
-                        pass.add(&entry.weights().labels, p.emoji_gain);
+                        pass.add(&entry.weights(), p.emoji_gain);
                     }
                 }
-                Token::Emoticon(entry) => pass.add(&entry.weights().labels, p.emoticon_gain),
+                Token::Emoticon(entry) => pass.add(&entry.weights(), p.emoticon_gain),
             }
             if !tokenizer.hashtag_continues() {
                 return tokenizer.pos();
@@ -273,7 +281,7 @@ impl Scorer {
         let p = &self.params;
         pass.negation_left = 0;
         pass.pending_boost = 0.0;
-        for (count, weights, gain) in [
+        for (count, entry, gain) in [
             (exclaims, lexicon::exclaim(), p.exclaim_gain),
             (questions, lexicon::question(), p.question_gain),
         ] {
@@ -281,7 +289,7 @@ impl Scorer {
                 continue;
             }
             let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
-            pass.add(&weights.labels, 1.0 + gain * extra);
+            pass.add(&entry.weights(), 1.0 + gain * extra);
         }
     }
 
@@ -327,14 +335,14 @@ impl Scorer {
             scale *= p.negation_scale;
         }
         let weights = entry.weights();
-        pass.add(&weights.labels, scale);
-        pass.pending_boost = if weights.booster != 0.0 {
+        pass.add(&weights, scale);
+        pass.pending_boost = if entry.is_booster() {
             let drawn_out = if shape.elongated() {
                 1.0 + p.elongation_boost
             } else {
                 1.0
             };
-            weights.booster * p.booster_gain * drawn_out
+            weights[BOOSTER] * p.booster_gain * drawn_out
         } else {
             0.0
         };
@@ -351,7 +359,7 @@ impl Scorer {
 fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon::Entry> {
     key.singled(spare);
     let singled = spare.get().and_then(lexicon::lookup);
-    if let Some(entry) = singled.filter(|e| e.weights().booster != 0.0) {
+    if let Some(entry) = singled.filter(|e| e.is_booster()) {
         return Some(entry);
     }
     key.entry().or(singled)
@@ -553,11 +561,7 @@ mod tests {
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);
         }
-        let bias = lexicon::bias();
-        for (i, logit) in pass.logits.iter_mut().enumerate() {
-            *logit += bias[i] + scorer.params.label_offsets[i];
-        }
-        pass.logits
+        pass.finish(&scorer.params)
     }
 
     #[test]

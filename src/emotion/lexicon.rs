@@ -155,8 +155,8 @@ pub(crate) fn emoticon_lengths(first: u8) -> u16 {
 }
 
 /// The label intercepts learned with the lexicon: the logits of a text with no known token.
-pub(crate) fn bias() -> &'static [f32; 7] {
-    &BIAS
+pub(crate) const fn bias() -> [f32; 7] {
+    BIAS
 }
 
 /// Finds `key` (exact bytes) in the lexicon.

@@ -78,9 +78,31 @@ impl Default for Params {
 }
 
 /// Scores text for emotion. Cheap to construct and `Copy`: all tables are static.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Scorer {
     params: Params,
+    /// The lexicon's label intercepts plus `params.label_offsets`, added to every text's logits:
+    /// summed once here rather than per call, which also spares each call a read of the
+    /// lexicon's intercept table.
+    intercepts: [f32; 7],
+}
+
+impl Default for Scorer {
+    fn default() -> Self {
+        Scorer::new()
+    }
+}
+
+/// Each label's lexicon intercept plus its offset in `params`.
+const fn intercepts(params: &Params) -> [f32; 7] {
+    let bias = lexicon::bias();
+    let mut intercepts = [0.0; 7];
+    let mut i = 0;
+    while i < intercepts.len() {
+        intercepts[i] = bias[i] + params.label_offsets[i];
+        i += 1;
+    }
+    intercepts
 }
 
 /// What has been read so far of one message.
@@ -115,13 +137,12 @@ impl Pass {
 }
 
 impl Pass {
-    /// The label logits: what was read, plus the intercepts and `params`' label offsets.
-    fn finish(self, params: &Params) -> [f32; 7] {
-        let bias = lexicon::bias();
+    /// The label logits: what was read, plus the scorer's intercepts.
+    fn finish(self, intercepts: &[f32; 7]) -> [f32; 7] {
         let [a, b, c, d, e, f, g, _spare] = self.logits;
         let mut logits = [a, b, c, d, e, f, g];
-        for (i, logit) in logits.iter_mut().enumerate() {
-            *logit += bias[i] + params.label_offsets[i];
+        for (logit, intercept) in logits.iter_mut().zip(intercepts) {
+            *logit += intercept;
         }
         logits
     }
@@ -137,13 +158,14 @@ impl Pass {
 
 impl Scorer {
     pub const fn new() -> Self {
-        Scorer {
-            params: Params::TUNED,
-        }
+        Scorer::with_params(Params::TUNED)
     }
 
     pub const fn with_params(params: Params) -> Self {
-        Scorer { params }
+        Scorer {
+            params,
+            intercepts: intercepts(&params),
+        }
     }
 
     pub fn params(&self) -> &Params {
@@ -212,7 +234,7 @@ impl Scorer {
                 _ => pos = self.general_token(&mut pass, text, pos),
             }
         }
-        pass.finish(&self.params)
+        pass.finish(&self.intercepts)
     }
 
     /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
@@ -561,7 +583,7 @@ mod tests {
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);
         }
-        pass.finish(&scorer.params)
+        pass.finish(&scorer.intercepts)
     }
 
     #[test]

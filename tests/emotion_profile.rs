@@ -105,12 +105,12 @@ fn score_the_chat_lines_many_times() {
 
 #[test]
 #[ignore = "a profiling workload, not a check"]
-fn score_the_chat_lines_partly_cold() {
+fn score_the_load_texts_partly_cold() {
     score_chat_lines_after_other_work(1 << 20);
 }
 
 #[test]
 #[ignore = "a profiling workload, not a check"]
-fn score_the_chat_lines_fully_cold() {
+fn score_the_load_texts_fully_cold() {
     score_chat_lines_after_other_work(OTHER_WORK_BYTES);
 }

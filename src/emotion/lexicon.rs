@@ -304,10 +304,11 @@ mod tests {
             }
         }
         let mean = total as f64 / occupied().count() as f64;
-        assert!(mean < 2.0, "mean probe length {mean}");
-        assert!(longest < 60, "longest probe sequence {longest}");
+        assert!(mean < 2.3, "mean probe length {mean}");
+        assert!(longest < 80, "longest probe sequence {longest}");
         // The keys frequent in chat went in first: most sit in their home slot.
         let hot_mean = hot_total as f64 / hot as f64;
+        println!("mean probe length {mean:.3} ({hot_mean:.3} for the {hot} hottest keys), longest {longest}");
         assert!(hot_mean < 1.1, "mean probe length of hot keys {hot_mean}");
     }
 

@@ -8,9 +8,9 @@
 //! (hit or miss) usually reads one line. The weights fit because the lexicon gives them to four
 //! decimals: each is stored as a count of ten-thousandths in an `i16`, which the scorer divides
 //! by 10,000 — giving back the very `f32` that parsing the decimal gives, checked here for every
-//! weight. The few entries that do not fit (a weight beyond ±3.2767) keep `f32` weights in a side
-//! table. Keys frequent in chat (`src/emotion/hot_keys.txt`) are inserted first, so they sit in
-//! their home slots, and their bytes come first in `KEY_BYTES`.
+//! weight. The few entries that do not fit (a weight beyond ±3.2767, or a negative zero) keep
+//! `f32` weights in a side table. Keys frequent in chat (`src/emotion/hot_keys.txt`) are inserted
+//! first, so they sit in their home slots, and their bytes come first in `KEY_BYTES`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

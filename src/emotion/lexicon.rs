@@ -34,6 +34,7 @@ pub(crate) struct Entry {
 /// degree-adverb scalar (2,930 boosts, -2,930 dampens the next word; 0 for other words), all as
 /// counts of [`WEIGHT_UNIT`]. In a [`WIDE`] entry the seven label weights are in `WIDE_LABELS`
 /// and their units here are 0.
+///
 /// Sixteen aligned bytes: the scorer converts all eight with a few vector instructions.
 #[derive(Debug)]
 #[repr(C, align(16))]

@@ -8,7 +8,7 @@
 //! [`Tokenizer`], which reads one token there and hands control back.
 
 use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
-use super::lexicon::{self, Entry};
+use super::lexicon::{self, Entry, BOOSTER};
 use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
     PlainWord, Token, Tokenizer, WordShape, WordStart,
@@ -78,14 +78,38 @@ impl Default for Params {
 }
 
 /// Scores text for emotion. Cheap to construct and `Copy`: all tables are static.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Scorer {
     params: Params,
+    /// The lexicon's label intercepts plus `params.label_offsets`, added to every text's logits:
+    /// summed once here rather than per call, which also spares each call a read of the
+    /// lexicon's intercept table.
+    intercepts: [f32; 7],
+}
+
+impl Default for Scorer {
+    fn default() -> Self {
+        Scorer::new()
+    }
+}
+
+/// Each label's lexicon intercept plus its offset in `params`.
+const fn intercepts(params: &Params) -> [f32; 7] {
+    let bias = lexicon::bias();
+    let mut intercepts = [0.0; 7];
+    let mut i = 0;
+    while i < intercepts.len() {
+        intercepts[i] = bias[i] + params.label_offsets[i];
+        i += 1;
+    }
+    intercepts
 }
 
 /// What has been read so far of one message.
 struct Pass {
-    logits: [f32; 7],
+    /// The seven label logits, and a spare lane that takes the booster column of the entries'
+    /// weights, so that adding them is two four-lane vector operations; it is never read.
+    logits: [f32; 8],
     /// Words left in the current negation scope.
     negation_left: u8,
     /// The scope was opened by "never", which "so"/"this" turn into emphasis ("never so happy").
@@ -102,7 +126,7 @@ impl Pass {
     /// The state before the first token of `text`.
     fn new(text: &str) -> Pass {
         Pass {
-            logits: [0.0; 7],
+            logits: [0.0; 8],
             negation_left: 0,
             negated_by_never: false,
             pending_boost: 0.0,
@@ -113,8 +137,18 @@ impl Pass {
 }
 
 impl Pass {
+    /// The label logits: what was read, plus the scorer's intercepts.
+    fn finish(self, intercepts: &[f32; 7]) -> [f32; 7] {
+        let [a, b, c, d, e, f, g, _spare] = self.logits;
+        let mut logits = [a, b, c, d, e, f, g];
+        for (logit, intercept) in logits.iter_mut().zip(intercepts) {
+            *logit += intercept;
+        }
+        logits
+    }
+
     #[inline(always)]
-    fn add(&mut self, weights: &[f32; 7], scale: f32) {
+    fn add(&mut self, weights: &[f32; 8], scale: f32) {
         let scale = scale * self.clause_weight;
         for (logit, weight) in self.logits.iter_mut().zip(weights) {
             *logit += weight * scale;
@@ -124,13 +158,14 @@ impl Pass {
 
 impl Scorer {
     pub const fn new() -> Self {
-        Scorer {
-            params: Params::TUNED,
-        }
+        Scorer::with_params(Params::TUNED)
     }
 
     pub const fn with_params(params: Params) -> Self {
-        Scorer { params }
+        Scorer {
+            params,
+            intercepts: intercepts(&params),
+        }
     }
 
     pub fn params(&self) -> &Params {
@@ -186,7 +221,7 @@ impl Scorer {
                 }
                 class @ (ByteClass::ClauseBreak | ByteClass::Punct) => {
                     if let Some((entry, end)) = read_emoticon(bytes, pos) {
-                        pass.add(&entry.weights, self.params.emoticon_gain);
+                        pass.add(&entry.weights(), self.params.emoticon_gain);
                         pos = end;
                     } else {
                         pos += 1;
@@ -199,12 +234,7 @@ impl Scorer {
                 _ => pos = self.general_token(&mut pass, text, pos),
             }
         }
-        let p = &self.params;
-        let bias = lexicon::bias();
-        for (i, logit) in pass.logits.iter_mut().enumerate() {
-            *logit += bias[i] + p.label_offsets[i];
-        }
-        pass.logits
+        pass.finish(&self.intercepts)
     }
 
     /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
@@ -244,10 +274,10 @@ impl Scorer {
                             .and_then(lexicon::lookup)
                     };
                     if let Some(entry) = whole.or_else(first) {
-                        pass.add(&entry.weights, p.emoji_gain);
+                        pass.add(&entry.weights(), p.emoji_gain);
                     }
                 }
-                Token::Emoticon(entry) => pass.add(&entry.weights, p.emoticon_gain),
+                Token::Emoticon(entry) => pass.add(&entry.weights(), p.emoticon_gain),
             }
             if !tokenizer.hashtag_continues() {
                 return tokenizer.pos();
@@ -281,7 +311,7 @@ impl Scorer {
                 continue;
             }
             let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
-            pass.add(&entry.weights, 1.0 + gain * extra);
+            pass.add(&entry.weights(), 1.0 + gain * extra);
         }
     }
 
@@ -326,14 +356,15 @@ impl Scorer {
             pass.negation_left -= 1;
             scale *= p.negation_scale;
         }
-        pass.add(&entry.weights, scale);
-        pass.pending_boost = if entry.booster != 0.0 {
+        let weights = entry.weights();
+        pass.add(&weights, scale);
+        pass.pending_boost = if entry.is_booster() {
             let drawn_out = if shape.elongated() {
                 1.0 + p.elongation_boost
             } else {
                 1.0
             };
-            entry.booster * p.booster_gain * drawn_out
+            weights[BOOSTER] * p.booster_gain * drawn_out
         } else {
             0.0
         };
@@ -350,7 +381,7 @@ impl Scorer {
 fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon::Entry> {
     key.singled(spare);
     let singled = spare.get().and_then(lexicon::lookup);
-    if let Some(entry) = singled.filter(|e| e.booster != 0.0) {
+    if let Some(entry) = singled.filter(|e| e.is_booster()) {
         return Some(entry);
     }
     key.entry().or(singled)
@@ -552,11 +583,7 @@ mod tests {
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);
         }
-        let bias = lexicon::bias();
-        for (i, logit) in pass.logits.iter_mut().enumerate() {
-            *logit += bias[i] + scorer.params.label_offsets[i];
-        }
-        pass.logits
+        pass.finish(&scorer.intercepts)
     }
 
     #[test]

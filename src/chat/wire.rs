@@ -853,28 +853,27 @@ fn put_score(bytes: &mut [u8; EMOTION_JSON_CAPACITY], at: usize, units: u16) -> 
 /// A score in ten-thousandths as decimal text: the first `len` of eight bytes. The four
 /// decimals come from a few multiplications on one word rather than a digit at a time.
 fn score_text(units: u16) -> ([u8; 8], usize) {
-    match units {
-        0 => (*b"0       ", 1),
-        SCORE_UNITS.. => (*b"1       ", 1),
-        _ => {
-            let units = u32::from(units);
-            // `units / 100` for `units` below 43,699.
-            let high = (units * 5243) >> 19;
-            let low = units - 100 * high;
-            // Two numbers below 100 in 16-bit lanes; `x * 103 >> 10` is `x / 10` below 179,
-            // and neither lane's product reaches the other's bits that are kept.
-            let pairs = high | (low << 16);
-            let tens = ((pairs * 103) >> 10) & 0x000f_000f;
-            // Four digits, one a byte, the first decimal lowest (little-endian order).
-            let digits = tens | ((pairs - 10 * tens) << 8);
-            // `units` is 1..=9999, so some digit is not zero; the trailing zero decimals are
-            // the word's high zero bytes.
-            let zero_decimals = (digits.leading_zeros() / 8) as usize;
-            let text =
-                u64::from(b'0') | (u64::from(b'.') << 8) | (u64::from(digits | 0x3030_3030) << 16);
-            (text.to_le_bytes(), 6 - zero_decimals)
-        }
+    if units >= SCORE_UNITS {
+        return (*b"1       ", 1);
     }
+    let units = u32::from(units);
+    // `units / 100` for `units` below 43,699.
+    let high = (units * 5243) >> 19;
+    let low = units - 100 * high;
+    // Two numbers below 100 in 16-bit lanes; `x * 103 >> 10` is `x / 10` below 179, and
+    // neither lane's product reaches the other's bits that are kept.
+    let pairs = high | (low << 16);
+    let tens = ((pairs * 103) >> 10) & 0x000f_000f;
+    // Four digits, one a byte, the first decimal lowest (little-endian order).
+    let digits = tens | ((pairs - 10 * tens) << 8);
+    // The trailing zero decimals are the word's high zero bytes: all four for zero, whose text
+    // `0.` is cut to `0`, so that zero, the most frequent score, takes no branch of its own.
+    let zero_decimals = (digits.leading_zeros() / 8) as usize;
+    let text = u64::from(b'0') | (u64::from(b'.') << 8) | (u64::from(digits | 0x3030_3030) << 16);
+    (
+        text.to_le_bytes(),
+        6 - zero_decimals - usize::from(units == 0),
+    )
 }
 
 /// Two decimal digits for every value below 100.

@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use emotibot::ws::frame::{parse_header, unmask, write_text};
+use emotibot::ws::frame::{parse_header, unmask, write_text, write_text_with};
 use emotibot::ws::WsConnection;
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -146,6 +146,17 @@ fn encode(c: &mut Criterion) {
             out.clear();
             write_text(&mut out, black_box(&text));
             out.len()
+        })
+    });
+    // How the chat core's frames are written: the payload appended in place after room for the
+    // header, with a size hint as the chat writers give it (a little over the payload).
+    let payload = chat_text(235);
+    c.bench_function("encode_text_in_place_235B", |b| {
+        b.iter(|| {
+            out.clear();
+            write_text_with(&mut out, black_box(270), |out| {
+                out.extend_from_slice(black_box(payload.as_bytes()))
+            })
         })
     });
 }

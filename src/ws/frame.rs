@@ -213,6 +213,80 @@ pub fn write_text(out: &mut Vec<u8>, text: &str) {
     write_frame(out, OpCode::Text, text.as_bytes());
 }
 
+/// The length of the header of a server frame with `payload_len` bytes of payload, in the
+/// shortest form RFC 6455 allows (as [`write_header`] writes it).
+fn server_header_len(payload_len: usize) -> usize {
+    match payload_len {
+        0..126 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    }
+}
+
+/// Writes the header of an unfragmented, unmasked text frame with `payload_len` bytes of
+/// payload into `slot`, whose length is [`server_header_len`] of it. Each length is a
+/// constant-size store rather than a `memcpy` call.
+fn put_text_header(slot: &mut [u8], payload_len: usize) {
+    const FIN_TEXT: u8 = 0x81;
+    match slot {
+        [first, second] => {
+            // Below 126: `slot` has the length for it.
+            *first = FIN_TEXT;
+            *second = payload_len as u8;
+        }
+        [first, second, len16 @ ..] if len16.len() == 2 => {
+            *first = FIN_TEXT;
+            *second = 126;
+            // At most 0xffff: `slot` has the length for it.
+            len16.copy_from_slice(&(payload_len as u16).to_be_bytes());
+        }
+        [first, second, len64 @ ..] if len64.len() == 8 => {
+            *first = FIN_TEXT;
+            *second = 127;
+            len64.copy_from_slice(&(payload_len as u64).to_be_bytes());
+        }
+        // The callers size `slot` with `server_header_len`.
+        _ => debug_assert!(false, "no text header is {} bytes", slot.len()),
+    }
+}
+
+/// Appends a text frame whose payload `write` appends, and returns the payload's length.
+///
+/// The header's size depends on the payload's length, known only once it is written: room for
+/// the header a `size_hint`-byte payload needs is left first, the header written into it
+/// afterwards, and the payload moved only when the hint was on the wrong side of 126 or 65,536
+/// bytes. The room is left by appending ten bytes and cutting back, and the header written at
+/// its exact size: constant-size stores, where copies of a length known only at run time were
+/// `memcpy` and `memset` calls, a third of framing a chat result.
+pub fn write_text_with(
+    out: &mut Vec<u8>,
+    size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> usize {
+    const LONGEST_HEADER: usize = 10;
+    let start = out.len();
+    let reserved = server_header_len(size_hint);
+    out.reserve(LONGEST_HEADER + size_hint);
+    out.extend_from_slice(&[0; LONGEST_HEADER]);
+    out.truncate(start + reserved);
+    write(out);
+    let payload_start = start + reserved;
+    let payload_len = out.len() - payload_start;
+    let header_len = server_header_len(payload_len);
+    if header_len > reserved {
+        out.resize(start + header_len + payload_len, 0);
+        out.copy_within(
+            payload_start..payload_start + payload_len,
+            start + header_len,
+        );
+    } else if header_len < reserved {
+        out.copy_within(payload_start.., start + header_len);
+        out.truncate(start + header_len + payload_len);
+    }
+    put_text_header(&mut out[start..start + header_len], payload_len);
+    payload_len
+}
+
 /// Writes a complete, unfragmented binary frame.
 pub fn write_binary(out: &mut Vec<u8>, data: &[u8]) {
     write_frame(out, OpCode::Binary, data);
@@ -591,5 +665,36 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|_| next_byte(&mut random)).collect();
             assert_agrees_with_tungstenite(&bytes);
         }
+    }
+
+    #[test]
+    fn frames_written_in_place_match_the_frame_encoder() {
+        // Each side of both header-size boundaries, with hints on the right and wrong side.
+        let lengths = [0, 1, 125, 126, 127, 300, 65_535, 65_536, 70_000];
+        for &len in &lengths {
+            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let text = std::str::from_utf8(&payload).unwrap();
+            let mut expected = b"kept".to_vec();
+            write_text(&mut expected, text);
+            for &hint in &lengths {
+                let mut out = b"kept".to_vec();
+                let written =
+                    write_text_with(&mut out, hint, |out| out.extend_from_slice(&payload));
+                assert_eq!(written, len, "len {len}, hint {hint}");
+                assert!(out == expected, "len {len}, hint {hint}");
+            }
+        }
+    }
+
+    #[test]
+    fn written_frames_parse_back() {
+        let mut out = Vec::new();
+        write_text_with(&mut out, 10, |out| out.extend_from_slice(&[b'x'; 200]));
+        let header = parse_header(&out).unwrap().unwrap();
+        assert_eq!(header.payload_len, 200);
+        assert_eq!(header.header_len, 4);
+        assert_eq!(header.opcode, OpCode::Text.as_u8());
+        assert!(header.fin && header.mask.is_none());
+        assert_eq!(out.len(), 204);
     }
 }

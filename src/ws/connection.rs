@@ -137,6 +137,9 @@ impl WsConnection {
     /// that will not be used (after a failure or while closing) are consumed as they arrive, so
     /// the caller never holds them.
     pub fn poll<'a>(&mut self, input: &'a mut [u8], out: &mut Vec<u8>) -> Poll<'a> {
+        if let Some((header_len, frame_len)) = self.single_text_frame_at_start(input) {
+            return self.take_single_text_frame(input, header_len, frame_len, out);
+        }
         let mut consumed = 0;
         loop {
             match self.next_frame(&mut input[consumed..], out) {
@@ -190,6 +193,79 @@ impl WsConnection {
                     };
                 }
             }
+        }
+    }
+
+    /// Whether the next frame starts a message with nothing pending: open, no payload to skip,
+    /// no fragmented message, no prefix of an incomplete frame already unmasked.
+    fn expects_any_frame(&self) -> bool {
+        self.state == State::Open
+            && !self.framing_lost
+            && self.skip_remaining == 0
+            && self.fragmented.is_none()
+            && self.text_prefix_checked == 0
+    }
+
+    /// The header and frame lengths of the frame almost every client message is, when it
+    /// starts `input` with nothing pending (see [`Self::expects_any_frame`]): a complete,
+    /// masked, unfragmented text frame with a 7- or 16-bit length within the message limit.
+    /// Such a frame skips the general loop ([`Self::take_single_text_frame`]); `None` leaves
+    /// everything else to it.
+    fn single_text_frame_at_start(&self, input: &[u8]) -> Option<(usize, usize)> {
+        const FIN_TEXT: u8 = 0x80 | 0x1;
+        const MASKED: u8 = 0x80;
+        if !self.expects_any_frame() {
+            return None;
+        }
+        let (payload_len, header_len) = match *input {
+            [FIN_TEXT, second, ..] if second & MASKED != 0 => match second & !MASKED {
+                126 => {
+                    let length = input.get(2..4)?;
+                    (usize::from(u16::from_be_bytes([length[0], length[1]])), 8)
+                }
+                127 => return None,
+                short => (usize::from(short), 6),
+            },
+            _ => return None,
+        };
+        let frame_len = header_len + payload_len;
+        (payload_len <= self.max_message_bytes && input.len() >= frame_len)
+            .then_some((header_len, frame_len))
+    }
+
+    /// Unmasks and returns the frame [`Self::single_text_frame_at_start`] found, as the general
+    /// path would (the chunking tests compare the two): its text, or the connection failed with
+    /// 1007 when it is not UTF-8.
+    fn take_single_text_frame<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        header_len: usize,
+        frame_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Poll<'a> {
+        let (header, payload) = input[..frame_len].split_at_mut(header_len);
+        let mut mask = [0u8; 4];
+        mask.copy_from_slice(&header[header_len - 4..]);
+        let payload: &'a mut [u8] = payload;
+        let text = if unmask_reporting_ascii(payload, mask, 0) {
+            let payload: &'a [u8] = payload;
+            debug_assert!(payload.is_ascii());
+            // SAFETY: ASCII is valid UTF-8, and unmasking saw every byte of `payload` below
+            // 0x80 (`unmask_reporting_ascii`).
+            Some(unsafe { std::str::from_utf8_unchecked(payload) })
+        } else {
+            std::str::from_utf8(payload).ok()
+        };
+        let event = match text {
+            Some(text) => Some(Event::Text(Cow::Borrowed(text))),
+            None => {
+                self.fail(CLOSE_INVALID_PAYLOAD, out);
+                None
+            }
+        };
+        Poll {
+            consumed: frame_len,
+            event,
         }
     }
 

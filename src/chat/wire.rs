@@ -695,19 +695,26 @@ pub fn write_emotion_result(
 ) {
     // Written by hand rather than through serde: this and the room event are the frames every
     // message produces, and a direct writer costs a fraction of serde's per-field machinery.
+    // String contents go between constants that carry their quotes: two appends fewer a
+    // string than writing each quote on its own.
     out.reserve(emotion_result_size_hint(id, room));
-    out.extend_from_slice(br#"{"type":"emotion","id":"#);
     match id {
-        Some(id) => push_json_str(out, id),
-        None => out.extend_from_slice(b"null"),
+        Some(id) => {
+            out.extend_from_slice(br#"{"type":"emotion","id":""#);
+            push_json_contents(out, id);
+            out.extend_from_slice(br#"","room":""#);
+        }
+        None => out.extend_from_slice(br#"{"type":"emotion","id":null,"room":""#),
     }
-    out.extend_from_slice(br#","room":"#);
-    push_json_str(out, room);
-    if let Some(seq) = seq {
-        out.extend_from_slice(br#","seq":"#);
-        push_u64(out, seq);
+    push_json_contents(out, room);
+    match seq {
+        Some(seq) => {
+            out.extend_from_slice(br#"","seq":"#);
+            push_u64(out, seq);
+            out.push(b',');
+        }
+        None => out.extend_from_slice(br#"","#),
     }
-    out.push(b',');
     out.extend_from_slice(emotion.as_bytes());
     out.extend_from_slice(if seq.is_none() {
         br#","preview":true}"#
@@ -748,22 +755,24 @@ impl MessageFields<'_> {
 
 /// [`message_event`] appended to `out` (UTF-8).
 pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
+    // String contents go between constants that carry their quotes (see
+    // `write_emotion_result`).
     out.reserve(fields.size_hint());
-    out.extend_from_slice(br#"{"type":"message","room":"#);
-    push_json_str(out, fields.room);
-    out.extend_from_slice(br#","seq":"#);
+    out.extend_from_slice(br#"{"type":"message","room":""#);
+    push_json_contents(out, fields.room);
+    out.extend_from_slice(br#"","seq":"#);
     push_u64(out, fields.seq);
-    out.extend_from_slice(br#","from":"#);
-    push_json_str(out, fields.from);
+    out.extend_from_slice(br#","from":""#);
+    push_json_contents(out, fields.from);
     if let Some(name) = fields.name {
-        out.extend_from_slice(br#","name":"#);
-        push_json_str(out, name);
+        out.extend_from_slice(br#"","name":""#);
+        push_json_contents(out, name);
     }
-    out.extend_from_slice(br#","id":"#);
-    push_json_str(out, fields.id);
-    out.extend_from_slice(br#","text":"#);
-    push_json_str(out, fields.text);
-    out.extend_from_slice(br#","emotion":{"#);
+    out.extend_from_slice(br#"","id":""#);
+    push_json_contents(out, fields.id);
+    out.extend_from_slice(br#"","text":""#);
+    push_json_contents(out, fields.text);
+    out.extend_from_slice(br#"","emotion":{"#);
     out.extend_from_slice(fields.emotion.as_bytes());
     out.extend_from_slice(br#"},"ts":"#);
     push_u64(out, fields.ts);
@@ -948,10 +957,28 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// [`push_json_str`] without the quotes: the contents of `text`'s string literal, for writers
+/// whose constants carry the quotes.
+#[inline(always)]
+fn push_json_contents(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    match find_quote_backslash_or_control(bytes) {
+        None => out.extend_from_slice(bytes),
+        Some(first) => push_escaped_json_contents(out, bytes, first),
+    }
+}
+
 /// [`push_json_str`] for a string whose first character to escape is at `first`.
 #[inline(never)]
 fn push_escaped_json_str(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
     out.push(b'"');
+    push_escaped_json_contents(out, bytes, first);
+    out.push(b'"');
+}
+
+/// [`push_json_contents`] for a string whose first character to escape is at `first`.
+#[inline(never)]
+fn push_escaped_json_contents(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
     let mut plain_from = 0;
     let mut next = Some(first);
     // The plain runs between characters to escape are found a word at a time and copied whole.
@@ -983,7 +1010,6 @@ fn push_escaped_json_str(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
             .map(|offset| plain_from + offset);
     }
     out.extend_from_slice(&bytes[plain_from..]);
-    out.push(b'"');
 }
 
 #[derive(Serialize)]

@@ -340,10 +340,14 @@ impl WsConnection {
         let payload = &mut buf[header.header_len..frame_len];
         let already_unmasked =
             (std::mem::take(&mut self.text_prefix_checked) as usize).min(payload.len());
+        let unmasked_now = &mut payload[already_unmasked..];
         // A prefix unmasked earlier was not seen whole here; its bytes get the full check.
-        let is_ascii =
-            unmask_reporting_ascii(&mut payload[already_unmasked..], mask, already_unmasked)
-                && already_unmasked == 0;
+        let is_ascii = if opcode == OpCode::Text {
+            unmask_reporting_ascii(unmasked_now, mask, already_unmasked) && already_unmasked == 0
+        } else {
+            unmask(unmasked_now, mask, already_unmasked);
+            false
+        };
         match opcode {
             OpCode::Ping => {
                 write_pong(out, payload);

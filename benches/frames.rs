@@ -1,11 +1,22 @@
 //! WebSocket frame codec benchmarks: decoding masked client frames through `WsConnection::poll`
 //! (header, unmask, UTF-8 check), raw unmask throughput, and encoding a typical chat frame.
+//!
+//! `decode_masked_text/chat_message` is the frame a chat client sends most (ASCII JSON). Its
+//! instructions per poll, repeatable on a busy machine, come from callgrind:
+//!
+//! ```sh
+//! cargo bench --bench frames --no-run
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/frames.cg target/release/deps/frames-* \
+//!     --bench --profile-time 1 decode_masked_text/chat_message
+//! callgrind_annotate --inclusive=yes /tmp/frames.cg | grep 'WsConnection::poll '
+//! ```
+//! and dividing the count by the calls `callgrind_annotate --tree=caller` reports.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use emotibot::ws::frame::{parse_header, unmask, write_text};
+use emotibot::ws::frame::{parse_header, unmask, write_text, write_text_with};
 use emotibot::ws::WsConnection;
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -32,6 +43,9 @@ fn masked_text_frame(text: &str) -> Vec<u8> {
     frame
 }
 
+/// The chat message a client sends most: plain ASCII JSON.
+const CHAT_MESSAGE: &str = r#"{"type":"message","id":"c1","text":"I can't believe the demo worked on the first try, I'm thrilled"}"#;
+
 /// Chat-like text: mostly ASCII with some multi-byte characters.
 fn chat_text(len: usize) -> String {
     let sample = "I'm so happy to see you again! 😊 Ça va très bien, merci. ";
@@ -49,12 +63,13 @@ fn chat_text(len: usize) -> String {
 
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_masked_text");
-    for (name, len) in [
-        ("small_16B", 16),
-        ("medium_1KiB", 1024),
-        ("large_64KiB", 65536),
+    for (name, text) in [
+        ("chat_message", CHAT_MESSAGE.to_owned()),
+        ("small_16B", chat_text(16)),
+        ("medium_1KiB", chat_text(1024)),
+        ("large_64KiB", chat_text(65536)),
     ] {
-        let frame = masked_text_frame(&chat_text(len));
+        let frame = masked_text_frame(&text);
         group.throughput(Throughput::Bytes(frame.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(name), &frame, |b, frame| {
             let mut connection = WsConnection::new(1 << 20);
@@ -131,6 +146,17 @@ fn encode(c: &mut Criterion) {
             out.clear();
             write_text(&mut out, black_box(&text));
             out.len()
+        })
+    });
+    // How the chat core's frames are written: the payload appended in place after room for the
+    // header, with a size hint as the chat writers give it (a little over the payload).
+    let payload = chat_text(235);
+    c.bench_function("encode_text_in_place_235B", |b| {
+        b.iter(|| {
+            out.clear();
+            write_text_with(&mut out, black_box(270), |out| {
+                out.extend_from_slice(black_box(payload.as_bytes()))
+            })
         })
     });
 }

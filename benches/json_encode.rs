@@ -1,7 +1,17 @@
-//! The JSON half of a message's cost: turning scores into the wire form, encoding the emotion
-//! fragment once, and the sender's `emotion` result and the room `message` event built around it
-//! (the frames every chat message produces), next to the scoring they follow, so the load
-//! figures' CPU per message can be split into parts.
+//! The JSON half of a message's cost: reading the client's frame, turning scores into the wire
+//! form, encoding the emotion fragment once, and the sender's `emotion` result and the room
+//! `message` event built around it (the frames every chat message produces), next to the scoring
+//! they follow, so the load figures' CPU per message can be split into parts.
+//!
+//! Instruction counts, repeatable on a busy machine, come from callgrind; each function's
+//! inclusive count divided by its calls:
+//!
+//! ```sh
+//! cargo bench --bench json_encode --no-run
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/json.cg target/release/deps/json_encode-* \
+//!     --bench --profile-time 1 json_encode/emotion_result
+//! callgrind_annotate --inclusive=yes /tmp/json.cg | grep write_emotion_result
+//! ```
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use emotibot::chat::wire::{self, EmotionJson, MessageFields, WireEmotion};
@@ -9,6 +19,8 @@ use emotibot::emotion::Scorer;
 use std::hint::black_box;
 
 const TEXT: &str = "ugh my flight got cancelled again and nobody at the desk knows anything";
+/// The chat message a client sends most, as it arrives.
+const CLIENT_MESSAGE: &str = r#"{"type":"message","id":"c12345","text":"ugh my flight got cancelled again and nobody at the desk knows anything"}"#;
 
 fn encoding(c: &mut Criterion) {
     let scorer = Scorer::new();
@@ -18,6 +30,9 @@ fn encoding(c: &mut Criterion) {
     let mut group = c.benchmark_group("json_encode");
     group.throughput(Throughput::Elements(1));
 
+    group.bench_function("parse_client_message", |b| {
+        b.iter(|| wire::parse_client_message(black_box(CLIENT_MESSAGE)).is_ok())
+    });
     group.bench_function("wire_emotion_from_scores", |b| {
         b.iter(|| WireEmotion::from_scores(black_box(&scores)))
     });

@@ -84,60 +84,6 @@ pub fn start_close(
     }
 }
 
-/// The header of an unfragmented, unmasked text frame with `payload_len` bytes of payload, in the
-/// shortest form RFC 6455 allows (as [`frame::write_header`] writes it), and its length.
-fn text_frame_header(payload_len: usize) -> ([u8; 10], usize) {
-    const FIN_TEXT: u8 = 0x81;
-    let mut header = [0u8; 10];
-    header[0] = FIN_TEXT;
-    if payload_len < 126 {
-        // Lossless: checked just above.
-        header[1] = payload_len as u8;
-        (header, 2)
-    } else if let Ok(len16) = u16::try_from(payload_len) {
-        header[1] = 126;
-        header[2..4].copy_from_slice(&len16.to_be_bytes());
-        (header, 4)
-    } else {
-        header[1] = 127;
-        header[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
-        (header, 10)
-    }
-}
-
-/// Appends a text frame whose payload `write` appends, and returns the payload's length.
-///
-/// The header's size depends on the payload's length, known only once it is written: room for
-/// the header a `size_hint`-byte payload needs is left first, the header written into it
-/// afterwards, and the payload moved only when the hint was on the wrong side of 126 or 65,536
-/// bytes.
-fn write_text_frame_with(
-    out: &mut Vec<u8>,
-    size_hint: usize,
-    write: impl FnOnce(&mut Vec<u8>),
-) -> usize {
-    let start = out.len();
-    let reserved = text_frame_header(size_hint).1;
-    out.reserve(reserved + size_hint);
-    out.extend_from_slice(&[0; 10][..reserved]);
-    write(out);
-    let payload_start = start + reserved;
-    let payload_len = out.len() - payload_start;
-    let (header, header_len) = text_frame_header(payload_len);
-    if header_len > reserved {
-        out.resize(start + header_len + payload_len, 0);
-        out.copy_within(
-            payload_start..payload_start + payload_len,
-            start + header_len,
-        );
-    } else if header_len < reserved {
-        out.copy_within(payload_start.., start + header_len);
-        out.truncate(start + header_len + payload_len);
-    }
-    out[start..start + header_len].copy_from_slice(&header[..header_len]);
-    payload_len
-}
-
 impl ConnectionOutbox<'_> {
     /// Frames the JSON `write` produces into `key`'s output, unless the connection is no longer
     /// an open chat session, or the frame is droppable and the backlog above the soft limit. A
@@ -161,10 +107,10 @@ impl ConnectionOutbox<'_> {
             self.metrics.dropped_droppable_frames += 1;
             return;
         }
-        let needed = text_frame_header(size_hint).1 + size_hint;
+        let needed = frame::MAX_HEADER_LEN + size_hint;
         self.output_pool.supply(&mut conn.output, needed);
         let start = conn.output.len();
-        let payload_len = write_text_frame_with(&mut conn.output, size_hint, write);
+        let payload_len = frame::write_text_with(&mut conn.output, size_hint, write);
         debug_assert!(std::str::from_utf8(&conn.output[conn.output.len() - payload_len..]).is_ok());
         if backlog + payload_len + frame::MAX_HEADER_LEN > self.limits.hard {
             conn.output.truncate(start);
@@ -284,36 +230,5 @@ mod tests {
         assert_eq!(close[2..4], 1008u16.to_be_bytes());
         assert!(conn.websocket().is_some_and(|ws| ws.state() != State::Open));
         assert_eq!(flush_queue, vec![key]);
-    }
-
-    #[test]
-    fn frames_written_in_place_match_the_frame_encoder() {
-        // Each side of both header-size boundaries, with hints on the right and wrong side.
-        let lengths = [0, 1, 125, 126, 127, 300, 65_535, 65_536, 70_000];
-        for &len in &lengths {
-            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            let text = std::str::from_utf8(&payload).unwrap();
-            let mut expected = b"kept".to_vec();
-            frame::write_text(&mut expected, text);
-            for &hint in &lengths {
-                let mut out = b"kept".to_vec();
-                let written =
-                    write_text_frame_with(&mut out, hint, |out| out.extend_from_slice(&payload));
-                assert_eq!(written, len, "len {len}, hint {hint}");
-                assert!(out == expected, "len {len}, hint {hint}");
-            }
-        }
-    }
-
-    #[test]
-    fn written_frames_parse_back() {
-        let mut out = Vec::new();
-        write_text_frame_with(&mut out, 10, |out| out.extend_from_slice(&[b'x'; 200]));
-        let header = frame::parse_header(&out).unwrap().unwrap();
-        assert_eq!(header.payload_len, 200);
-        assert_eq!(header.header_len, 4);
-        assert_eq!(header.opcode, frame::OpCode::Text.as_u8());
-        assert!(header.fin && header.mask.is_none());
-        assert_eq!(out.len(), 204);
     }
 }

@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 
 use super::frame::{
-    is_valid_close_code, parse_header, unmask, write_close, write_empty_close, write_pong,
-    FrameHeader, OpCode, MAX_CONTROL_PAYLOAD,
+    is_valid_close_code, parse_header, unmask, unmask_reporting_ascii, write_close,
+    write_empty_close, write_pong, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD,
 };
 
 // Close codes (RFC 6455 7.4.1) this module and its callers send.
@@ -95,6 +95,8 @@ enum Step {
         frame_len: usize,
         payload_start: usize,
         is_text: bool,
+        /// Every payload byte was seen to be ASCII while unmasking, so it is valid UTF-8.
+        is_ascii: bool,
     },
     /// The final fragment completed a reassembled message.
     Reassembled {
@@ -135,6 +137,9 @@ impl WsConnection {
     /// that will not be used (after a failure or while closing) are consumed as they arrive, so
     /// the caller never holds them.
     pub fn poll<'a>(&mut self, input: &'a mut [u8], out: &mut Vec<u8>) -> Poll<'a> {
+        if let Some((header_len, frame_len)) = self.single_text_frame_at_start(input) {
+            return self.take_single_text_frame(input, header_len, frame_len, out);
+        }
         let mut consumed = 0;
         loop {
             match self.next_frame(&mut input[consumed..], out) {
@@ -155,11 +160,20 @@ impl WsConnection {
                     frame_len,
                     payload_start,
                     is_text,
+                    is_ascii,
                 } => {
                     let input: &'a [u8] = input;
                     let payload = &input[consumed + payload_start..consumed + frame_len];
                     consumed += frame_len;
-                    let event = if is_text {
+                    let event = if is_text && is_ascii {
+                        debug_assert!(payload.is_ascii());
+                        // SAFETY: ASCII is valid UTF-8, and unmasking saw every byte of
+                        // `payload` below 0x80 (`unmask_reporting_ascii`). Validating again
+                        // was a third of a chat frame's decoding.
+                        Event::Text(Cow::Borrowed(unsafe {
+                            std::str::from_utf8_unchecked(payload)
+                        }))
+                    } else if is_text {
                         match std::str::from_utf8(payload) {
                             Ok(text) => Event::Text(Cow::Borrowed(text)),
                             Err(_) => {
@@ -179,6 +193,79 @@ impl WsConnection {
                     };
                 }
             }
+        }
+    }
+
+    /// Whether the next frame starts a message with nothing pending: open, no payload to skip,
+    /// no fragmented message, no prefix of an incomplete frame already unmasked.
+    fn expects_any_frame(&self) -> bool {
+        self.state == State::Open
+            && !self.framing_lost
+            && self.skip_remaining == 0
+            && self.fragmented.is_none()
+            && self.text_prefix_checked == 0
+    }
+
+    /// The header and frame lengths of the frame almost every client message is, when it
+    /// starts `input` with nothing pending (see [`Self::expects_any_frame`]): a complete,
+    /// masked, unfragmented text frame with a 7- or 16-bit length within the message limit.
+    /// Such a frame skips the general loop ([`Self::take_single_text_frame`]); `None` leaves
+    /// everything else to it.
+    fn single_text_frame_at_start(&self, input: &[u8]) -> Option<(usize, usize)> {
+        const FIN_TEXT: u8 = 0x80 | 0x1;
+        const MASKED: u8 = 0x80;
+        if !self.expects_any_frame() {
+            return None;
+        }
+        let (payload_len, header_len) = match *input {
+            [FIN_TEXT, second, ..] if second & MASKED != 0 => match second & !MASKED {
+                126 => {
+                    let length = input.get(2..4)?;
+                    (usize::from(u16::from_be_bytes([length[0], length[1]])), 8)
+                }
+                127 => return None,
+                short => (usize::from(short), 6),
+            },
+            _ => return None,
+        };
+        let frame_len = header_len + payload_len;
+        (payload_len <= self.max_message_bytes && input.len() >= frame_len)
+            .then_some((header_len, frame_len))
+    }
+
+    /// Unmasks and returns the frame [`Self::single_text_frame_at_start`] found, as the general
+    /// path would (the chunking tests compare the two): its text, or the connection failed with
+    /// 1007 when it is not UTF-8.
+    fn take_single_text_frame<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        header_len: usize,
+        frame_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Poll<'a> {
+        let (header, payload) = input[..frame_len].split_at_mut(header_len);
+        let mut mask = [0u8; 4];
+        mask.copy_from_slice(&header[header_len - 4..]);
+        let payload: &'a mut [u8] = payload;
+        let text = if unmask_reporting_ascii(payload, mask, 0) {
+            let payload: &'a [u8] = payload;
+            debug_assert!(payload.is_ascii());
+            // SAFETY: ASCII is valid UTF-8, and unmasking saw every byte of `payload` below
+            // 0x80 (`unmask_reporting_ascii`).
+            Some(unsafe { std::str::from_utf8_unchecked(payload) })
+        } else {
+            std::str::from_utf8(payload).ok()
+        };
+        let event = match text {
+            Some(text) => Some(Event::Text(Cow::Borrowed(text))),
+            None => {
+                self.fail(CLOSE_INVALID_PAYLOAD, out);
+                None
+            }
+        };
+        Poll {
+            consumed: frame_len,
+            event,
         }
     }
 
@@ -253,7 +340,14 @@ impl WsConnection {
         let payload = &mut buf[header.header_len..frame_len];
         let already_unmasked =
             (std::mem::take(&mut self.text_prefix_checked) as usize).min(payload.len());
-        unmask(&mut payload[already_unmasked..], mask, already_unmasked);
+        let unmasked_now = &mut payload[already_unmasked..];
+        // A prefix unmasked earlier was not seen whole here; its bytes get the full check.
+        let is_ascii = if opcode == OpCode::Text {
+            unmask_reporting_ascii(unmasked_now, mask, already_unmasked) && already_unmasked == 0
+        } else {
+            unmask(unmasked_now, mask, already_unmasked);
+            false
+        };
         match opcode {
             OpCode::Ping => {
                 write_pong(out, payload);
@@ -268,6 +362,7 @@ impl WsConnection {
                 frame_len,
                 payload_start: header.header_len,
                 is_text: opcode == OpCode::Text,
+                is_ascii,
             },
             OpCode::Text | OpCode::Binary => {
                 let mut message = Box::new(FragmentedMessage {
@@ -857,6 +952,24 @@ mod tests {
             failure_code(&client_frame(true, 1, &[b'a', 0xc3, 0x28])),
             Some(1007)
         );
+    }
+
+    #[test]
+    fn single_frames_are_checked_wherever_the_first_non_ascii_byte_lies() {
+        // Around the word boundaries of the unmasking's ASCII check, the tail included.
+        for len in 1..40 {
+            for at in 0..len {
+                let mut valid = vec![b'a'; len];
+                valid.splice(at..at + 1, "é".bytes());
+                let mut input = client_frame(true, 1, &valid);
+                let poll = WsConnection::new(1 << 20).poll(&mut input, &mut Vec::new());
+                let expected = String::from_utf8(valid.clone()).unwrap();
+                assert_eq!(poll.event, Some(Event::Text(Cow::Owned(expected))));
+                let mut invalid = vec![b'a'; len];
+                invalid[at] = 0xff;
+                assert_eq!(failure_code(&client_frame(true, 1, &invalid)), Some(1007));
+            }
+        }
     }
 
     #[test]

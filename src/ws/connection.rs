@@ -165,18 +165,10 @@ impl WsConnection {
                     let input: &'a [u8] = input;
                     let payload = &input[consumed + payload_start..consumed + frame_len];
                     consumed += frame_len;
-                    let event = if is_text && is_ascii {
-                        debug_assert!(payload.is_ascii());
-                        // SAFETY: ASCII is valid UTF-8, and unmasking saw every byte of
-                        // `payload` below 0x80 (`unmask_reporting_ascii`). Validating again
-                        // was a third of a chat frame's decoding.
-                        Event::Text(Cow::Borrowed(unsafe {
-                            std::str::from_utf8_unchecked(payload)
-                        }))
-                    } else if is_text {
-                        match std::str::from_utf8(payload) {
-                            Ok(text) => Event::Text(Cow::Borrowed(text)),
-                            Err(_) => {
+                    let event = if is_text {
+                        match unmasked_text(payload, is_ascii) {
+                            Some(text) => Event::Text(Cow::Borrowed(text)),
+                            None => {
                                 self.fail(CLOSE_INVALID_PAYLOAD, out);
                                 return Poll {
                                     consumed,
@@ -247,16 +239,9 @@ impl WsConnection {
         let mut mask = [0u8; 4];
         mask.copy_from_slice(&header[header_len - 4..]);
         let payload: &'a mut [u8] = payload;
-        let text = if unmask_reporting_ascii(payload, mask, 0) {
-            let payload: &'a [u8] = payload;
-            debug_assert!(payload.is_ascii());
-            // SAFETY: ASCII is valid UTF-8, and unmasking saw every byte of `payload` below
-            // 0x80 (`unmask_reporting_ascii`).
-            Some(unsafe { std::str::from_utf8_unchecked(payload) })
-        } else {
-            std::str::from_utf8(payload).ok()
-        };
-        let event = match text {
+        let is_ascii = unmask_reporting_ascii(payload, mask, 0);
+        let payload: &'a [u8] = payload;
+        let event = match unmasked_text(payload, is_ascii) {
             Some(text) => Some(Event::Text(Cow::Borrowed(text))),
             None => {
                 self.fail(CLOSE_INVALID_PAYLOAD, out);
@@ -563,6 +548,21 @@ fn advance_utf8_check(data: &[u8], checked_len: &mut usize) -> bool {
             // `error_len() == None` means the input merely ended inside a sequence.
             error.error_len().is_none()
         }
+    }
+}
+
+/// A text frame's unmasked payload as text, or `None` when it is not UTF-8. `is_ascii`: the
+/// unmasking saw every byte below 0x80 (`unmask_reporting_ascii`), so the UTF-8 pass, a third
+/// of a chat frame's decoding, is skipped.
+#[inline(always)]
+fn unmasked_text(payload: &[u8], is_ascii: bool) -> Option<&str> {
+    if is_ascii {
+        debug_assert!(payload.is_ascii());
+        // SAFETY: ASCII is valid UTF-8, and the caller's unmasking saw every byte of `payload`
+        // below 0x80.
+        Some(unsafe { std::str::from_utf8_unchecked(payload) })
+    } else {
+        std::str::from_utf8(payload).ok()
     }
 }
 

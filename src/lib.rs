@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod reactor;
 pub mod server;
+mod swar;
 #[cfg(test)]
 mod test_random;
 pub mod timer_wheel;

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::emotion::{Emotion, Scores};
+use crate::swar::read_word;
 
 /// Longest client message `id`, in characters.
 pub const MAX_ID_CHARS: usize = 64;
@@ -365,13 +366,6 @@ fn find_quote_backslash_or_control(bytes: &[u8]) -> Option<usize> {
 /// character (which JSON does not allow raw).
 fn is_special(byte: u8) -> bool {
     byte == b'"' || byte == b'\\' || byte < 0x20
-}
-
-/// Eight bytes (at least eight) as a little-endian word: the first byte lowest.
-fn read_word(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(word)
 }
 
 /// The index of the first special byte (see [`is_special`]) in the eight bytes of `word`.

@@ -4,6 +4,8 @@
 //! The parser only looks at the header bytes and hands back offsets, so the payload can be
 //! unmasked and read where it already lies in the reactor's read buffer.
 
+use crate::swar::read_word;
+
 /// The longest possible header: 2 fixed bytes, 8 bytes of extended length and a 4-byte mask.
 pub const MAX_HEADER_LEN: usize = 14;
 
@@ -197,13 +199,6 @@ pub fn unmask_reporting_ascii(payload: &mut [u8], mask: [u8; 4], offset: usize) 
     }
     payload[last_at..].copy_from_slice(&last_word.to_le_bytes());
     high_bits & HIGH_BITS == 0
-}
-
-/// The first eight bytes of `bytes` (at least eight) as a little-endian word.
-fn read_word(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(word)
 }
 
 /// Writes an unmasked frame header (servers never mask, RFC 6455 5.1).

@@ -204,7 +204,7 @@ impl Floor {
                 std::hint::black_box(scorer.score(message_text(payload)));
             }
             write_server_frame(&mut frame, 0x1, payload);
-            if contains(payload, br#""room":"#) {
+            if find(payload, br#""room":"#).is_some() {
                 // Framed once, copied to every other member.
                 for &member in &self.members {
                     if member == key {
@@ -327,19 +327,17 @@ fn decode_client_frame(buf: &mut [u8]) -> Option<Option<(u8, std::ops::Range<usi
 /// The text of a generator `message`: its lines need no JSON escapes, so the text runs from
 /// `"text":"` to the next quote. Empty when there is none.
 fn message_text(payload: &[u8]) -> &str {
-    let after_key = payload
-        .windows(TEXT_KEY.len())
-        .position(|window| window == TEXT_KEY)
-        .map_or(payload.len(), |at| at + TEXT_KEY.len());
+    let after_key = find(payload, TEXT_KEY).map_or(payload.len(), |at| at + TEXT_KEY.len());
     let rest = &payload[after_key..];
     let text = &rest[..rest.iter().position(|&b| b == b'"').unwrap_or(rest.len())];
     std::str::from_utf8(text).unwrap_or("")
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+/// Where `needle` first starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
-        .any(|window| window == needle)
+        .position(|window| window == needle)
 }
 
 /// Appends an unmasked server frame.

@@ -56,6 +56,9 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// The turn's input arena: room for several full reads, and for the few hundred bytes each of
+/// hundreds of busy connections send in one turn, before it has to be processed early.
+const INPUT_ARENA_BYTES: usize = 4 * READ_BUFFER_BYTES;
 /// Full reads one connection gets per loop turn (64 KiB). A peer that sends faster than we
 /// process would otherwise keep the loop on its socket and starve everyone else; what is left
 /// is read in the next turn, after the other connections had theirs.
@@ -87,7 +90,8 @@ pub struct Reactor {
     listener: Option<TcpListener>,
     signals: Option<UnixStream>,
     conns: Slab<Connection>,
-    read_buffer: Vec<u8>,
+    /// This turn's reads, processed together after the turn's events (see [`TurnInput`]).
+    turn_input: TurnInput,
     /// Connections that used up their read budget with data still waiting (edge-triggered
     /// readiness will not report it again), with whether the peer had closed.
     read_again: Vec<(usize, bool)>,
@@ -117,6 +121,36 @@ enum NoDelay {
     Inherited,
     /// Set on each accepted socket.
     PerConnection,
+}
+
+/// The bytes read in one loop turn, waiting to be processed together.
+struct TurnInput {
+    /// `INPUT_ARENA_BYTES`, allocated once; `arena[..filled]` holds the turn's reads.
+    arena: Vec<u8>,
+    filled: usize,
+    pending: Vec<PendingInput>,
+}
+
+/// One connection's read: `arena[start..end]`.
+struct PendingInput {
+    key: usize,
+    start: usize,
+    end: usize,
+}
+
+impl TurnInput {
+    fn new() -> TurnInput {
+        TurnInput {
+            arena: vec![0; INPUT_ARENA_BYTES],
+            filled: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Room left for reads this turn.
+    fn free(&self) -> usize {
+        self.arena.len() - self.filled
+    }
 }
 
 impl Reactor {
@@ -149,7 +183,7 @@ impl Reactor {
             listener: Some(listener),
             signals,
             conns: Slab::new(),
-            read_buffer: vec![0; READ_BUFFER_BYTES],
+            turn_input: TurnInput::new(),
             read_again: Vec::new(),
             wheel: TimerWheel::new(TICK_MS, WHEEL_SLOTS, now),
             fired: Vec::new(),
@@ -206,6 +240,7 @@ impl Reactor {
                     }
                 }
             }
+            self.process_turn_input(now);
             self.expire_timers(now);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
@@ -337,7 +372,10 @@ impl Reactor {
         }
     }
 
-    /// Reads until the socket would block, processing each chunk as it arrives.
+    /// Reads what the socket has, within the turn's budget. The bytes wait in the turn's input
+    /// arena and are processed with every other connection's after the turn's events
+    /// ([`Reactor::process_turn_input`]), except when the peer has closed: then they are
+    /// processed at once, since whether to read on until EOF depends on what they say.
     fn read(&mut self, key: usize, peer_closed: bool, now: u64) {
         let turn = self.metrics.loop_iterations;
         match self.conns.get_mut(key) {
@@ -356,7 +394,12 @@ impl Reactor {
             }
             None => return,
         }
-        let mut buffer = std::mem::take(&mut self.read_buffer);
+        if self.turn_input.free() < READ_BUFFER_BYTES {
+            self.process_turn_input(now);
+        }
+        let mut arena = std::mem::take(&mut self.turn_input.arena);
+        let start = self.turn_input.filled;
+        let buffer = &mut arena[start..start + READ_BUFFER_BYTES];
         let mut reads = 0;
         while let Some(conn) = self.conns.get_mut(key) {
             if reads == READS_PER_TURN {
@@ -365,7 +408,7 @@ impl Reactor {
                 break;
             }
             reads += 1;
-            match conn.stream.read(&mut buffer) {
+            match conn.stream.read(buffer) {
                 Ok(0) => {
                     self.remove(key, now);
                     break;
@@ -375,12 +418,26 @@ impl Reactor {
                     if conn.lingering {
                         continue;
                     }
-                    self.on_bytes(key, &mut buffer, n, now);
+                    if !peer_closed {
+                        self.turn_input.pending.push(PendingInput {
+                            key,
+                            start,
+                            end: start + n,
+                        });
+                        self.turn_input.filled = start + n;
+                        if n == buffer.len() {
+                            // More may wait: the next turn reads it.
+                            conn.read_carried = true;
+                            self.read_again.push((key, peer_closed));
+                        }
+                        break;
+                    }
+                    self.on_bytes(key, buffer, n, now);
                     // A short read drained the socket; edge-triggered readiness reports new data.
                     // A pending FIN does not re-arm it, so then read on until EOF, unless the
                     // closing handshake is done: then `flush` closes the socket, FIN or not.
                     let closed = || self.conns.get(key).is_some_and(closing_handshake_done);
-                    if n < buffer.len() && (!peer_closed || closed()) {
+                    if n < buffer.len() && closed() {
                         break;
                     }
                 }
@@ -392,7 +449,39 @@ impl Reactor {
                 }
             }
         }
-        self.read_buffer = buffer;
+        self.turn_input.arena = arena;
+    }
+
+    /// Processes the bytes this turn's reads left in the input arena, connection by connection
+    /// in the order they were read. Reading every ready socket first and then processing all
+    /// their messages keeps the kernel's receive path and the chat path each hot in the caches
+    /// for a run of connections, rather than alternating between them per connection.
+    fn process_turn_input(&mut self, now: u64) {
+        if self.turn_input.pending.is_empty() {
+            return;
+        }
+        let turn = self.metrics.loop_iterations;
+        let mut pending = std::mem::take(&mut self.turn_input.pending);
+        let mut arena = std::mem::take(&mut self.turn_input.arena);
+        for input in pending.drain(..) {
+            // A connection removed after its read may have left its key to one accepted since;
+            // that one has not been read this turn (a socket is read the turn after its
+            // accept at the earliest), so its `read_turn` tells them apart.
+            if self
+                .conns
+                .get(input.key)
+                .is_some_and(|c| c.read_turn == turn)
+            {
+                let bytes = &mut arena[input.start..input.end];
+                let n = bytes.len();
+                self.on_bytes(input.key, bytes, n, now);
+            }
+        }
+        self.turn_input = TurnInput {
+            arena,
+            filled: 0,
+            pending,
+        };
     }
 
     /// Feeds `buffer[..n]` (fresh bytes) to the connection, with any input it kept from before.

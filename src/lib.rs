@@ -11,6 +11,7 @@
 //! - [`server`]: glue: builds the reactor, HTTP app endpoints and the chat core from the configuration.
 //! - [`reactor`]: the single-threaded mio event loop that moves bytes between sockets and the above.
 
+mod cache_hints;
 pub mod chat;
 pub mod config;
 pub mod emotion;

@@ -16,6 +16,7 @@
 
 use super::room::{EventBody, RoomEvent};
 use super::wire::WireEmotion;
+use crate::cache_hints;
 use crate::emotion::Emotion;
 
 /// Bytes of one length-table slot.
@@ -106,6 +107,15 @@ impl HistoryRing {
         self.records().filter_map(decode)
     }
 
+    /// Starts fetching the lines the next append of about `length` bytes will most likely
+    /// write (after the newest record), so that they arrive while the event is being prepared.
+    pub fn prepare_append(&self, length: usize) {
+        let tail = self.tail as usize;
+        if let Some(next) = self.buffer.get(tail..self.buffer.len().min(tail + length)) {
+            cache_hints::prefetch_for_write(next);
+        }
+    }
+
     /// Appends `event`, first dropping the oldest events beyond `max_events - 1` and as many as
     /// it takes to stay within `max_bytes` of records.
     pub fn push(
@@ -161,6 +171,7 @@ impl HistoryRing {
             return Retention { added: 0, evicted };
         };
         encode(event, record);
+        cache_hints::demote(record);
         // Lengths and offsets fit in `u32`: `record_length` and `grow` check them.
         self.set_slot_length(slot, length as u32);
         self.tail = (at + length) as u32;

@@ -46,6 +46,8 @@ const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 const TIMER_TICK_MS: u64 = 10;
 const TIMER_SLOTS: usize = 4096;
+/// A history record's bytes beyond its text in a private room (header, id): to prefetch.
+const HISTORY_RECORD_OVERHEAD: usize = 48;
 /// Released rooms whose last seq is remembered so a re-created room continues its numbering.
 /// Beyond this many the memory is folded into one floor that all new rooms start from.
 const MAX_REMEMBERED_ROOMS: usize = 65_536;
@@ -820,6 +822,10 @@ impl ChatCore {
                 return send_error(out, conn, code, message, echo_id, room);
             }
         };
+        // The history record's lines are cold; they can arrive while the text is scored.
+        self.rooms[key]
+            .history
+            .prepare_append(HISTORY_RECORD_OVERHEAD + text.len());
         let emotion = WireEmotion::from_scores(&self.scorer.score(&text));
         // Encoded once for the sender's result and the room event.
         let emotion_json = EmotionJson::new(&emotion);

@@ -42,8 +42,12 @@ pub(crate) fn demote(bytes: &[u8]) {
 /// The address of each 64-byte cache line that `bytes` touches.
 #[cfg(target_arch = "x86_64")]
 fn lines(bytes: &[u8]) -> impl Iterator<Item = usize> {
-    let start = bytes.as_ptr() as usize;
-    (start & !63..start + bytes.len()).step_by(64)
+    let (start, end) = (
+        bytes.as_ptr() as usize,
+        bytes.as_ptr() as usize + bytes.len(),
+    );
+    let first = if bytes.is_empty() { end } else { start & !63 };
+    (first..end).step_by(64)
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -61,7 +65,7 @@ mod tests {
                 assert!(lines.iter().all(|line| line % 64 == 0));
                 assert!(lines[0] <= start && start < lines[0] + 64);
                 let last = *lines.last().unwrap();
-                assert!(last <= start + len - 1 && start + len - 1 < last + 64);
+                assert!(last < start + len && start + len <= last + 64);
                 assert!(lines.windows(2).all(|pair| pair[1] == pair[0] + 64));
             }
         }

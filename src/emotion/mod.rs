@@ -13,6 +13,7 @@ mod key_hash;
 mod lexicon;
 pub mod report;
 mod scorer;
+mod softmax;
 mod tokenizer;
 
 pub use scorer::{Params, Scorer};

@@ -830,11 +830,21 @@ macro_rules! dominant_head {
 
 impl EmotionJson {
     pub fn new(emotion: &WireEmotion) -> EmotionJson {
-        // Built in locals rather than through `&mut self`: the length stays in a register
-        // instead of being reloaded after every write into the array beside it.
-        let mut bytes = [0u8; EMOTION_JSON_CAPACITY];
+        // Built through a local length: it stays in a register instead of being reloaded after
+        // every write into the array beside it. (The value is still built in a local and copied
+        // out, a `memcpy` of its 184 bytes, inlined into the caller or not: the borrow of its
+        // bytes keeps the compiler from building it in place.)
+        let mut json = EmotionJson {
+            bytes: [0u8; EMOTION_JSON_CAPACITY],
+            len: 0,
+        };
+        let bytes = &mut json.bytes;
         let mut len = 0;
-        let score = |label: Emotion| emotion.scores[label.index()];
+        // The eight numbers' texts at once: the seven scores, then the confidence.
+        let mut units = [0u16; 8];
+        units[..7].copy_from_slice(&emotion.scores);
+        units[CONFIDENCE_LANE] = emotion.scores[emotion.dominant.index()];
+        let texts = ScoreTexts::new(&units);
         // Every write is of a constant size, so none is a `memcpy` call.
         match emotion.dominant {
             Emotion::Anger => put!(bytes, len, dominant_head!("anger")),
@@ -845,24 +855,18 @@ impl EmotionJson {
             Emotion::Surprise => put!(bytes, len, dominant_head!("surprise")),
             Emotion::Neutral => put!(bytes, len, dominant_head!("neutral")),
         }
-        len = put_score(&mut bytes, len, score(emotion.dominant));
-        // The labels in `Emotion::ALL` order, each key a constant so that it is copied as one.
-        put!(bytes, len, br#","scores":{"anger":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Anger));
-        put!(bytes, len, br#","disgust":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Disgust));
-        put!(bytes, len, br#","fear":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Fear));
-        put!(bytes, len, br#","joy":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Joy));
-        put!(bytes, len, br#","sadness":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Sadness));
-        put!(bytes, len, br#","surprise":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Surprise));
-        put!(bytes, len, br#","neutral":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Neutral));
+        len = texts.put(bytes, len, b"", CONFIDENCE_LANE);
+        // The labels in `Emotion::ALL` order, each key a constant written with its score.
+        len = texts.put(bytes, len, br#","scores":{"anger":"#, 0);
+        len = texts.put(bytes, len, br#","disgust":"#, 1);
+        len = texts.put(bytes, len, br#","fear":"#, 2);
+        len = texts.put(bytes, len, br#","joy":"#, 3);
+        len = texts.put(bytes, len, br#","sadness":"#, 4);
+        len = texts.put(bytes, len, br#","surprise":"#, 5);
+        len = texts.put(bytes, len, br#","neutral":"#, 6);
         put!(bytes, len, b"}");
-        EmotionJson { bytes, len }
+        json.len = len;
+        json
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -870,40 +874,154 @@ impl EmotionJson {
     }
 }
 
-/// Writes a score in ten-thousandths at `at` as its shortest decimal (`0`, `1`, `0.5`,
-/// `0.0123`) and returns the position after it. All eight bytes of the word are written (a
-/// fixed-size store), and only the digits that count kept. The fragment's length is bounded by
-/// construction, and [`EMOTION_JSON_CAPACITY`] holds the longest with the store's slack.
-fn put_score(bytes: &mut [u8; EMOTION_JSON_CAPACITY], at: usize, units: u16) -> usize {
-    let (text, len) = score_text(units);
-    bytes[at..at + 8].copy_from_slice(&text);
-    at + len
+/// The lane of [`ScoreTexts`] that holds the confidence (the seven scores come first).
+const CONFIDENCE_LANE: usize = 7;
+
+/// Eight scores in ten-thousandths as their shortest decimals (`0`, `1`, `0.5`, `0.0123`), all
+/// computed at once, and per lane as a word whose first `len` bytes are the text (they took
+/// about 26 instructions per number one at a time).
+struct ScoreTexts {
+    words: [u64; 8],
+    len: [u16; 8],
 }
 
-/// A score in ten-thousandths as decimal text: the first `len` of eight bytes. The four
-/// decimals come from a few multiplications on one word rather than a digit at a time.
-fn score_text(units: u16) -> ([u8; 8], usize) {
-    if units >= SCORE_UNITS {
-        return (*b"1       ", 1);
+/// `"0."` as the first two bytes of a little-endian word.
+const ZERO_POINT: u16 = u16::from_le_bytes(*b"0.");
+/// `"1"` (and a zero byte, which does not count).
+const ONE: u16 = b'1' as u16;
+/// `"00"`: added to two digit values 0 to 9, their ASCII digits.
+const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
+
+impl ScoreTexts {
+    /// With SSE2 (the x86-64 baseline): eight 16-bit lanes in one register. The divisions are
+    /// multiplications: `x * 5243 >> 19` is `x / 100` below 43,699 (`pmulhuw` gives the
+    /// product's high half) and `x * 103 >> 10` is `x / 10` below 179. The compiler does not
+    /// keep the equivalent plain loops ([`ScoreTexts::new_portable`]) vectorized once the
+    /// lanes are taken apart into words: it went back to scalar code.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn new(units: &[u16; 8]) -> ScoreTexts {
+        use std::arch::x86_64::{
+            __m128i, _mm_add_epi16, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi16,
+            _mm_loadu_si128, _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_set1_epi16,
+            _mm_setzero_si128, _mm_slli_epi16, _mm_srli_epi16, _mm_storeu_si128, _mm_sub_epi16,
+            _mm_subs_epu16, _mm_unpackhi_epi16, _mm_unpackhi_epi32, _mm_unpacklo_epi16,
+            _mm_unpacklo_epi32, _mm_xor_si128,
+        };
+        let mut texts = ScoreTexts {
+            words: [0; 8],
+            len: [0; 8],
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned loads and stores read
+        // and write exactly the 16 bytes of `units`, `texts.len` and each two of `texts.words`.
+        unsafe {
+            let splat = |value: u16| _mm_set1_epi16(value as i16);
+            let units = _mm_loadu_si128(units.as_ptr().cast::<__m128i>());
+            let zero = _mm_setzero_si128();
+            // All ones in the lanes of a score below 1 (units - 9,999, saturating, is zero
+            // exactly there); the others (10,000, or more: written as 1 too) get digits below
+            // that are wrong and not used.
+            let fraction = _mm_cmpeq_epi16(_mm_subs_epu16(units, splat(SCORE_UNITS - 1)), zero);
+            let hundreds = _mm_srli_epi16::<3>(_mm_mulhi_epu16(units, splat(5243)));
+            let rest = _mm_sub_epi16(units, _mm_mullo_epi16(hundreds, splat(100)));
+            let d1 = _mm_srli_epi16::<10>(_mm_mullo_epi16(hundreds, splat(103)));
+            let d2 = _mm_sub_epi16(hundreds, _mm_mullo_epi16(d1, splat(10)));
+            let d3 = _mm_srli_epi16::<10>(_mm_mullo_epi16(rest, splat(103)));
+            let d4 = _mm_sub_epi16(rest, _mm_mullo_epi16(d3, splat(10)));
+            let ascii = splat(ASCII_ZERO_PAIR);
+            let first_pair = _mm_or_si128(_mm_or_si128(d1, _mm_slli_epi16::<8>(d2)), ascii);
+            let second_pair = _mm_or_si128(_mm_or_si128(d3, _mm_slli_epi16::<8>(d4)), ascii);
+            let lead = _mm_xor_si128(splat(ONE), _mm_and_si128(fraction, splat(ZERO_POINT ^ ONE)));
+            // Per lane the 16-bit pieces [lead, first pair, second pair, 0]: one word each.
+            let lead_first = [
+                _mm_unpacklo_epi16(lead, first_pair),
+                _mm_unpackhi_epi16(lead, first_pair),
+            ];
+            let second = [
+                _mm_unpacklo_epi16(second_pair, zero),
+                _mm_unpackhi_epi16(second_pair, zero),
+            ];
+            let words = texts.words.as_mut_ptr().cast::<__m128i>();
+            _mm_storeu_si128(words, _mm_unpacklo_epi32(lead_first[0], second[0]));
+            _mm_storeu_si128(words.add(1), _mm_unpackhi_epi32(lead_first[0], second[0]));
+            _mm_storeu_si128(words.add(2), _mm_unpacklo_epi32(lead_first[1], second[1]));
+            _mm_storeu_si128(words.add(3), _mm_unpackhi_epi32(lead_first[1], second[1]));
+            // Six bytes, less one (all ones) for each trailing zero decimal: `0.5` is three,
+            // and zero (`0.` cut back) one.
+            let is_zero = |x| _mm_cmpeq_epi16(x, zero);
+            let zero_units = is_zero(units);
+            let len = _mm_add_epi16(
+                _mm_add_epi16(splat(6), is_zero(d4)),
+                _mm_add_epi16(is_zero(rest), is_zero(_mm_or_si128(d2, rest))),
+            );
+            let len = _mm_add_epi16(len, _mm_add_epi16(zero_units, zero_units));
+            let len = _mm_or_si128(
+                _mm_and_si128(fraction, len),
+                _mm_andnot_si128(fraction, splat(1)),
+            );
+            _mm_storeu_si128(texts.len.as_mut_ptr().cast::<__m128i>(), len);
+        }
+        texts
     }
-    let units = u32::from(units);
-    // `units / 100` for `units` below 43,699.
-    let high = (units * 5243) >> 19;
-    let low = units - 100 * high;
-    // Two numbers below 100 in 16-bit lanes; `x * 103 >> 10` is `x / 10` below 179, and
-    // neither lane's product reaches the other's bits that are kept.
-    let pairs = high | (low << 16);
-    let tens = ((pairs * 103) >> 10) & 0x000f_000f;
-    // Four digits, one a byte, the first decimal lowest (little-endian order).
-    let digits = tens | ((pairs - 10 * tens) << 8);
-    // The trailing zero decimals are the word's high zero bytes: all four for zero, whose text
-    // `0.` is cut to `0`, so that zero, the most frequent score, takes no branch of its own.
-    let zero_decimals = (digits.leading_zeros() / 8) as usize;
-    let text = u64::from(b'0') | (u64::from(b'.') << 8) | (u64::from(digits | 0x3030_3030) << 16);
-    (
-        text.to_le_bytes(),
-        6 - zero_decimals - usize::from(units == 0),
-    )
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn new(units: &[u16; 8]) -> ScoreTexts {
+        ScoreTexts::new_portable(units)
+    }
+
+    /// One lane at a time: the other platforms' version, and the reference the SSE2 one is
+    /// tested against.
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn new_portable(units: &[u16; 8]) -> ScoreTexts {
+        let mut texts = ScoreTexts {
+            words: [0; 8],
+            len: [0; 8],
+        };
+        for (lane, &units) in units.iter().enumerate() {
+            if units >= SCORE_UNITS {
+                texts.words[lane] = u64::from(ONE);
+                texts.len[lane] = 1;
+                continue;
+            }
+            let hundreds = units / 100;
+            let rest = units % 100;
+            let digits = [hundreds / 10, hundreds % 10, rest / 10, rest % 10];
+            let decimals = 4 - digits.iter().rev().take_while(|&&d| d == 0).count();
+            let pair = |a: u16, b: u16| u64::from((a | b << 8) | ASCII_ZERO_PAIR);
+            texts.words[lane] = u64::from(ZERO_POINT)
+                | pair(digits[0], digits[1]) << 16
+                | pair(digits[2], digits[3]) << 32;
+            // `0.` cut back to `0` for zero.
+            texts.len[lane] = if units == 0 { 1 } else { 2 + decimals as u16 };
+        }
+        texts
+    }
+
+    /// Writes the constant `key`, then lane `lane`'s text, at `at` and returns the position
+    /// after them. All eight bytes of the word are written (one fixed-size store), and only
+    /// those that count kept: the fragment's length is bounded by construction, and
+    /// [`EMOTION_JSON_CAPACITY`] holds the longest with the store's slack.
+    #[inline(always)]
+    fn put<const KEY: usize>(
+        &self,
+        bytes: &mut [u8; EMOTION_JSON_CAPACITY],
+        at: usize,
+        key: &[u8; KEY],
+        lane: usize,
+    ) -> usize {
+        let slot = &mut bytes[at..at + KEY + 8];
+        slot[..KEY].copy_from_slice(key);
+        slot[KEY..].copy_from_slice(&self.words[lane].to_le_bytes());
+        at + KEY + usize::from(self.len[lane])
+    }
+
+    /// Lane `lane`'s text.
+    #[cfg(test)]
+    fn text(&self, lane: usize) -> String {
+        let mut bytes = [0u8; EMOTION_JSON_CAPACITY];
+        let len = self.put(&mut bytes, 0, b"", lane);
+        String::from_utf8_lossy(&bytes[..len]).into_owned()
+    }
 }
 
 /// `value` in decimal. Numbers below 10^16 (sequence numbers, millisecond timestamps: all
@@ -1637,12 +1755,25 @@ mod tests {
 
     #[test]
     fn every_score_is_written_as_its_shortest_decimal() {
-        for units in 0..=SCORE_UNITS + 1 {
-            let (digits, len) = score_text(units);
-            let text = std::str::from_utf8(&digits[..len]).unwrap();
-            let expected = (f64::from(units.min(SCORE_UNITS)) / 10_000.0).to_string();
-            assert_eq!(text, expected, "units {units}");
+        // Every value in every lane, beside other values.
+        for units in 0..=SCORE_UNITS + 2 {
+            let neighbours = [0, 1, 10, 100, 1000, 9999, SCORE_UNITS, units / 2];
+            for lane in 0..8 {
+                let mut lanes = neighbours;
+                lanes[lane] = units;
+                let expected = (f64::from(units.min(SCORE_UNITS)) / 10_000.0).to_string();
+                let texts = ScoreTexts::new(&lanes);
+                assert_eq!(texts.text(lane), expected, "units {units} in lane {lane}");
+                let portable = ScoreTexts::new_portable(&lanes);
+                assert_eq!(
+                    portable.text(lane),
+                    expected,
+                    "units {units} in lane {lane}"
+                );
+            }
         }
+        assert_eq!(ScoreTexts::new(&[u16::MAX; 8]).text(3), "1");
+        assert_eq!(ScoreTexts::new_portable(&[u16::MAX; 8]).text(3), "1");
     }
 
     #[test]

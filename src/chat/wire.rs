@@ -892,6 +892,39 @@ const ONE: u16 = b'1' as u16;
 /// `"00"`: added to two digit values 0 to 9, their ASCII digits.
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
+/// The constants of [`ScoreTexts::new`], eight lanes each, together in three cache lines. Read
+/// through [`std::hint::black_box`] so that the compiler loads them from here: left to itself it
+/// makes each a constant of its own, which the linker merges with equal constants elsewhere in
+/// the binary, one cache line apart each, all to be missed by a cold call.
+#[cfg(target_arch = "x86_64")]
+#[repr(C, align(64))]
+struct DigitConstants {
+    below_one: [u16; 8],
+    hundred_reciprocal: [u16; 8],
+    hundred: [u16; 8],
+    ten_reciprocal: [u16; 8],
+    ten: [u16; 8],
+    ascii_zero_pair: [u16; 8],
+    one: [u16; 8],
+    zero_point_xor_one: [u16; 8],
+    six: [u16; 8],
+    single: [u16; 8],
+}
+
+#[cfg(target_arch = "x86_64")]
+static DIGIT_CONSTANTS: DigitConstants = DigitConstants {
+    below_one: [SCORE_UNITS - 1; 8],
+    hundred_reciprocal: [5243; 8],
+    hundred: [100; 8],
+    ten_reciprocal: [103; 8],
+    ten: [10; 8],
+    ascii_zero_pair: [ASCII_ZERO_PAIR; 8],
+    one: [ONE; 8],
+    zero_point_xor_one: [ZERO_POINT ^ ONE; 8],
+    six: [6; 8],
+    single: [1; 8],
+};
+
 impl ScoreTexts {
     /// With SSE2 (the x86-64 baseline): eight 16-bit lanes in one register. The divisions are
     /// multiplications: `x * 5243 >> 19` is `x / 100` below 43,699 (`pmulhuw` gives the
@@ -903,35 +936,42 @@ impl ScoreTexts {
     fn new(units: &[u16; 8]) -> ScoreTexts {
         use std::arch::x86_64::{
             __m128i, _mm_add_epi16, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi16,
-            _mm_loadu_si128, _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_set1_epi16,
-            _mm_setzero_si128, _mm_slli_epi16, _mm_srli_epi16, _mm_storeu_si128, _mm_sub_epi16,
-            _mm_subs_epu16, _mm_unpackhi_epi16, _mm_unpackhi_epi32, _mm_unpacklo_epi16,
-            _mm_unpacklo_epi32, _mm_xor_si128,
+            _mm_loadu_si128, _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_setzero_si128,
+            _mm_slli_epi16, _mm_srli_epi16, _mm_storeu_si128, _mm_sub_epi16, _mm_subs_epu16,
+            _mm_unpackhi_epi16, _mm_unpackhi_epi32, _mm_unpacklo_epi16, _mm_unpacklo_epi32,
+            _mm_xor_si128,
         };
         let mut texts = ScoreTexts {
             words: [0; 8],
             len: [0; 8],
         };
+        let c = std::hint::black_box(&DIGIT_CONSTANTS);
         // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned loads and stores read
-        // and write exactly the 16 bytes of `units`, `texts.len` and each two of `texts.words`.
+        // and write exactly the 16 bytes of `units`, of a constant, of `texts.len` and of each
+        // two of `texts.words`.
         unsafe {
-            let splat = |value: u16| _mm_set1_epi16(value as i16);
-            let units = _mm_loadu_si128(units.as_ptr().cast::<__m128i>());
+            let load = |lanes: &[u16; 8]| _mm_loadu_si128(lanes.as_ptr().cast::<__m128i>());
+            let units = load(units);
             let zero = _mm_setzero_si128();
             // All ones in the lanes of a score below 1 (units - 9,999, saturating, is zero
             // exactly there); the others (10,000, or more: written as 1 too) get digits below
             // that are wrong and not used.
-            let fraction = _mm_cmpeq_epi16(_mm_subs_epu16(units, splat(SCORE_UNITS - 1)), zero);
-            let hundreds = _mm_srli_epi16::<3>(_mm_mulhi_epu16(units, splat(5243)));
-            let rest = _mm_sub_epi16(units, _mm_mullo_epi16(hundreds, splat(100)));
-            let d1 = _mm_srli_epi16::<10>(_mm_mullo_epi16(hundreds, splat(103)));
-            let d2 = _mm_sub_epi16(hundreds, _mm_mullo_epi16(d1, splat(10)));
-            let d3 = _mm_srli_epi16::<10>(_mm_mullo_epi16(rest, splat(103)));
-            let d4 = _mm_sub_epi16(rest, _mm_mullo_epi16(d3, splat(10)));
-            let ascii = splat(ASCII_ZERO_PAIR);
+            let fraction = _mm_cmpeq_epi16(_mm_subs_epu16(units, load(&c.below_one)), zero);
+            let hundreds = _mm_srli_epi16::<3>(_mm_mulhi_epu16(units, load(&c.hundred_reciprocal)));
+            let rest = _mm_sub_epi16(units, _mm_mullo_epi16(hundreds, load(&c.hundred)));
+            let ten_reciprocal = load(&c.ten_reciprocal);
+            let ten = load(&c.ten);
+            let d1 = _mm_srli_epi16::<10>(_mm_mullo_epi16(hundreds, ten_reciprocal));
+            let d2 = _mm_sub_epi16(hundreds, _mm_mullo_epi16(d1, ten));
+            let d3 = _mm_srli_epi16::<10>(_mm_mullo_epi16(rest, ten_reciprocal));
+            let d4 = _mm_sub_epi16(rest, _mm_mullo_epi16(d3, ten));
+            let ascii = load(&c.ascii_zero_pair);
             let first_pair = _mm_or_si128(_mm_or_si128(d1, _mm_slli_epi16::<8>(d2)), ascii);
             let second_pair = _mm_or_si128(_mm_or_si128(d3, _mm_slli_epi16::<8>(d4)), ascii);
-            let lead = _mm_xor_si128(splat(ONE), _mm_and_si128(fraction, splat(ZERO_POINT ^ ONE)));
+            let lead = _mm_xor_si128(
+                load(&c.one),
+                _mm_and_si128(fraction, load(&c.zero_point_xor_one)),
+            );
             // Per lane the 16-bit pieces [lead, first pair, second pair, 0]: one word each.
             let lead_first = [
                 _mm_unpacklo_epi16(lead, first_pair),
@@ -951,13 +991,13 @@ impl ScoreTexts {
             let is_zero = |x| _mm_cmpeq_epi16(x, zero);
             let zero_units = is_zero(units);
             let len = _mm_add_epi16(
-                _mm_add_epi16(splat(6), is_zero(d4)),
+                _mm_add_epi16(load(&c.six), is_zero(d4)),
                 _mm_add_epi16(is_zero(rest), is_zero(_mm_or_si128(d2, rest))),
             );
             let len = _mm_add_epi16(len, _mm_add_epi16(zero_units, zero_units));
             let len = _mm_or_si128(
                 _mm_and_si128(fraction, len),
-                _mm_andnot_si128(fraction, splat(1)),
+                _mm_andnot_si128(fraction, load(&c.single)),
             );
             _mm_storeu_si128(texts.len.as_mut_ptr().cast::<__m128i>(), len);
         }

@@ -479,33 +479,60 @@ pub struct WireEmotion {
 /// Ten-thousandths in one: scores are sent with four decimals.
 pub const SCORE_UNITS: u16 = 10_000;
 
-/// A share in [0, 1] as the nearest number of ten-thousandths (ties up). Adding one half and
-/// truncating avoids `f64::round`, a library call on baseline x86-64.
-fn share_to_units(share: f64) -> u16 {
-    (share * f64::from(SCORE_UNITS) + 0.5) as u16
+/// 2^23: from it up to 2^24 the `f32` values are exactly the integers, so adding it to a number
+/// in [0, 2^23) rounds that to the nearest integer (ties to even), which then is the low bits of
+/// the sum's mantissa.
+const INTEGER_SHIFT: f32 = 8_388_608.0;
+
+/// `scaled` (a share times [`SCORE_UNITS`], in [0, 10,000] give or take rounding) as the nearest
+/// whole number, ties to even. By the addition above rather than `f32::round` (a library call
+/// on baseline x86-64) or a saturating `as` conversion, which the compiler cannot vectorize
+/// with SSE2.
+#[inline(always)]
+fn round_units(scaled: f32) -> u16 {
+    (scaled + INTEGER_SHIFT).to_bits() as u16
 }
 
 impl WireEmotion {
+    /// The scores in ten-thousandths of their sum, negative and NaN scores counting as zero;
+    /// all-neutral if nothing usable is left. In `f32`, eight lanes (the eighth idle), with one
+    /// division for the scale: two four-lane operations a step instead of seven `f64` divisions.
+    /// A product within `f32` rounding of a half may round the other way than exact arithmetic
+    /// would; the units still sum to 10,000 within the seven roundings.
     pub fn from_scores(scores: &Scores) -> WireEmotion {
-        let raw = scores.as_array();
-        let sum: f64 = raw.iter().map(|&v| f64::from(v.max(0.0))).sum();
-        let mut units = [0u16; 7];
-        let usable = sum.is_finite() && sum > 0.0;
-        if usable {
-            for (unit, &r) in units.iter_mut().zip(raw) {
-                *unit = share_to_units(f64::from(r.max(0.0)) / sum);
-            }
-        } else {
-            // A scorer fault must not put NaN on the wire.
-            units[Emotion::Neutral.index()] = SCORE_UNITS;
+        let mut lanes = [0.0f32; 8];
+        for (lane, &score) in lanes.iter_mut().zip(scores.as_array()) {
+            // `>` is false for NaN, which thus counts as zero, as a negative score does.
+            *lane = if score > 0.0 { score } else { 0.0 };
         }
-        let dominant = if usable {
-            scores.dominant()
-        } else {
-            Emotion::Neutral
-        };
+        // Pairwise, so that each step is one vector operation.
+        let mut sum4 = [0.0f32; 4];
+        for (i, sum) in sum4.iter_mut().enumerate() {
+            *sum = lanes[i] + lanes[i + 4];
+        }
+        let sum = (sum4[0] + sum4[2]) + (sum4[1] + sum4[3]);
+        // Positive and finite (NaN fails both comparisons); two comparisons are cheaper than
+        // `is_finite`'s bit tests.
+        if !(sum > 0.0 && sum <= f32::MAX) {
+            // A scorer fault must not put NaN on the wire.
+            let mut units = [0u16; 7];
+            units[Emotion::Neutral.index()] = SCORE_UNITS;
+            return WireEmotion {
+                dominant: Emotion::Neutral,
+                scores: units,
+            };
+        }
+        let scale = f32::from(SCORE_UNITS) / sum;
+        // Non-negative and at most the sum, so the scaled lanes are in [0, 10,000] give or
+        // take rounding: in range for `round_units`.
+        let mut scaled = [0u16; 8];
+        for (units, &lane) in scaled.iter_mut().zip(&lanes) {
+            *units = round_units(lane * scale);
+        }
+        let mut units = [0u16; 7];
+        units.copy_from_slice(&scaled[..7]);
         WireEmotion {
-            dominant,
+            dominant: scores.dominant(),
             scores: units,
         }
     }
@@ -803,11 +830,21 @@ macro_rules! dominant_head {
 
 impl EmotionJson {
     pub fn new(emotion: &WireEmotion) -> EmotionJson {
-        // Built in locals rather than through `&mut self`: the length stays in a register
-        // instead of being reloaded after every write into the array beside it.
-        let mut bytes = [0u8; EMOTION_JSON_CAPACITY];
+        // Built through a local length: it stays in a register instead of being reloaded after
+        // every write into the array beside it. (The value is still built in a local and copied
+        // out, a `memcpy` of its 184 bytes, inlined into the caller or not: the borrow of its
+        // bytes keeps the compiler from building it in place.)
+        let mut json = EmotionJson {
+            bytes: [0u8; EMOTION_JSON_CAPACITY],
+            len: 0,
+        };
+        let bytes = &mut json.bytes;
         let mut len = 0;
-        let score = |label: Emotion| emotion.scores[label.index()];
+        // The eight numbers' texts at once: the seven scores, then the confidence.
+        let mut units = [0u16; 8];
+        units[..7].copy_from_slice(&emotion.scores);
+        units[CONFIDENCE_LANE] = emotion.scores[emotion.dominant.index()];
+        let texts = ScoreTexts::new(&units);
         // Every write is of a constant size, so none is a `memcpy` call.
         match emotion.dominant {
             Emotion::Anger => put!(bytes, len, dominant_head!("anger")),
@@ -818,24 +855,18 @@ impl EmotionJson {
             Emotion::Surprise => put!(bytes, len, dominant_head!("surprise")),
             Emotion::Neutral => put!(bytes, len, dominant_head!("neutral")),
         }
-        len = put_score(&mut bytes, len, score(emotion.dominant));
-        // The labels in `Emotion::ALL` order, each key a constant so that it is copied as one.
-        put!(bytes, len, br#","scores":{"anger":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Anger));
-        put!(bytes, len, br#","disgust":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Disgust));
-        put!(bytes, len, br#","fear":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Fear));
-        put!(bytes, len, br#","joy":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Joy));
-        put!(bytes, len, br#","sadness":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Sadness));
-        put!(bytes, len, br#","surprise":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Surprise));
-        put!(bytes, len, br#","neutral":"#);
-        len = put_score(&mut bytes, len, score(Emotion::Neutral));
+        len = texts.put(bytes, len, b"", CONFIDENCE_LANE);
+        // The labels in `Emotion::ALL` order, each key a constant written with its score.
+        len = texts.put(bytes, len, br#","scores":{"anger":"#, 0);
+        len = texts.put(bytes, len, br#","disgust":"#, 1);
+        len = texts.put(bytes, len, br#","fear":"#, 2);
+        len = texts.put(bytes, len, br#","joy":"#, 3);
+        len = texts.put(bytes, len, br#","sadness":"#, 4);
+        len = texts.put(bytes, len, br#","surprise":"#, 5);
+        len = texts.put(bytes, len, br#","neutral":"#, 6);
         put!(bytes, len, b"}");
-        EmotionJson { bytes, len }
+        json.len = len;
+        json
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -843,40 +874,196 @@ impl EmotionJson {
     }
 }
 
-/// Writes a score in ten-thousandths at `at` as its shortest decimal (`0`, `1`, `0.5`,
-/// `0.0123`) and returns the position after it. All eight bytes of the word are written (a
-/// fixed-size store), and only the digits that count kept. The fragment's length is bounded by
-/// construction, and [`EMOTION_JSON_CAPACITY`] holds the longest with the store's slack.
-fn put_score(bytes: &mut [u8; EMOTION_JSON_CAPACITY], at: usize, units: u16) -> usize {
-    let (text, len) = score_text(units);
-    bytes[at..at + 8].copy_from_slice(&text);
-    at + len
+/// The lane of [`ScoreTexts`] that holds the confidence (the seven scores come first).
+const CONFIDENCE_LANE: usize = 7;
+
+/// Eight scores in ten-thousandths as their shortest decimals (`0`, `1`, `0.5`, `0.0123`), all
+/// computed at once, and per lane as a word whose first `len` bytes are the text (they took
+/// about 26 instructions per number one at a time).
+struct ScoreTexts {
+    words: [u64; 8],
+    len: [u16; 8],
 }
 
-/// A score in ten-thousandths as decimal text: the first `len` of eight bytes. The four
-/// decimals come from a few multiplications on one word rather than a digit at a time.
-fn score_text(units: u16) -> ([u8; 8], usize) {
-    if units >= SCORE_UNITS {
-        return (*b"1       ", 1);
+/// `"0."` as the first two bytes of a little-endian word.
+const ZERO_POINT: u16 = u16::from_le_bytes(*b"0.");
+/// `"1"` (and a zero byte, which does not count).
+const ONE: u16 = b'1' as u16;
+/// `"00"`: added to two digit values 0 to 9, their ASCII digits.
+const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
+
+/// The constants of [`ScoreTexts::new`], eight lanes each, together in three cache lines. Read
+/// through [`std::hint::black_box`] so that the compiler loads them from here: left to itself it
+/// makes each a constant of its own, which the linker merges with equal constants elsewhere in
+/// the binary, one cache line apart each, all to be missed by a cold call.
+#[cfg(target_arch = "x86_64")]
+#[repr(C, align(64))]
+struct DigitConstants {
+    below_one: [u16; 8],
+    hundred_reciprocal: [u16; 8],
+    hundred: [u16; 8],
+    ten_reciprocal: [u16; 8],
+    ten: [u16; 8],
+    ascii_zero_pair: [u16; 8],
+    one: [u16; 8],
+    zero_point_xor_one: [u16; 8],
+    six: [u16; 8],
+    single: [u16; 8],
+}
+
+#[cfg(target_arch = "x86_64")]
+static DIGIT_CONSTANTS: DigitConstants = DigitConstants {
+    below_one: [SCORE_UNITS - 1; 8],
+    hundred_reciprocal: [5243; 8],
+    hundred: [100; 8],
+    ten_reciprocal: [103; 8],
+    ten: [10; 8],
+    ascii_zero_pair: [ASCII_ZERO_PAIR; 8],
+    one: [ONE; 8],
+    zero_point_xor_one: [ZERO_POINT ^ ONE; 8],
+    six: [6; 8],
+    single: [1; 8],
+};
+
+impl ScoreTexts {
+    /// With SSE2 (the x86-64 baseline): eight 16-bit lanes in one register. The divisions are
+    /// multiplications: `x * 5243 >> 19` is `x / 100` below 43,699 (`pmulhuw` gives the
+    /// product's high half) and `x * 103 >> 10` is `x / 10` below 179. The compiler does not
+    /// keep the equivalent plain loops ([`ScoreTexts::new_portable`]) vectorized once the
+    /// lanes are taken apart into words: it went back to scalar code.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn new(units: &[u16; 8]) -> ScoreTexts {
+        use std::arch::x86_64::{
+            __m128i, _mm_add_epi16, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi16,
+            _mm_loadu_si128, _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_setzero_si128,
+            _mm_slli_epi16, _mm_srli_epi16, _mm_storeu_si128, _mm_sub_epi16, _mm_subs_epu16,
+            _mm_unpackhi_epi16, _mm_unpackhi_epi32, _mm_unpacklo_epi16, _mm_unpacklo_epi32,
+            _mm_xor_si128,
+        };
+        let mut texts = ScoreTexts {
+            words: [0; 8],
+            len: [0; 8],
+        };
+        let c = std::hint::black_box(&DIGIT_CONSTANTS);
+        // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned loads and stores read
+        // and write exactly the 16 bytes of `units`, of a constant, of `texts.len` and of each
+        // two of `texts.words`.
+        unsafe {
+            let load = |lanes: &[u16; 8]| _mm_loadu_si128(lanes.as_ptr().cast::<__m128i>());
+            let units = load(units);
+            let zero = _mm_setzero_si128();
+            // All ones in the lanes of a score below 1 (units - 9,999, saturating, is zero
+            // exactly there); the others (10,000, or more: written as 1 too) get digits below
+            // that are wrong and not used.
+            let fraction = _mm_cmpeq_epi16(_mm_subs_epu16(units, load(&c.below_one)), zero);
+            let hundreds = _mm_srli_epi16::<3>(_mm_mulhi_epu16(units, load(&c.hundred_reciprocal)));
+            let rest = _mm_sub_epi16(units, _mm_mullo_epi16(hundreds, load(&c.hundred)));
+            let ten_reciprocal = load(&c.ten_reciprocal);
+            let ten = load(&c.ten);
+            let d1 = _mm_srli_epi16::<10>(_mm_mullo_epi16(hundreds, ten_reciprocal));
+            let d2 = _mm_sub_epi16(hundreds, _mm_mullo_epi16(d1, ten));
+            let d3 = _mm_srli_epi16::<10>(_mm_mullo_epi16(rest, ten_reciprocal));
+            let d4 = _mm_sub_epi16(rest, _mm_mullo_epi16(d3, ten));
+            let ascii = load(&c.ascii_zero_pair);
+            let first_pair = _mm_or_si128(_mm_or_si128(d1, _mm_slli_epi16::<8>(d2)), ascii);
+            let second_pair = _mm_or_si128(_mm_or_si128(d3, _mm_slli_epi16::<8>(d4)), ascii);
+            let lead = _mm_xor_si128(
+                load(&c.one),
+                _mm_and_si128(fraction, load(&c.zero_point_xor_one)),
+            );
+            // Per lane the 16-bit pieces [lead, first pair, second pair, 0]: one word each.
+            let lead_first = [
+                _mm_unpacklo_epi16(lead, first_pair),
+                _mm_unpackhi_epi16(lead, first_pair),
+            ];
+            let second = [
+                _mm_unpacklo_epi16(second_pair, zero),
+                _mm_unpackhi_epi16(second_pair, zero),
+            ];
+            let words = texts.words.as_mut_ptr().cast::<__m128i>();
+            _mm_storeu_si128(words, _mm_unpacklo_epi32(lead_first[0], second[0]));
+            _mm_storeu_si128(words.add(1), _mm_unpackhi_epi32(lead_first[0], second[0]));
+            _mm_storeu_si128(words.add(2), _mm_unpacklo_epi32(lead_first[1], second[1]));
+            _mm_storeu_si128(words.add(3), _mm_unpackhi_epi32(lead_first[1], second[1]));
+            // Six bytes, less one (all ones) for each trailing zero decimal: `0.5` is three,
+            // and zero (`0.` cut back) one.
+            let is_zero = |x| _mm_cmpeq_epi16(x, zero);
+            let zero_units = is_zero(units);
+            let len = _mm_add_epi16(
+                _mm_add_epi16(load(&c.six), is_zero(d4)),
+                _mm_add_epi16(is_zero(rest), is_zero(_mm_or_si128(d2, rest))),
+            );
+            let len = _mm_add_epi16(len, _mm_add_epi16(zero_units, zero_units));
+            let len = _mm_or_si128(
+                _mm_and_si128(fraction, len),
+                _mm_andnot_si128(fraction, load(&c.single)),
+            );
+            _mm_storeu_si128(texts.len.as_mut_ptr().cast::<__m128i>(), len);
+        }
+        texts
     }
-    let units = u32::from(units);
-    // `units / 100` for `units` below 43,699.
-    let high = (units * 5243) >> 19;
-    let low = units - 100 * high;
-    // Two numbers below 100 in 16-bit lanes; `x * 103 >> 10` is `x / 10` below 179, and
-    // neither lane's product reaches the other's bits that are kept.
-    let pairs = high | (low << 16);
-    let tens = ((pairs * 103) >> 10) & 0x000f_000f;
-    // Four digits, one a byte, the first decimal lowest (little-endian order).
-    let digits = tens | ((pairs - 10 * tens) << 8);
-    // The trailing zero decimals are the word's high zero bytes: all four for zero, whose text
-    // `0.` is cut to `0`, so that zero, the most frequent score, takes no branch of its own.
-    let zero_decimals = (digits.leading_zeros() / 8) as usize;
-    let text = u64::from(b'0') | (u64::from(b'.') << 8) | (u64::from(digits | 0x3030_3030) << 16);
-    (
-        text.to_le_bytes(),
-        6 - zero_decimals - usize::from(units == 0),
-    )
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn new(units: &[u16; 8]) -> ScoreTexts {
+        ScoreTexts::new_portable(units)
+    }
+
+    /// One lane at a time: the other platforms' version, and the reference the SSE2 one is
+    /// tested against.
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn new_portable(units: &[u16; 8]) -> ScoreTexts {
+        let mut texts = ScoreTexts {
+            words: [0; 8],
+            len: [0; 8],
+        };
+        for (lane, &units) in units.iter().enumerate() {
+            if units >= SCORE_UNITS {
+                texts.words[lane] = u64::from(ONE);
+                texts.len[lane] = 1;
+                continue;
+            }
+            let hundreds = units / 100;
+            let rest = units % 100;
+            let digits = [hundreds / 10, hundreds % 10, rest / 10, rest % 10];
+            let decimals = 4 - digits.iter().rev().take_while(|&&d| d == 0).count();
+            let pair = |a: u16, b: u16| u64::from((a | b << 8) | ASCII_ZERO_PAIR);
+            texts.words[lane] = u64::from(ZERO_POINT)
+                | pair(digits[0], digits[1]) << 16
+                | pair(digits[2], digits[3]) << 32;
+            // `0.` cut back to `0` for zero.
+            texts.len[lane] = if units == 0 { 1 } else { 2 + decimals as u16 };
+        }
+        texts
+    }
+
+    /// Writes the constant `key`, then lane `lane`'s text, at `at` and returns the position
+    /// after them. All eight bytes of the word are written (one fixed-size store), and only
+    /// those that count kept: the fragment's length is bounded by construction, and
+    /// [`EMOTION_JSON_CAPACITY`] holds the longest with the store's slack.
+    #[inline(always)]
+    fn put<const KEY: usize>(
+        &self,
+        bytes: &mut [u8; EMOTION_JSON_CAPACITY],
+        at: usize,
+        key: &[u8; KEY],
+        lane: usize,
+    ) -> usize {
+        let slot = &mut bytes[at..at + KEY + 8];
+        slot[..KEY].copy_from_slice(key);
+        slot[KEY..].copy_from_slice(&self.words[lane].to_le_bytes());
+        // A length is at most 6; the mask lets the compiler see a bound, so that it can prove
+        // the later writes in range and drop their bounds checks.
+        at + KEY + usize::from(self.len[lane] & 7)
+    }
+
+    /// Lane `lane`'s text.
+    #[cfg(test)]
+    fn text(&self, lane: usize) -> String {
+        let mut bytes = [0u8; EMOTION_JSON_CAPACITY];
+        let len = self.put(&mut bytes, 0, b"", lane);
+        String::from_utf8_lossy(&bytes[..len]).into_owned()
+    }
 }
 
 /// `value` in decimal. Numbers below 10^16 (sequence numbers, millisecond timestamps: all
@@ -1229,16 +1416,83 @@ mod tests {
     }
 
     #[test]
-    fn shares_round_to_the_nearest_ten_thousandth() {
-        assert_eq!(share_to_units(0.0), 0);
-        assert_eq!(share_to_units(1.0), SCORE_UNITS);
-        assert_eq!(share_to_units(0.00005), 1);
-        assert_eq!(share_to_units(0.000049), 0);
-        assert_eq!(share_to_units(0.12345678), 1235);
-        for step in 0..=100_000u32 {
-            let share = f64::from(step) / 100_000.0;
-            let expected = (share * 10_000.0).round() as u16;
-            assert_eq!(share_to_units(share), expected, "{share}");
+    fn scaled_shares_round_to_the_nearest_unit() {
+        assert_eq!(round_units(0.0), 0);
+        assert_eq!(round_units(10_000.0), SCORE_UNITS);
+        assert_eq!(round_units(0.5), 0);
+        assert_eq!(round_units(1.5), 2);
+        assert_eq!(round_units(0.51), 1);
+        assert_eq!(round_units(0.49), 0);
+        assert_eq!(round_units(1234.5678), 1235);
+        assert_eq!(round_units(10_000.4), SCORE_UNITS);
+        for step in 0..=1_000_000u32 {
+            let scaled = step as f32 / 100.0;
+            let expected = scaled.round_ties_even() as u16;
+            assert_eq!(round_units(scaled), expected, "{scaled}");
+        }
+    }
+
+    fn wire(values: [f32; 7]) -> WireEmotion {
+        WireEmotion::from_scores(&Scores::from_values(values))
+    }
+
+    #[test]
+    fn wire_units_are_shares_of_the_sum() {
+        let emotion = wire([0.1, 0.0, 0.0, 0.6, 0.0, 0.0, 0.3]);
+        assert_eq!(emotion.scores, [1000, 0, 0, 6000, 0, 0, 3000]);
+        assert_eq!(emotion.dominant, Emotion::Joy);
+        // Not normalized: shares of what is there. Negative and NaN count as zero.
+        let emotion = wire([2.0, -1.0, f32::NAN, 0.0, 0.0, 0.0, 2.0]);
+        assert_eq!(emotion.scores, [5000, 0, 0, 0, 0, 0, 5000]);
+        // Ties of the scores go to neutral (Scores::dominant).
+        assert_eq!(emotion.dominant, Emotion::Neutral);
+        let emotion = wire([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(emotion.scores, [SCORE_UNITS, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(emotion.dominant, Emotion::Anger);
+    }
+
+    #[test]
+    fn unusable_scores_go_on_the_wire_as_neutral() {
+        for values in [
+            [0.0; 7],
+            [-1.0; 7],
+            [f32::NAN; 7],
+            [0.5, f32::INFINITY, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [f32::MAX; 7],
+        ] {
+            let emotion = wire(values);
+            assert_eq!(emotion.dominant, Emotion::Neutral, "{values:?}");
+            assert_eq!(
+                emotion.scores,
+                [0, 0, 0, 0, 0, 0, SCORE_UNITS],
+                "{values:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn scored_texts_go_on_the_wire_within_rounding_of_their_scores() {
+        let scorer = crate::emotion::Scorer::new();
+        let mut random = crate::test_random::XorShift(0x9e37_79b9_7f4a_7c15);
+        let words = [
+            "happy", "sad", "angry", "wow", "gross", "scared", "ok", "not", "very",
+        ];
+        for _ in 0..5_000 {
+            let text: Vec<&str> = (0..random.below(8))
+                .map(|_| words[random.below(9)])
+                .collect();
+            let scores = scorer.score(&text.join(" "));
+            let emotion = WireEmotion::from_scores(&scores);
+            assert_eq!(emotion.dominant, scores.dominant());
+            let total: u32 = emotion.scores.iter().map(|&u| u32::from(u)).sum();
+            assert!(total.abs_diff(10_000) <= 4, "{total}");
+            for (&units, &score) in emotion.scores.iter().zip(scores.as_array()) {
+                let exact = f64::from(score) * 10_000.0;
+                assert!(
+                    (f64::from(units) - exact).abs() <= 0.5 + 1e-2,
+                    "{units} {exact}"
+                );
+            }
         }
     }
 
@@ -1543,12 +1797,25 @@ mod tests {
 
     #[test]
     fn every_score_is_written_as_its_shortest_decimal() {
-        for units in 0..=SCORE_UNITS + 1 {
-            let (digits, len) = score_text(units);
-            let text = std::str::from_utf8(&digits[..len]).unwrap();
-            let expected = (f64::from(units.min(SCORE_UNITS)) / 10_000.0).to_string();
-            assert_eq!(text, expected, "units {units}");
+        // Every value in every lane, beside other values.
+        for units in 0..=SCORE_UNITS + 2 {
+            let neighbours = [0, 1, 10, 100, 1000, 9999, SCORE_UNITS, units / 2];
+            for lane in 0..8 {
+                let mut lanes = neighbours;
+                lanes[lane] = units;
+                let expected = (f64::from(units.min(SCORE_UNITS)) / 10_000.0).to_string();
+                let texts = ScoreTexts::new(&lanes);
+                assert_eq!(texts.text(lane), expected, "units {units} in lane {lane}");
+                let portable = ScoreTexts::new_portable(&lanes);
+                assert_eq!(
+                    portable.text(lane),
+                    expected,
+                    "units {units} in lane {lane}"
+                );
+            }
         }
+        assert_eq!(ScoreTexts::new(&[u16::MAX; 8]).text(3), "1");
+        assert_eq!(ScoreTexts::new_portable(&[u16::MAX; 8]).text(3), "1");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod key_hash;
 mod lexicon;
 pub mod report;
 mod scorer;
+mod softmax;
 mod tokenizer;
 
 pub use scorer::{Params, Scorer};
@@ -71,6 +72,12 @@ pub struct Scores {
 }
 
 impl Scores {
+    /// Scores as given, normalized or not: for tests of what consumes them.
+    #[cfg(test)]
+    pub(crate) fn from_values(values: [f32; 7]) -> Scores {
+        Scores { values }
+    }
+
     pub fn get(&self, emotion: Emotion) -> f32 {
         self.values[emotion.index()]
     }

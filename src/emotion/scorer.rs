@@ -13,7 +13,7 @@ use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
     PlainWord, Token, Tokenizer, WordShape, WordStart,
 };
-use super::{Emotion, Scores};
+use super::{softmax, Emotion, Scores};
 
 /// Words after a negator that it flips (VADER checks the three preceding words).
 const NEGATION_SCOPE: u8 = 3;
@@ -388,21 +388,17 @@ fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon:
 }
 
 impl Scores {
-    /// Softmax of `logits`; a non-finite result (impossible with finite weights) falls back to
-    /// all-neutral so that callers always get a distribution.
+    /// Softmax of `logits` ([`softmax::softmax`]); a non-finite logit (impossible with finite
+    /// weights) falls back to all-neutral so that callers always get a distribution.
     pub(crate) fn from_logits(logits: [f32; 7]) -> Scores {
-        let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut values = logits.map(|l| (l - top).exp());
-        let total: f32 = values.iter().sum();
-        if !total.is_finite() || total <= 0.0 {
-            let mut neutral = [0.0; 7];
-            neutral[Emotion::Neutral.index()] = 1.0;
-            return Scores { values: neutral };
+        match softmax::softmax(logits) {
+            Some(values) => Scores { values },
+            None => {
+                let mut neutral = [0.0; 7];
+                neutral[Emotion::Neutral.index()] = 1.0;
+                Scores { values: neutral }
+            }
         }
-        for v in values.iter_mut() {
-            *v /= total;
-        }
-        Scores { values }
     }
 }
 

@@ -188,6 +188,12 @@ pub fn generate(out_dir: &Path) {
             (1..=u8::MAX as usize).contains(&key.len()),
             "key length out of range: {key:?}"
         );
+        // The scorer finds keys of at most seven bytes by their zero-padded first word alone,
+        // which stands for one length only if no key holds a zero byte.
+        assert!(
+            !key.as_bytes().contains(&0),
+            "key with a zero byte: {key:?}"
+        );
         let booster = in_units(entry.booster)
             .unwrap_or_else(|| panic!("booster of {key:?} is not a whole number of units"));
         let mut flags = entry.flags | key_flags::key_flags(key.as_bytes());

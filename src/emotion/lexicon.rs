@@ -176,18 +176,21 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
     differ == 0
 }
 
-/// [`lookup_words`] for a key of at most eight bytes, held in one word.
+/// [`lookup_words`] for a key of `len` bytes, one to seven, none of them zero, held in one
+/// zero-padded little-endian word. No key holds a zero byte (the build checks), so such a word is the
+/// `key_prefix` of this key and of no other, whatever its length: a probe compares that word
+/// alone, and looks at the key length only to find an empty slot, which ends the search.
 #[inline(always)]
-pub(crate) fn lookup_word(word: u64, len: usize) -> Option<&'static Entry> {
+pub(crate) fn lookup_short_word(word: u64, len: usize) -> Option<&'static Entry> {
     let mask = SLOTS.len() - 1;
     let mut slot = key_hash_finish(key_hash_step(len as u64, word)) as usize & mask;
     loop {
         let entry = &SLOTS[slot];
+        if entry.key_prefix == word {
+            return Some(entry);
+        }
         if entry.key_len == 0 {
             return None;
-        }
-        if entry.key_prefix == word && usize::from(entry.key_len) == len {
-            return Some(entry);
         }
         slot = (slot + 1) & mask;
     }
@@ -352,10 +355,11 @@ mod tests {
             let key = entry.key();
             let found = lookup_words(&as_words(key), key.len()).map(|e| e as *const Entry);
             assert_eq!(found, Some(entry as *const Entry), "{key:?}");
-            if key.len() <= 8 {
-                let found = lookup_word(key_word(key, 0), key.len()).map(|e| e as *const Entry);
+            if key.len() <= 7 {
+                let found =
+                    lookup_short_word(key_word(key, 0), key.len()).map(|e| e as *const Entry);
                 assert_eq!(found, Some(entry as *const Entry), "{key:?}");
-            } else {
+            } else if key.len() > 8 {
                 long_keys += 1;
             }
         }
@@ -377,6 +381,25 @@ mod tests {
             assert!(lookup_words(&as_words(&near), near.len()).is_none());
             let shorter = &key[..key.len() - 1];
             assert!(lookup_words(&as_words(shorter), shorter.len()).is_none());
+            // Their first seven bytes, which share the longer key's first word but one byte.
+            let start = &key[..7];
+            assert_eq!(
+                lookup_short_word(key_word(start, 0), start.len()).map(|e| e as *const Entry),
+                lookup(start).map(|e| e as *const Entry),
+                "{start:?}"
+            );
+        }
+        // Short keys, and words one byte shorter or longer than one.
+        for key in [&b"so"[..], b"sad", b"happy", b"not", b"i'm", b"can't"] {
+            assert!(lookup_short_word(key_word(key, 0), key.len()).is_some());
+            for near in [&key[..key.len() - 1], &[key, b"q"].concat()] {
+                let found = lookup_short_word(key_word(near, 0), near.len());
+                assert_eq!(
+                    found.map(|e| e as *const Entry),
+                    lookup(near).map(|e| e as *const Entry),
+                    "{near:?}"
+                );
+            }
         }
     }
 

@@ -119,24 +119,31 @@ struct Pass {
     /// Weight of the current clause (raised after "but").
     clause_weight: f32,
     /// Whether the message has any lowercase letter: ALL-CAPS only emphasises in mixed case.
-    mixed_case: bool,
+    /// Found out at the first known ALL-CAPS word, as most messages have none.
+    mixed_case: Option<bool>,
 }
 
 impl Pass {
-    /// The state before the first token of `text`.
-    fn new(text: &str) -> Pass {
+    /// The state before the first token of a text.
+    fn new() -> Pass {
         Pass {
             logits: [0.0; 8],
             negation_left: 0,
             negated_by_never: false,
             pending_boost: 0.0,
             clause_weight: 1.0,
-            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
+            mixed_case: None,
         }
     }
-}
 
-impl Pass {
+    /// Whether `text`, the message being read, has any lowercase letter.
+    #[cold]
+    fn mixed_case(&mut self, text: &str) -> bool {
+        *self
+            .mixed_case
+            .get_or_insert_with(|| text.bytes().any(|b| b.is_ascii_lowercase()))
+    }
+
     /// The label logits: what was read, plus the scorer's intercepts.
     fn finish(self, intercepts: &[f32; 7]) -> [f32; 7] {
         let [a, b, c, d, e, f, g, _spare] = self.logits;
@@ -179,7 +186,7 @@ impl Scorer {
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
-        let mut pass = Pass::new(text);
+        let mut pass = Pass::new();
         let bytes = text.as_bytes();
         let mut pos = 0;
         while let Some(&byte) = bytes.get(pos) {
@@ -187,25 +194,7 @@ impl Scorer {
                 ByteClass::Blank => pos += 1,
                 // A word right after '#' is a hashtag: the general reader's.
                 ByteClass::Word if pos == 0 || bytes[pos - 1] != b'#' => {
-                    let read = match read_word_start(bytes, pos) {
-                        WordStart::Short(word) => {
-                            let entry = lexicon::lookup_word(word.key, word.len);
-                            let flags =
-                                entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
-                            (flags & HAS_TRIPLE == 0).then(|| {
-                                self.word(&mut pass, entry, flags, word.shape);
-                                // The blank that usually follows, without another dispatch.
-                                word.end + usize::from(bytes.get(word.end) == Some(&b' '))
-                            })
-                        }
-                        WordStart::Longer(first) => match read_two_chunk_word(bytes, pos, first) {
-                            Some(word) => self.plain_word(&mut pass, &word),
-                            None => read_long_word(bytes, pos)
-                                .and_then(|word| self.plain_word(&mut pass, &word)),
-                        },
-                    };
-                    // `None`: an elongated or over-long word, for the general reader.
-                    pos = read.unwrap_or_else(|| self.general_token(&mut pass, text, pos));
+                    pos = self.words(&mut pass, text, pos);
                 }
                 ByteClass::PunctRun => {
                     let (mut exclaims, mut questions) = (0u32, 0u32);
@@ -237,6 +226,46 @@ impl Scorer {
         pass.finish(&self.intercepts)
     }
 
+    /// Reads and weighs the word at `pos` (a word byte, not after a `#`), and the words after it
+    /// as long as single spaces separate them: a sentence is mostly that, and the next word needs
+    /// no dispatch nor hashtag check. Returns where the text continues.
+    #[inline(always)]
+    fn words(&self, pass: &mut Pass, text: &str, mut pos: usize) -> usize {
+        let bytes = text.as_bytes();
+        loop {
+            let end = match read_word_start(bytes, pos) {
+                WordStart::Short(word) => {
+                    let entry = lexicon::lookup_short_word(word.key, word.len);
+                    let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+                    if flags & HAS_TRIPLE != 0 {
+                        // Elongated: the general reader collapses the run.
+                        return self.general_token(pass, text, pos);
+                    }
+                    self.word(pass, text, entry, flags, || word.shape());
+                    word.end
+                }
+                WordStart::Longer(first) => {
+                    let word = match read_two_chunk_word(bytes, pos, first) {
+                        Some(word) => Some(word),
+                        None => read_long_word(bytes, pos),
+                    };
+                    match word.and_then(|word| self.plain_word(pass, text, &word)) {
+                        Some(end) => end,
+                        // Elongated or over-long: the general reader's.
+                        None => return self.general_token(pass, text, pos),
+                    }
+                }
+            };
+            if bytes.get(end) != Some(&b' ') {
+                return end;
+            }
+            if !bytes.get(end + 1).is_some_and(u8::is_ascii_alphanumeric) {
+                return end + 1;
+            }
+            pos = end + 1;
+        }
+    }
+
     /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
     /// rest of a hashtag split at case changes); returns where the text continues.
     #[inline(never)]
@@ -256,7 +285,7 @@ impl Scorer {
                         key.entry()
                     };
                     let flags = key_flags::key_flags(key.get().unwrap_or_default());
-                    self.word(pass, entry, flags, shape);
+                    self.word(pass, text, entry, flags, || shape);
                 }
                 Token::Punct {
                     exclaims,
@@ -288,13 +317,13 @@ impl Scorer {
     /// A word read by [`read_two_chunk_word`] or [`read_long_word`]: weighs it and returns where
     /// the text continues, or `None` if it is elongated (the general reader collapses the run).
     #[inline(always)]
-    fn plain_word(&self, pass: &mut Pass, word: &PlainWord) -> Option<usize> {
+    fn plain_word(&self, pass: &mut Pass, text: &str, word: &PlainWord) -> Option<usize> {
         let entry = lexicon::lookup_words(&word.words, word.len);
         let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
         if flags & HAS_TRIPLE != 0 {
             return None;
         }
-        self.word(pass, entry, flags, word.shape);
+        self.word(pass, text, entry, flags, || word.shape);
         Some(word.end)
     }
 
@@ -315,9 +344,17 @@ impl Scorer {
         }
     }
 
-    /// A word: its lexicon entry (if known), the [`key_flags`] of its key and how it was written.
+    /// A word of `text`: its lexicon entry (if known), the [`key_flags`] of its key and how it
+    /// was written, which only a known word asks.
     #[inline(always)]
-    fn word(&self, pass: &mut Pass, entry: Option<&'static Entry>, flags: u8, shape: WordShape) {
+    fn word(
+        &self,
+        pass: &mut Pass,
+        text: &str,
+        entry: Option<&'static Entry>,
+        flags: u8,
+        shape: impl Fn() -> WordShape,
+    ) {
         let p = &self.params;
         let Some(entry) = entry else {
             pass.negation_left = pass.negation_left.saturating_sub(1);
@@ -343,13 +380,13 @@ impl Scorer {
             }
         }
         let mut scale = 1.0 + pass.pending_boost;
-        if shape.all_caps() && pass.mixed_case {
+        if shape().all_caps() && pass.mixed_case(text) {
             scale += p.caps_boost;
         }
-        if shape.elongated() {
+        if shape().elongated() {
             scale += p.elongation_boost;
         }
-        if shape.hashtag() {
+        if shape().hashtag() {
             scale += p.hashtag_boost;
         }
         if pass.negation_left > 0 {
@@ -359,7 +396,7 @@ impl Scorer {
         let weights = entry.weights();
         pass.add(&weights, scale);
         pass.pending_boost = if entry.is_booster() {
-            let drawn_out = if shape.elongated() {
+            let drawn_out = if shape().elongated() {
                 1.0 + p.elongation_boost
             } else {
                 1.0
@@ -578,7 +615,7 @@ mod tests {
     /// [`Scorer::logits`] with every token read by the general [`Tokenizer`]: the reference the
     /// fast paths of the scoring loop must agree with bit for bit.
     fn logits_of_general_reader(scorer: &Scorer, text: &str) -> [f32; 7] {
-        let mut pass = Pass::new(text);
+        let mut pass = Pass::new();
         let mut pos = 0;
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);

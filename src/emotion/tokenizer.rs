@@ -541,6 +541,8 @@ pub(crate) struct WordChunk {
     key: u64,
     /// How many bytes lead: 0 to 8.
     taken: usize,
+    /// The leading word bytes as written, zero above.
+    written: u64,
     /// High bits of the upper-case and lower-case letters among them.
     upper: u64,
     lower: u64,
@@ -559,6 +561,7 @@ fn word_chunk(v: u64) -> WordChunk {
     WordChunk {
         // Lowercase: bit 5 set on every letter.
         key: (v | (letters >> 2)) & keep,
+        written: v & keep,
         taken,
         upper: letters ^ lower,
         lower,
@@ -575,11 +578,13 @@ fn apostrophe_may_follow(bytes: &[u8], end: usize) -> bool {
 pub(crate) struct ShortWord {
     /// The key (lowercased, apostrophes as `'`) as a zero-padded little-endian word.
     pub(crate) key: u64,
+    /// The word's bytes as written, zero-padded likewise: [`ShortWord::shape`] needs them, and
+    /// only for a known word, so nothing more is worked out while reading it.
+    written: u64,
     /// Key length in bytes, 1 to 7.
     pub(crate) len: usize,
     /// Where the text continues after the word.
     pub(crate) end: usize,
-    pub(crate) shape: WordShape,
 }
 
 impl ShortWord {
@@ -588,6 +593,22 @@ impl ShortWord {
     pub(crate) fn unknown_key_flags(&self) -> u8 {
         let bytes = self.key.to_le_bytes();
         super::key_flags::key_flags(bytes.get(..self.len).unwrap_or_default())
+    }
+
+    /// How the word was written: never elongated (the caller checks) nor a hashtag; all caps
+    /// with at least two upper-case letters and no lower-case one.
+    #[inline(always)]
+    pub(crate) fn shape(&self) -> WordShape {
+        // Lowercasing set bit 5 on the upper-case letters and changed no other byte.
+        let upper = self.key ^ self.written;
+        // Letters are the word's only bytes with bit 6 set (digits and `'` have it clear), and
+        // the lower-case ones have bit 5 set as well.
+        let lower = self.written & (self.written << 1) & (ONES * 0x40);
+        WordShape::new(
+            false,
+            upper & upper.wrapping_sub(1) != 0 && lower == 0,
+            false,
+        )
     }
 }
 
@@ -615,16 +636,11 @@ pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
     if first.taken == 8 || first.taken == 0 || apostrophe_may_follow(bytes, end) {
         return WordStart::Longer(first);
     }
-    let (upper, lower) = (first.upper, first.lower);
     WordStart::Short(ShortWord {
         key: first.key,
+        written: first.written,
         len: first.taken,
         end,
-        shape: WordShape::new(
-            false,
-            upper & upper.wrapping_sub(1) != 0 && lower == 0,
-            false,
-        ),
     })
 }
 
@@ -913,7 +929,7 @@ mod tests {
                     words: [word.key, 0, 0, 0],
                     len: word.len,
                     end: word.end,
-                    shape: word.shape,
+                    shape: word.shape(),
                 },
                 WordStart::Longer(first) => {
                     let two_chunks = read_two_chunk_word(text.as_bytes(), 0, first);

@@ -8,7 +8,7 @@
 //! [`Tokenizer`], which reads one token there and hands control back.
 
 use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
-use super::lexicon::{self, Entry, BOOSTER};
+use super::lexicon::{self, Entry};
 use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
     PlainWord, Token, Tokenizer, WordShape, WordStart,
@@ -105,7 +105,10 @@ const fn intercepts(params: &Params) -> [f32; 7] {
     intercepts
 }
 
-/// What has been read so far of one message.
+/// What has been read so far of one message. `Copy`, so that the rare calls out of the scoring
+/// loop take and give it back by value: the loop then keeps it in registers, where a reference
+/// would pin it to the stack, a load and a store per word.
+#[derive(Clone, Copy)]
 struct Pass {
     /// The seven label logits, and a spare lane that takes the booster column of the entries'
     /// weights, so that adding them is two four-lane vector operations; it is never read.
@@ -137,21 +140,9 @@ impl Pass {
     }
 
     /// Whether `text`, the message being read, has any lowercase letter.
-    #[cold]
+    #[inline(always)]
     fn mixed_case(&mut self, text: &str) -> bool {
-        *self
-            .mixed_case
-            .get_or_insert_with(|| text.bytes().any(|b| b.is_ascii_lowercase()))
-    }
-
-    /// The label logits: what was read, plus the scorer's intercepts.
-    fn finish(self, intercepts: &[f32; 7]) -> [f32; 7] {
-        let [a, b, c, d, e, f, g, _spare] = self.logits;
-        let mut logits = [a, b, c, d, e, f, g];
-        for (logit, intercept) in logits.iter_mut().zip(intercepts) {
-            *logit += intercept;
-        }
-        logits
+        *self.mixed_case.get_or_insert_with(|| has_lowercase(text))
     }
 
     #[inline(always)]
@@ -161,6 +152,21 @@ impl Pass {
             *logit += weight * scale;
         }
     }
+}
+
+/// The label logits: what was read (the lanes of [`Pass::logits`]), plus the intercepts.
+fn with_intercepts(read: [f32; 8], intercepts: &[f32; 7]) -> [f32; 7] {
+    let [a, b, c, d, e, f, g, _spare] = read;
+    let mut logits = [a, b, c, d, e, f, g];
+    for (logit, intercept) in logits.iter_mut().zip(intercepts) {
+        *logit += intercept;
+    }
+    logits
+}
+
+#[cold]
+fn has_lowercase(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 impl Scorer {
@@ -186,6 +192,15 @@ impl Scorer {
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
+        with_intercepts(self.read(text), &self.intercepts)
+    }
+
+    /// What the tokens of `text` add to the logits, and the spare lane (see [`Pass::logits`]).
+    /// Returned whole from a function of its own so that the compiler keeps all eight lanes
+    /// live through the loop, as two vector registers: knowing the spare lane unread, it split
+    /// them into odd pieces that cost more instructions per word.
+    #[inline(never)]
+    fn read(&self, text: &str) -> [f32; 8] {
         let mut pass = Pass::new();
         let bytes = text.as_bytes();
         let mut pos = 0;
@@ -223,7 +238,7 @@ impl Scorer {
                 _ => pos = self.general_token(&mut pass, text, pos),
             }
         }
-        pass.finish(&self.intercepts)
+        pass.logits
     }
 
     /// Reads and weighs the word at `pos` (a word byte, not after a `#`), and the words after it
@@ -268,8 +283,21 @@ impl Scorer {
 
     /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
     /// rest of a hashtag split at case changes); returns where the text continues.
-    #[inline(never)]
+    #[inline(always)]
     fn general_token(&self, pass: &mut Pass, text: &str, pos: usize) -> usize {
+        let (read, pos) = self.general_token_out_of_line(*pass, text, pos);
+        *pass = read;
+        pos
+    }
+
+    /// [`Scorer::general_token`], out of the scoring loop, with the pass by value.
+    #[inline(never)]
+    fn general_token_out_of_line(&self, mut pass: Pass, text: &str, pos: usize) -> (Pass, usize) {
+        let pos = self.general_token_by_ref(&mut pass, text, pos);
+        (pass, pos)
+    }
+
+    fn general_token_by_ref(&self, pass: &mut Pass, text: &str, pos: usize) -> usize {
         let p = &self.params;
         let (key, spare) = (&mut KeyBuf::new(), &mut KeyBuf::new());
         let mut tokenizer = Tokenizer::at(text, pos);
@@ -393,15 +421,15 @@ impl Scorer {
             pass.negation_left -= 1;
             scale *= p.negation_scale;
         }
-        let weights = entry.weights();
-        pass.add(&weights, scale);
+        pass.add(&entry.weights(), scale);
         pass.pending_boost = if entry.is_booster() {
             let drawn_out = if shape().elongated() {
                 1.0 + p.elongation_boost
             } else {
                 1.0
             };
-            weights[BOOSTER] * p.booster_gain * drawn_out
+            // (The weights' BOOSTER lane.)
+            entry.booster() * p.booster_gain * drawn_out
         } else {
             0.0
         };
@@ -620,7 +648,7 @@ mod tests {
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);
         }
-        pass.finish(&scorer.intercepts)
+        with_intercepts(pass.logits, &scorer.intercepts)
     }
 
     #[test]

@@ -539,33 +539,120 @@ fn leading_word_bytes(word_bytes: u64) -> (usize, u64) {
 pub(crate) struct WordChunk {
     /// The leading word bytes, lowercased, zero above.
     key: u64,
-    /// How many bytes lead: 0 to 8.
-    taken: usize,
     /// The leading word bytes as written, zero above.
     written: u64,
-    /// High bits of the upper-case and lower-case letters among them.
-    upper: u64,
-    lower: u64,
+    /// How many bytes lead: 0 to 8.
+    taken: usize,
 }
 
+impl WordChunk {
+    /// The chunk's leading word bytes with bit 5 set on each, zero above: lowercased, since
+    /// setting bit 5 folds upper-case letters onto lower-case ones and leaves digits and `'`
+    /// (which have it set) as they are.
+    #[inline(always)]
+    fn new(folded: u64, written: u64, taken: usize) -> Self {
+        let keep = LEADING_BYTES[taken];
+        WordChunk {
+            key: folded & keep,
+            written: written & keep,
+            taken,
+        }
+    }
+
+    /// The high bits (bit 7 of each byte) of the upper-case letters among the word bytes: their
+    /// bit 5 was set by lowercasing.
+    #[inline(always)]
+    fn upper(&self) -> u64 {
+        (self.key ^ self.written) << 2
+    }
+
+    /// The high bits of the lower-case letters: letters are the only word bytes with bit 6 set
+    /// (digits and `'` have it clear), and lower-case ones have bit 5 set as well.
+    #[inline(always)]
+    fn lower(&self) -> u64 {
+        (self.written << 1) & (self.written << 2) & HIGH
+    }
+}
+
+/// Per count of leading bytes (0 to 8), the mask of those bytes in a little-endian word.
+static LEADING_BYTES: [u64; 9] = {
+    let mut masks = [u64::MAX; 9];
+    let mut taken = 0;
+    while taken < 8 {
+        masks[taken] = (1 << (8 * taken)) - 1;
+        taken += 1;
+    }
+    masks
+};
+
+/// Reads one chunk of a word, the eight bytes of `v` (little-endian): with SSE2 (on every x86-64
+/// CPU), a dozen vector instructions classify all eight bytes at once; elsewhere, SWAR
+/// arithmetic on the `u64`.
 #[inline(always)]
 fn word_chunk(v: u64) -> WordChunk {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        // SAFETY: the one requirement of `word_chunk_sse2` is SSE2, which this build targets.
+        unsafe { word_chunk_sse2(v) }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        word_chunk_swar(v)
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn word_chunk_sse2(v: u64) -> WordChunk {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // The upper eight bytes are zero: no word bytes.
+    let bytes = _mm_cvtsi64_si128(v as i64);
+    let folded = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
+    let alphanumeric = _mm_or_si128(
+        bytes_in_range_sse2(folded, b'a', b'z'),
+        bytes_in_range_sse2(bytes, b'0', b'9'),
+    );
+    let alphanumeric = _mm_movemask_epi8(alphanumeric) as u32;
+    let apostrophes = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\'' as i8))) as u32;
+    let word_bytes = alphanumeric | (apostrophes & (alphanumeric >> 1));
+    // (Bit 8 stands for a byte past the chunk: at most eight lead.)
+    let taken = (!word_bytes | 1 << 8).trailing_zeros() as usize;
+    WordChunk::new(_mm_cvtsi128_si64(folded) as u64, v, taken)
+}
+
+/// All ones in each byte of `bytes` that lies in `lo..=hi` (ASCII bounds), zero in the others.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn bytes_in_range_sse2(
+    bytes: std::arch::x86_64::__m128i,
+    lo: u8,
+    hi: u8,
+) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::{_mm_add_epi8, _mm_cmplt_epi8, _mm_set1_epi8};
+    // Adding 0x80 - lo moves `lo..=hi` to the bottom of the signed range, and every other byte
+    // (0x80 and above included) above it: one signed comparison tells them apart.
+    let moved = _mm_add_epi8(bytes, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8));
+    _mm_cmplt_epi8(moved, _mm_set1_epi8((0x80 + (hi - lo) + 1) as i8))
+}
+
+/// [`word_chunk`] in SWAR arithmetic: the portable version, and the reference of the SSE2 one.
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn word_chunk_swar(v: u64) -> WordChunk {
     // Setting bit 5 folds upper-case letters onto lower-case ones and nothing else onto them.
     let letters = bytes_in_range(v | (ONES * 0x20), b'a', b'z');
     let alphanumeric = letters | bytes_in_range(v, b'0', b'9');
     let apostrophes = bytes_in_range(v, b'\'', b'\'');
-    let (taken, keep) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
-    let letters = letters & keep;
-    // Bit 5 of each byte, moved up to bit 7: set on lower-case letters.
-    let lower = letters & (v << 2);
-    WordChunk {
-        // Lowercase: bit 5 set on every letter.
-        key: (v | (letters >> 2)) & keep,
-        written: v & keep,
-        taken,
-        upper: letters ^ lower,
-        lower,
-    }
+    let (taken, _) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
+    WordChunk::new(v | (ONES * 0x20), v, taken)
 }
 
 /// Whether a word ends at `bytes[end]`, or an apostrophe there may continue it.
@@ -662,10 +749,11 @@ pub(crate) fn read_two_chunk_word(
     if second.taken == 8 || apostrophe_may_follow(bytes, end) {
         return None;
     }
-    let two_uppers = first.upper & first.upper.wrapping_sub(1) != 0
-        || second.upper & second.upper.wrapping_sub(1) != 0
-        || (first.upper != 0 && second.upper != 0);
-    let any_lower = (first.lower | second.lower) != 0;
+    let (first_upper, second_upper) = (first.upper(), second.upper());
+    let two_uppers = first_upper & first_upper.wrapping_sub(1) != 0
+        || second_upper & second_upper.wrapping_sub(1) != 0
+        || (first_upper != 0 && second_upper != 0);
+    let any_lower = (first.lower() | second.lower()) != 0;
     Some(PlainWord {
         words: [first.key, second.key, 0, 0],
         len: 8 + second.taken,
@@ -964,6 +1052,26 @@ mod tests {
             );
         }
         assert!(compared >= 50, "only {compared} words took the fast path");
+    }
+
+    #[test]
+    fn chunk_readers_agree() {
+        // Bytes around every class boundary the readers test, and some of every other kind.
+        const BYTES: &[u8] = b"\x00\x1f !&'(/09:@AZ[`az{\x7f\x80\x98\x99\xc3\xe2\xff";
+        let mut random = crate::test_random::XorShift(0x9e37_79b9_7f4a_7c15);
+        for round in 0..200_000 {
+            let v = if round % 2 == 0 {
+                random.next()
+            } else {
+                u64::from_le_bytes([0; 8].map(|_: u8| BYTES[random.below(BYTES.len())]))
+            };
+            let (reference, chunk) = (word_chunk_swar(v), word_chunk(v));
+            assert_eq!(
+                (chunk.key, chunk.written, chunk.taken),
+                (reference.key, reference.written, reference.taken),
+                "{v:#018x}"
+            );
+        }
     }
 
     #[test]

@@ -248,7 +248,9 @@ impl Scorer {
     fn words(&self, pass: &mut Pass, text: &str, mut pos: usize) -> usize {
         let bytes = text.as_bytes();
         loop {
-            let end = match read_word_start(bytes, pos) {
+            let (end, next) = match read_word_start(bytes, pos) {
+                // After a space: the dispatch's.
+                WordStart::None => return pos,
                 WordStart::Short(word) => {
                     let entry = lexicon::lookup_short_word(word.key, word.len);
                     let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
@@ -257,7 +259,7 @@ impl Scorer {
                         return self.general_token(pass, text, pos);
                     }
                     self.word(pass, text, entry, flags, || word.shape());
-                    word.end
+                    (word.end, word.next)
                 }
                 WordStart::Longer(first) => {
                     let word = match read_two_chunk_word(bytes, pos, first) {
@@ -265,17 +267,14 @@ impl Scorer {
                         None => read_long_word(bytes, pos),
                     };
                     match word.and_then(|word| self.plain_word(pass, text, &word)) {
-                        Some(end) => end,
+                        Some(end) => (end, bytes.get(end).copied().unwrap_or_default()),
                         // Elongated or over-long: the general reader's.
                         None => return self.general_token(pass, text, pos),
                     }
                 }
             };
-            if bytes.get(end) != Some(&b' ') {
+            if next != b' ' {
                 return end;
-            }
-            if !bytes.get(end + 1).is_some_and(u8::is_ascii_alphanumeric) {
-                return end + 1;
             }
             pos = end + 1;
         }
@@ -290,7 +289,10 @@ impl Scorer {
         pos
     }
 
-    /// [`Scorer::general_token`], out of the scoring loop, with the pass by value.
+    /// [`Scorer::general_token`], out of the scoring loop, with the pass by value. Cold: chat
+    /// is mostly plain words, and the loop's registers should be saved for this call only when
+    /// it is made.
+    #[cold]
     #[inline(never)]
     fn general_token_out_of_line(&self, mut pass: Pass, text: &str, pos: usize) -> (Pass, usize) {
         let pos = self.general_token_by_ref(&mut pass, text, pos);

@@ -441,6 +441,7 @@ impl PlainWord {
     /// The [`key_flags`](super::key_flags) of a word not found in the lexicon (where they could
     /// not be read from the entry). Its [`HAS_TRIPLE`](super::key_flags::HAS_TRIPLE) bit sends
     /// the word to [`Tokenizer`], which collapses the run.
+    #[cold]
     pub(crate) fn unknown_key_flags(&self) -> u8 {
         super::key_flags::key_flags(self.key_bytes().get(..self.len).unwrap_or_default())
     }
@@ -619,8 +620,7 @@ fn word_chunk_sse2(v: u64) -> WordChunk {
     let alphanumeric = _mm_movemask_epi8(alphanumeric) as u32;
     let apostrophes = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\'' as i8))) as u32;
     let word_bytes = alphanumeric | (apostrophes & (alphanumeric >> 1));
-    // (Bit 8 stands for a byte past the chunk: at most eight lead.)
-    let taken = (!word_bytes | 1 << 8).trailing_zeros() as usize;
+    let taken = (!word_bytes as u8).trailing_zeros() as usize;
     WordChunk::new(_mm_cvtsi128_si64(folded) as u64, v, taken)
 }
 
@@ -672,11 +672,14 @@ pub(crate) struct ShortWord {
     pub(crate) len: usize,
     /// Where the text continues after the word.
     pub(crate) end: usize,
+    /// The byte at `end`, or zero at the end of the text.
+    pub(crate) next: u8,
 }
 
 impl ShortWord {
     /// The [`key_flags`](super::key_flags) of a word not found in the lexicon (see
     /// [`PlainWord::unknown_key_flags`]).
+    #[cold]
     pub(crate) fn unknown_key_flags(&self) -> u8 {
         let bytes = self.key.to_le_bytes();
         super::key_flags::key_flags(bytes.get(..self.len).unwrap_or_default())
@@ -701,6 +704,8 @@ impl ShortWord {
 
 /// The start of a word, as [`read_word_start`] finds it.
 pub(crate) enum WordStart {
+    /// No word starts there.
+    None,
     /// The whole word.
     Short(ShortWord),
     /// The first eight bytes of a longer word (or one an apostrophe may continue), for
@@ -708,26 +713,33 @@ pub(crate) enum WordStart {
     Longer(WordChunk),
 }
 
-/// Reads the first eight bytes of the word that starts at `bytes[start]` (an ASCII letter or
-/// digit), classified with SWAR arithmetic on one `u64`; the key is lowercased by setting bit 5
-/// on upper-case letters. Most words end there, with straight apostrophes at most ("can't"):
-/// they come back whole.
+/// Reads the first eight bytes of the word that starts at `bytes[start]`, if an ASCII letter or
+/// digit stands there, classified all at once (see [`word_chunk`]). Most words end there, with
+/// straight apostrophes at most ("can't"): they come back whole.
 ///
 /// Like the readers of longer words, this gives the result [`Tokenizer`] would, except that it neither
 /// recognises hashtags (the caller checks the byte before) nor letters three times in a row (the
 /// caller checks; see [`ShortWord::unknown_key_flags`]).
 #[inline(always)]
 pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
-    let first = word_chunk(load_chunk(bytes, start));
-    let end = start + first.taken;
-    if first.taken == 8 || first.taken == 0 || apostrophe_may_follow(bytes, end) {
+    let v = load_chunk(bytes, start);
+    let first = word_chunk(v);
+    // (An apostrophe leads only when a word byte follows; it continues words, never starts one.)
+    if first.taken == 0 || v as u8 == b'\'' {
+        return WordStart::None;
+    }
+    // The byte after the word, from the chunk (zero past the text, as `load_chunk` pads it).
+    let next = v.wrapping_shr(8 * first.taken as u32) as u8;
+    if first.taken == 8 || matches!(next, b'\'' | 0xE2) {
+        // An apostrophe there may continue the word.
         return WordStart::Longer(first);
     }
     WordStart::Short(ShortWord {
         key: first.key,
         written: first.written,
         len: first.taken,
-        end,
+        end: start + first.taken,
+        next,
     })
 }
 
@@ -766,6 +778,7 @@ pub(crate) fn read_two_chunk_word(
 /// sixteen bytes, curly apostrophes, apostrophes at a chunk's end), in a loop over chunks, with
 /// the same result and the same exceptions. `None` when the key is longer than
 /// [`MAX_KEY_BYTES`]: then the caller must use [`Tokenizer`].
+#[cold]
 #[inline(never)]
 pub(crate) fn read_long_word(bytes: &[u8], start: usize) -> Option<PlainWord> {
     let mut words = [0u64; MAX_KEY_BYTES / 8];
@@ -836,6 +849,7 @@ pub(crate) fn read_emoticon(bytes: &[u8], pos: usize) -> Option<(&'static Entry,
     read_emoticon_at_lengths(bytes, pos, lengths)
 }
 
+#[cold]
 #[inline(never)]
 fn read_emoticon_at_lengths(
     bytes: &[u8],
@@ -1013,6 +1027,7 @@ mod tests {
             let mut bytewise_key = KeyBuf::new();
             let mut bytewise = Tokenizer::new(&text);
             let plain = match read_word_start(text.as_bytes(), 0) {
+                WordStart::None => continue,
                 WordStart::Short(word) => PlainWord {
                     words: [word.key, 0, 0, 0],
                     len: word.len,

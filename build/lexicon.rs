@@ -31,6 +31,8 @@ const MAX_EMOTICON_BYTES: usize = 8;
 const WEIGHT_UNIT: f32 = 10_000.0;
 /// The entry's label weights are in the side table (`WIDE` in `src/emotion/lexicon.rs`).
 const WIDE: u8 = 1 << 7;
+/// A VADER degree adverb (`BOOSTS` in `src/emotion/lexicon.rs`).
+const BOOSTS: u8 = 1 << 6;
 
 /// `value` as a count of [`WEIGHT_UNIT`]s that the scorer turns back into exactly `value`, if
 /// there is one that fits an `i16`.
@@ -197,6 +199,9 @@ pub fn generate(out_dir: &Path) {
         let booster = in_units(entry.booster)
             .unwrap_or_else(|| panic!("booster of {key:?} is not a whole number of units"));
         let mut flags = entry.flags | key_flags::key_flags(key.as_bytes());
+        if booster != 0 {
+            flags |= BOOSTS;
+        }
         let narrow: Option<Vec<i16>> = entry.weights.iter().map(|&w| in_units(w)).collect();
         let mut units = match narrow {
             Some(labels) => labels,

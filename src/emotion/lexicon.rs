@@ -55,6 +55,19 @@ const WIDE: u8 = 1 << 7;
 /// In VADER's negator list (bit 0; the [`key_flags`] bits are the others).
 const NEGATOR: u8 = 1;
 
+/// One of VADER's degree adverbs: the booster weight is not zero.
+const BOOSTS: u8 = 1 << 6;
+
+/// The flags of an entry the scorer's rules treat specially (all but [`key_flags::NEVER`], which
+/// comes with [`NEGATOR`]), or whose weights are [`WIDE`].
+const NOT_PLAIN: u8 = NEGATOR
+    | BOOSTS
+    | WIDE
+    | key_flags::ENDS_IN_NT
+    | key_flags::SO_OR_THIS
+    | key_flags::BUT
+    | key_flags::HAS_TRIPLE;
+
 impl Entry {
     /// The slot no key occupies.
     const EMPTY: Entry = Entry {
@@ -77,6 +90,21 @@ impl Entry {
         self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
     }
 
+    /// Whether the entry is a plain word for the scorer's rules: no negator, degree adverb,
+    /// "-n't", "so"/"this", "but" nor run of three, and weights that are not [`WIDE`]. Most are;
+    /// one test tells.
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.flags & NOT_PLAIN == 0
+    }
+
+    /// [`Entry::weights`] of a plain entry (see [`Entry::is_plain`]).
+    #[inline(always)]
+    pub(crate) fn plain_weights(&self) -> [f32; 8] {
+        debug_assert!(self.flags & WIDE == 0);
+        self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
+    }
+
     /// The weights of a [`WIDE`] entry, found by its key's place in `KEY_BYTES` (unique), so that
     /// the common path reads nothing of the units before converting them all.
     #[cold]
@@ -89,7 +117,7 @@ impl Entry {
     /// Whether the key is one of VADER's degree adverbs.
     #[inline]
     pub(crate) fn is_booster(&self) -> bool {
-        self.units.0[BOOSTER] != 0
+        self.flags & BOOSTS != 0
     }
 
     /// VADER degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word); 0 otherwise.
@@ -106,7 +134,7 @@ impl Entry {
     /// The [`key_flags`] bits of this entry's key, computed at build time.
     #[inline]
     pub(crate) fn key_flags(&self) -> u8 {
-        self.flags & !(NEGATOR | WIDE)
+        self.flags & !(NEGATOR | BOOSTS | WIDE)
     }
 
     fn key(&self) -> &'static [u8] {
@@ -134,7 +162,7 @@ const _: () = assert!(
         | key_flags::SO_OR_THIS
         | key_flags::BUT
         | key_flags::HAS_TRIPLE)
-        & (NEGATOR | WIDE)
+        & (NEGATOR | BOOSTS | WIDE)
         == 0
 );
 
@@ -284,6 +312,30 @@ mod tests {
         assert!(lookup(b"very").is_some_and(|e| e.booster() > 0.0));
         assert!(lookup(b"slightly").is_some_and(|e| e.booster() < 0.0));
         assert!(lookup(b"happy").is_some_and(|e| !e.is_negator() && !e.is_booster()));
+        assert!(lookup(b"happy").is_some_and(Entry::is_plain));
+        for key in [
+            &b"not"[..],
+            b"very",
+            b"so",
+            b"this",
+            b"but",
+            b"can't",
+            b"never",
+        ] {
+            assert!(lookup(key).is_some_and(|e| !e.is_plain()), "{key:?}");
+        }
+        for (_, entry) in occupied() {
+            assert_eq!(
+                entry.is_booster(),
+                entry.booster() != 0.0,
+                "{:?}",
+                entry.key()
+            );
+            if entry.is_plain() {
+                let plain = entry.plain_weights().map(f32::to_bits);
+                assert_eq!(plain, entry.weights().map(f32::to_bits));
+            }
+        }
         assert_eq!(lookup(b"very").map(Entry::booster), Some(0.293));
     }
 

@@ -253,6 +253,14 @@ impl Scorer {
                 WordStart::None => return pos,
                 WordStart::Short(word) => {
                     let entry = lexicon::lookup_short_word(word.key, word.len);
+                    if let Some(entry) = entry.filter(|entry| entry.is_plain()) {
+                        self.plain_known_word(pass, text, entry, || word.shape());
+                        if word.next != b' ' {
+                            return word.end;
+                        }
+                        pos = word.end + 1;
+                        continue;
+                    }
                     let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
                     if flags & HAS_TRIPLE != 0 {
                         // Elongated: the general reader collapses the run.
@@ -349,12 +357,31 @@ impl Scorer {
     #[inline(always)]
     fn plain_word(&self, pass: &mut Pass, text: &str, word: &PlainWord) -> Option<usize> {
         let entry = lexicon::lookup_words(&word.words, word.len);
+        if let Some(entry) = entry.filter(|entry| entry.is_plain()) {
+            self.plain_known_word(pass, text, entry, || word.shape);
+            return Some(word.end);
+        }
         let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
         if flags & HAS_TRIPLE != 0 {
             return None;
         }
         self.word(pass, text, entry, flags, || word.shape);
         Some(word.end)
+    }
+
+    /// [`Scorer::word`] for a known word that is [plain](Entry::is_plain), as most are: what it
+    /// does with the rules' tests all answered by one.
+    #[inline(always)]
+    fn plain_known_word(
+        &self,
+        pass: &mut Pass,
+        text: &str,
+        entry: &Entry,
+        shape: impl Fn() -> WordShape,
+    ) {
+        let scale = self.emphasis(pass, text, shape);
+        pass.add(&entry.plain_weights(), scale);
+        pass.pending_boost = 0.0;
     }
 
     /// A run of `exclaims` `!` and `questions` `?`.
@@ -372,6 +399,28 @@ impl Scorer {
             let extra = (count - 1).min(MAX_EXTRA_PUNCT) as f32;
             pass.add(&entry.weights(), 1.0 + gain * extra);
         }
+    }
+
+    /// How much a known word of `text` counts, written as `shape` says, where the pass stands:
+    /// the pending boost, emphasis, and negation, which this word uses up a word of.
+    #[inline(always)]
+    fn emphasis(&self, pass: &mut Pass, text: &str, shape: impl Fn() -> WordShape) -> f32 {
+        let p = &self.params;
+        let mut scale = 1.0 + pass.pending_boost;
+        if shape().all_caps() && pass.mixed_case(text) {
+            scale += p.caps_boost;
+        }
+        if shape().elongated() {
+            scale += p.elongation_boost;
+        }
+        if shape().hashtag() {
+            scale += p.hashtag_boost;
+        }
+        if pass.negation_left > 0 {
+            pass.negation_left -= 1;
+            scale *= p.negation_scale;
+        }
+        scale
     }
 
     /// A word of `text`: its lexicon entry (if known), the [`key_flags`] of its key and how it
@@ -409,20 +458,7 @@ impl Scorer {
                 pass.negation_left = 0;
             }
         }
-        let mut scale = 1.0 + pass.pending_boost;
-        if shape().all_caps() && pass.mixed_case(text) {
-            scale += p.caps_boost;
-        }
-        if shape().elongated() {
-            scale += p.elongation_boost;
-        }
-        if shape().hashtag() {
-            scale += p.hashtag_boost;
-        }
-        if pass.negation_left > 0 {
-            pass.negation_left -= 1;
-            scale *= p.negation_scale;
-        }
+        let scale = self.emphasis(pass, text, &shape);
         pass.add(&entry.weights(), scale);
         pass.pending_boost = if entry.is_booster() {
             let drawn_out = if shape().elongated() {

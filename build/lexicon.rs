@@ -168,6 +168,7 @@ pub fn generate(out_dir: &Path) {
 
     // At most two thirds full, so that probe sequences, and misses above all, stay short.
     let slots = (entries.len() * 3 / 2).next_power_of_two();
+    let slot_bits = slots.trailing_zeros();
     let mut table: Vec<Option<String>> = vec![None; slots];
     let mut key_bytes: Vec<u8> = Vec::new();
     let mut code = String::new();
@@ -181,7 +182,7 @@ pub fn generate(out_dir: &Path) {
     let mut wide_labels: Vec<(usize, [f32; LABELS])> = Vec::new();
     for (index, key) in order.iter().enumerate() {
         let entry = &entries[*key];
-        let mut slot = key_hash::key_hash(key.as_bytes()) as usize & (slots - 1);
+        let mut slot = key_hash::key_slot(key_hash::key_hash(key.as_bytes()), slot_bits);
         while table[slot].is_some() {
             slot = (slot + 1) & (slots - 1);
         }
@@ -241,7 +242,8 @@ pub fn generate(out_dir: &Path) {
     // An empty slot is all zeros: a key length of 0, which no key has, ends a probe sequence.
     writeln!(
         code,
-        "pub(in crate::emotion::lexicon) static SLOTS: [Entry; {slots}] = ["
+        "pub(in crate::emotion::lexicon) const SLOT_BITS: u32 = {slot_bits};\n\
+         pub(in crate::emotion::lexicon) static SLOTS: [Entry; {slots}] = ["
     )
     .unwrap();
     for slot in &table {

@@ -12,7 +12,7 @@
 //! back, bit for bit, the `f32` the lexicon's decimal parses to (the build checks each one).
 
 use super::key_flags;
-use super::key_hash::{key_hash, key_hash_finish, key_hash_step, key_word};
+use super::key_hash::{key_hash, key_hash_step, key_slot, key_word};
 
 /// One lexicon key and what it contributes, a slot of the hash table: 32 bytes aligned to 32, so
 /// that a probe reads one cache line and finds the weights there too.
@@ -153,7 +153,11 @@ mod generated {
     use super::{Entry, WeightUnits};
     include!(concat!(env!("OUT_DIR"), "/emotion_lexicon.rs"));
 }
-use generated::{BIAS, EMOTICON_LENGTHS, EXCLAIM, KEY_BYTES, QUESTION, SLOTS, WIDE_LABELS};
+use generated::{
+    BIAS, EMOTICON_LENGTHS, EXCLAIM, KEY_BYTES, QUESTION, SLOTS, SLOT_BITS, WIDE_LABELS,
+};
+
+const _: () = assert!(SLOTS.len() == 1 << SLOT_BITS);
 
 // The entry's key-derived bits must not collide with the negator and wide bits.
 const _: () = assert!(
@@ -204,14 +208,14 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
     differ == 0
 }
 
-/// [`lookup_words`] for a key of `len` bytes, one to seven, none of them zero, held in one
-/// zero-padded little-endian word. No key holds a zero byte (the build checks), so such a word is the
+/// [`lookup_words`] for a key of one to seven bytes, none of them zero, held in one zero-padded
+/// little-endian word. No key holds a zero byte (the build checks), so such a word is the
 /// `key_prefix` of this key and of no other, whatever its length: a probe compares that word
 /// alone, and looks at the key length only to find an empty slot, which ends the search.
 #[inline(always)]
-pub(crate) fn lookup_short_word(word: u64, len: usize) -> Option<&'static Entry> {
+pub(crate) fn lookup_short_word(word: u64) -> Option<&'static Entry> {
     let mask = SLOTS.len() - 1;
-    let mut slot = key_hash_finish(key_hash_step(len as u64, word)) as usize & mask;
+    let mut slot = key_slot(key_hash_step(0, word), SLOT_BITS);
     loop {
         let entry = &SLOTS[slot];
         if entry.key_prefix == word {
@@ -228,12 +232,12 @@ pub(crate) fn lookup_short_word(word: u64, len: usize) -> Option<&'static Entry>
 /// in which the fast word reader assembles it: no byte buffer, and a miss costs one probe sequence.
 #[inline]
 pub(crate) fn lookup_words(words: &[u64; 4], len: usize) -> Option<&'static Entry> {
-    let mut hash = key_hash_step(len as u64, words[0]);
+    let mut hash = key_hash_step(0, words[0]);
     for &word in words.iter().take(len.div_ceil(8)).skip(1) {
         hash = key_hash_step(hash, word);
     }
     let mask = SLOTS.len() - 1;
-    let mut slot = key_hash_finish(hash) as usize & mask;
+    let mut slot = key_slot(hash, SLOT_BITS);
     loop {
         let entry = &SLOTS[slot];
         if entry.key_len == 0 {
@@ -267,9 +271,9 @@ fn same_tail_words(entry: &Entry, words: &[u64; 4]) -> bool {
 
 /// Finds `key`, whose [`key_hash`] and first word ([`key_word`] at 0) the caller already has.
 #[inline]
-pub(crate) fn lookup_hashed(key: &[u8], hash: u32, prefix: u64) -> Option<&'static Entry> {
+pub(crate) fn lookup_hashed(key: &[u8], hash: u64, prefix: u64) -> Option<&'static Entry> {
     let mask = SLOTS.len() - 1;
-    let mut slot = hash as usize & mask;
+    let mut slot = key_slot(hash, SLOT_BITS);
     // The table is at most two thirds full, so an empty slot ends every probe sequence quickly.
     loop {
         let entry = &SLOTS[slot];
@@ -349,7 +353,7 @@ mod tests {
         let mask = SLOTS.len() - 1;
         let (mut total, mut longest, mut hot_total, mut hot) = (0usize, 0usize, 0usize, 0usize);
         for (slot, entry) in occupied() {
-            let home = key_hash(entry.key()) as usize & mask;
+            let home = key_slot(key_hash(entry.key()), SLOT_BITS);
             let probes = (slot.wrapping_sub(home) & mask) + 1;
             total += probes;
             longest = longest.max(probes);
@@ -408,8 +412,7 @@ mod tests {
             let found = lookup_words(&as_words(key), key.len()).map(|e| e as *const Entry);
             assert_eq!(found, Some(entry as *const Entry), "{key:?}");
             if key.len() <= 7 {
-                let found =
-                    lookup_short_word(key_word(key, 0), key.len()).map(|e| e as *const Entry);
+                let found = lookup_short_word(key_word(key, 0)).map(|e| e as *const Entry);
                 assert_eq!(found, Some(entry as *const Entry), "{key:?}");
             } else if key.len() > 8 {
                 long_keys += 1;
@@ -436,16 +439,16 @@ mod tests {
             // Their first seven bytes, which share the longer key's first word but one byte.
             let start = &key[..7];
             assert_eq!(
-                lookup_short_word(key_word(start, 0), start.len()).map(|e| e as *const Entry),
+                lookup_short_word(key_word(start, 0)).map(|e| e as *const Entry),
                 lookup(start).map(|e| e as *const Entry),
                 "{start:?}"
             );
         }
         // Short keys, and words one byte shorter or longer than one.
         for key in [&b"so"[..], b"sad", b"happy", b"not", b"i'm", b"can't"] {
-            assert!(lookup_short_word(key_word(key, 0), key.len()).is_some());
+            assert!(lookup_short_word(key_word(key, 0)).is_some());
             for near in [&key[..key.len() - 1], &[key, b"q"].concat()] {
-                let found = lookup_short_word(key_word(near, 0), near.len());
+                let found = lookup_short_word(key_word(near, 0));
                 assert_eq!(
                     found.map(|e| e as *const Entry),
                     lookup(near).map(|e| e as *const Entry),

@@ -252,7 +252,7 @@ impl Scorer {
                 // After a space: the dispatch's.
                 WordStart::None => return pos,
                 WordStart::Short(word) => {
-                    let entry = lexicon::lookup_short_word(word.key, word.len);
+                    let entry = lexicon::lookup_short_word(word.key);
                     if let Some(entry) = entry.filter(|entry| entry.is_plain()) {
                         self.plain_known_word(pass, text, entry, || word.shape());
                         if word.next != b' ' {

@@ -11,7 +11,7 @@ use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
 use super::lexicon::{self, Entry};
 use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
-    PlainWord, Token, Tokenizer, WordShape, WordStart,
+    PlainWord, Token, Tokenizer, WordChunk, WordShape, WordStart,
 };
 use super::{Emotion, Scores};
 
@@ -270,21 +270,43 @@ impl Scorer {
                     (word.end, word.next)
                 }
                 WordStart::Longer(first) => {
-                    let word = match read_two_chunk_word(bytes, pos, first) {
-                        Some(word) => Some(word),
-                        None => read_long_word(bytes, pos),
-                    };
-                    match word.and_then(|word| self.plain_word(pass, text, &word)) {
-                        Some(end) => (end, bytes.get(end).copied().unwrap_or_default()),
-                        // Elongated or over-long: the general reader's.
-                        None => return self.general_token(pass, text, pos),
-                    }
+                    let (read, end, next) = self.longer_word(*pass, text, pos, first);
+                    *pass = read;
+                    (end, next)
                 }
             };
             if next != b' ' {
                 return end;
             }
             pos = end + 1;
+        }
+    }
+
+    /// The word at `pos` that [`read_word_start`] found longer than its first chunk: weighs it
+    /// and returns the pass, where the text continues and the byte there (zero if the general
+    /// reader took over, which [`Scorer::words`] then must not look past). Out of the loop,
+    /// with the pass by value: the loop's registers are saved for this call only when it is
+    /// made, one word in ten.
+    #[inline(never)]
+    fn longer_word(
+        &self,
+        mut pass: Pass,
+        text: &str,
+        pos: usize,
+        first: WordChunk,
+    ) -> (Pass, usize, u8) {
+        let bytes = text.as_bytes();
+        let word = match read_two_chunk_word(bytes, pos, first) {
+            Some(word) => Some(word),
+            None => read_long_word(bytes, pos),
+        };
+        match word.and_then(|word| self.plain_word(&mut pass, text, &word)) {
+            Some(end) => (pass, end, bytes.get(end).copied().unwrap_or_default()),
+            // Elongated or over-long: the general reader's.
+            None => {
+                let end = self.general_token_by_ref(&mut pass, text, pos);
+                (pass, end, 0)
+            }
         }
     }
 

@@ -575,9 +575,10 @@ impl WordChunk {
     }
 }
 
-/// Per count of leading bytes (0 to 8), the mask of those bytes in a little-endian word.
-static LEADING_BYTES: [u64; 9] = {
-    let mut masks = [u64::MAX; 9];
+/// Per count of leading bytes (0 to 8), the mask of those bytes in a little-endian word; the
+/// entries past 8 (never used) let a `u32`'s trailing zero count index it unchecked.
+static LEADING_BYTES: [u64; 33] = {
+    let mut masks = [u64::MAX; 33];
     let mut taken = 0;
     while taken < 8 {
         masks[taken] = (1 << (8 * taken)) - 1;
@@ -607,37 +608,41 @@ fn word_chunk(v: u64) -> WordChunk {
 #[inline]
 fn word_chunk_sse2(v: u64) -> WordChunk {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
+        _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
     };
     // The upper eight bytes are zero: no word bytes.
     let bytes = _mm_cvtsi64_si128(v as i64);
     let folded = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
-    let alphanumeric = _mm_or_si128(
-        bytes_in_range_sse2(folded, b'a', b'z'),
-        bytes_in_range_sse2(bytes, b'0', b'9'),
+    // Bit `i` set: byte `i` is no letter nor digit (bits 8 to 15 always are).
+    let others = _mm_and_si128(
+        bytes_above_sse2(folded, b'a', b'z'),
+        bytes_above_sse2(bytes, b'0', b'9'),
     );
-    let alphanumeric = _mm_movemask_epi8(alphanumeric) as u32;
+    let others = _mm_movemask_epi8(others) as u32;
     let apostrophes = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\'' as i8))) as u32;
-    let word_bytes = alphanumeric | (apostrophes & (alphanumeric >> 1));
-    let taken = (!word_bytes as u8).trailing_zeros() as usize;
+    // Not a word byte: neither a letter nor a digit, nor an apostrophe before one.
+    let not_word = others & (!apostrophes | others >> 1);
+    // (Bit 8 is set: at most eight lead. A table of 33 entries needs no bounds check.)
+    let taken = not_word.trailing_zeros() as usize;
     WordChunk::new(_mm_cvtsi128_si64(folded) as u64, v, taken)
 }
 
-/// All ones in each byte of `bytes` that lies in `lo..=hi` (ASCII bounds), zero in the others.
+/// All ones in each byte of `bytes` that does not lie in `lo..=hi` (ASCII bounds), zero in the
+/// others.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn bytes_in_range_sse2(
+fn bytes_above_sse2(
     bytes: std::arch::x86_64::__m128i,
     lo: u8,
     hi: u8,
 ) -> std::arch::x86_64::__m128i {
-    use std::arch::x86_64::{_mm_add_epi8, _mm_cmplt_epi8, _mm_set1_epi8};
+    use std::arch::x86_64::{_mm_add_epi8, _mm_cmpgt_epi8, _mm_set1_epi8};
     // Adding 0x80 - lo moves `lo..=hi` to the bottom of the signed range, and every other byte
     // (0x80 and above included) above it: one signed comparison tells them apart.
     let moved = _mm_add_epi8(bytes, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8));
-    _mm_cmplt_epi8(moved, _mm_set1_epi8((0x80 + (hi - lo) + 1) as i8))
+    _mm_cmpgt_epi8(moved, _mm_set1_epi8((0x80 + (hi - lo)) as i8))
 }
 
 /// [`word_chunk`] in SWAR arithmetic: the portable version, and the reference of the SSE2 one.

@@ -1,11 +1,13 @@
 //! The scoring pass: one walk over the text, adding each known token's seven weights (scaled by
 //! negation, emphasis and contrast) to the label intercepts, then a softmax.
 //!
-//! The walk dispatches on a byte class table. Blanks, plain words ([`read_word_start`] and the
-//! readers of longer words; one lexicon probe each, the rules' word tests precomputed in the
-//! entry), `!`/`?` runs, clause punctuation and emoticons are handled in the loop itself; anything
-//! else (hashtags, elongated or over-long words, emoji, other non-ASCII text) goes to the general
-//! [`Tokenizer`], which reads one token there and hands control back.
+//! The walk dispatches on a byte class table. A word starts a run of words, read one after the
+//! other while single spaces separate them ([`read_word_start`] and the readers of longer words;
+//! one lexicon probe each, the rules' word tests precomputed in the entry, and one test of those
+//! for the common plain word). Blanks, `!`/`?` runs, clause punctuation and emoticons are handled
+//! in the loop itself; anything else (hashtags, elongated or over-long words, emoji, other
+//! non-ASCII text) goes to the general [`Tokenizer`], which reads one token there and hands
+//! control back.
 
 use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
 use super::lexicon::{self, Entry};

@@ -31,6 +31,8 @@ const MAX_EMOTICON_BYTES: usize = 8;
 const WEIGHT_UNIT: f32 = 10_000.0;
 /// The entry's label weights are in the side table (`WIDE` in `src/emotion/lexicon.rs`).
 const WIDE: u8 = 1 << 7;
+/// A VADER degree adverb (`BOOSTS` in `src/emotion/lexicon.rs`).
+const BOOSTS: u8 = 1 << 6;
 
 /// `value` as a count of [`WEIGHT_UNIT`]s that the scorer turns back into exactly `value`, if
 /// there is one that fits an `i16`.
@@ -166,6 +168,7 @@ pub fn generate(out_dir: &Path) {
 
     // At most two thirds full, so that probe sequences, and misses above all, stay short.
     let slots = (entries.len() * 3 / 2).next_power_of_two();
+    let slot_bits = slots.trailing_zeros();
     let mut table: Vec<Option<String>> = vec![None; slots];
     let mut key_bytes: Vec<u8> = Vec::new();
     let mut code = String::new();
@@ -179,7 +182,7 @@ pub fn generate(out_dir: &Path) {
     let mut wide_labels: Vec<(usize, [f32; LABELS])> = Vec::new();
     for (index, key) in order.iter().enumerate() {
         let entry = &entries[*key];
-        let mut slot = key_hash::key_hash(key.as_bytes()) as usize & (slots - 1);
+        let mut slot = key_hash::key_slot(key_hash::key_hash(key.as_bytes()), slot_bits);
         while table[slot].is_some() {
             slot = (slot + 1) & (slots - 1);
         }
@@ -188,9 +191,18 @@ pub fn generate(out_dir: &Path) {
             (1..=u8::MAX as usize).contains(&key.len()),
             "key length out of range: {key:?}"
         );
+        // The scorer finds keys of at most seven bytes by their zero-padded first word alone,
+        // which stands for one length only if no key holds a zero byte.
+        assert!(
+            !key.as_bytes().contains(&0),
+            "key with a zero byte: {key:?}"
+        );
         let booster = in_units(entry.booster)
             .unwrap_or_else(|| panic!("booster of {key:?} is not a whole number of units"));
         let mut flags = entry.flags | key_flags::key_flags(key.as_bytes());
+        if booster != 0 {
+            flags |= BOOSTS;
+        }
         let narrow: Option<Vec<i16>> = entry.weights.iter().map(|&w| in_units(w)).collect();
         let mut units = match narrow {
             Some(labels) => labels,
@@ -230,7 +242,8 @@ pub fn generate(out_dir: &Path) {
     // An empty slot is all zeros: a key length of 0, which no key has, ends a probe sequence.
     writeln!(
         code,
-        "pub(in crate::emotion::lexicon) static SLOTS: [Entry; {slots}] = ["
+        "pub(in crate::emotion::lexicon) const SLOT_BITS: u32 = {slot_bits};\n\
+         pub(in crate::emotion::lexicon) static SLOTS: [Entry; {slots}] = ["
     )
     .unwrap();
     for slot in &table {

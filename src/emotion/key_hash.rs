@@ -3,21 +3,22 @@
 //!
 //! Keys are short (at most 32 bytes), so the hash takes them eight bytes at a time, little-endian
 //! and zero-padded, with one rotate-xor-multiply step per word (the FxHash step): four multiplies
-//! at most instead of one per byte. The product's upper half is well mixed; the table indexes with
-//! its low bits, so those come from the upper half.
+//! at most instead of one per byte. No key holds a zero byte, so the padded words alone tell keys
+//! of different lengths apart: a key of up to eight bytes hashes to its word times a constant.
+//! The product's upper bits are the best mixed, and the table index is the topmost of them.
 
 const SEED_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
 
-/// One eight-byte word of the key folded into the running hash.
+/// One eight-byte word of the key folded into the running hash, which starts at 0.
 #[inline]
 pub const fn key_hash_step(hash: u64, word: u64) -> u64 {
     (hash.rotate_left(5) ^ word).wrapping_mul(SEED_MULTIPLIER)
 }
 
-/// The final table hash of the running value.
+/// The slot of `hash` in a table of `1 << slot_bits` slots (`slot_bits` from 1 to 63).
 #[inline]
-pub const fn key_hash_finish(hash: u64) -> u32 {
-    (hash >> 32) as u32
+pub const fn key_slot(hash: u64, slot_bits: u32) -> usize {
+    (hash >> (64 - slot_bits)) as usize
 }
 
 /// The eight-byte little-endian word of `key` starting at `start`, zero-padded.
@@ -31,13 +32,13 @@ pub const fn key_word(key: &[u8], start: usize) -> u64 {
     word
 }
 
-/// Hash of `key`: its length, then each zero-padded eight-byte little-endian word.
-pub const fn key_hash(key: &[u8]) -> u32 {
-    let mut hash = key.len() as u64;
+/// Hash of `key`: each zero-padded eight-byte little-endian word, folded in from 0.
+pub const fn key_hash(key: &[u8]) -> u64 {
+    let mut hash = 0;
     let mut start = 0;
     while start < key.len() {
         hash = key_hash_step(hash, key_word(key, start));
         start += 8;
     }
-    key_hash_finish(hash)
+    hash
 }

@@ -12,7 +12,7 @@
 //! back, bit for bit, the `f32` the lexicon's decimal parses to (the build checks each one).
 
 use super::key_flags;
-use super::key_hash::{key_hash, key_hash_finish, key_hash_step, key_word};
+use super::key_hash::{key_hash, key_hash_step, key_slot, key_word};
 
 /// One lexicon key and what it contributes, a slot of the hash table: 32 bytes aligned to 32, so
 /// that a probe reads one cache line and finds the weights there too.
@@ -55,6 +55,19 @@ const WIDE: u8 = 1 << 7;
 /// In VADER's negator list (bit 0; the [`key_flags`] bits are the others).
 const NEGATOR: u8 = 1;
 
+/// One of VADER's degree adverbs: the booster weight is not zero.
+const BOOSTS: u8 = 1 << 6;
+
+/// The flags of an entry the scorer's rules treat specially (all but [`key_flags::NEVER`], which
+/// comes with [`NEGATOR`]), or whose weights are [`WIDE`].
+const NOT_PLAIN: u8 = NEGATOR
+    | BOOSTS
+    | WIDE
+    | key_flags::ENDS_IN_NT
+    | key_flags::SO_OR_THIS
+    | key_flags::BUT
+    | key_flags::HAS_TRIPLE;
+
 impl Entry {
     /// The slot no key occupies.
     const EMPTY: Entry = Entry {
@@ -77,6 +90,21 @@ impl Entry {
         self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
     }
 
+    /// Whether the entry is a plain word for the scorer's rules: no negator, degree adverb,
+    /// "-n't", "so"/"this", "but" nor run of three, and weights that are not [`WIDE`]. Most are;
+    /// one test tells.
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.flags & NOT_PLAIN == 0
+    }
+
+    /// [`Entry::weights`] of a plain entry (see [`Entry::is_plain`]).
+    #[inline(always)]
+    pub(crate) fn plain_weights(&self) -> [f32; 8] {
+        debug_assert!(self.flags & WIDE == 0);
+        self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
+    }
+
     /// The weights of a [`WIDE`] entry, found by its key's place in `KEY_BYTES` (unique), so that
     /// the common path reads nothing of the units before converting them all.
     #[cold]
@@ -89,7 +117,7 @@ impl Entry {
     /// Whether the key is one of VADER's degree adverbs.
     #[inline]
     pub(crate) fn is_booster(&self) -> bool {
-        self.units.0[BOOSTER] != 0
+        self.flags & BOOSTS != 0
     }
 
     /// VADER degree-adverb scalar (+0.293 boosts, -0.293 dampens the next word); 0 otherwise.
@@ -106,7 +134,7 @@ impl Entry {
     /// The [`key_flags`] bits of this entry's key, computed at build time.
     #[inline]
     pub(crate) fn key_flags(&self) -> u8 {
-        self.flags & !(NEGATOR | WIDE)
+        self.flags & !(NEGATOR | BOOSTS | WIDE)
     }
 
     fn key(&self) -> &'static [u8] {
@@ -125,7 +153,11 @@ mod generated {
     use super::{Entry, WeightUnits};
     include!(concat!(env!("OUT_DIR"), "/emotion_lexicon.rs"));
 }
-use generated::{BIAS, EMOTICON_LENGTHS, EXCLAIM, KEY_BYTES, QUESTION, SLOTS, WIDE_LABELS};
+use generated::{
+    BIAS, EMOTICON_LENGTHS, EXCLAIM, KEY_BYTES, QUESTION, SLOTS, SLOT_BITS, WIDE_LABELS,
+};
+
+const _: () = assert!(SLOTS.len() == 1 << SLOT_BITS);
 
 // The entry's key-derived bits must not collide with the negator and wide bits.
 const _: () = assert!(
@@ -134,7 +166,7 @@ const _: () = assert!(
         | key_flags::SO_OR_THIS
         | key_flags::BUT
         | key_flags::HAS_TRIPLE)
-        & (NEGATOR | WIDE)
+        & (NEGATOR | BOOSTS | WIDE)
         == 0
 );
 
@@ -176,18 +208,21 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
     differ == 0
 }
 
-/// [`lookup_words`] for a key of at most eight bytes, held in one word.
+/// [`lookup_words`] for a key of one to seven bytes, none of them zero, held in one zero-padded
+/// little-endian word. No key holds a zero byte (the build checks), so such a word is the
+/// `key_prefix` of this key and of no other, whatever its length: a probe compares that word
+/// alone, and looks at the key length only to find an empty slot, which ends the search.
 #[inline(always)]
-pub(crate) fn lookup_word(word: u64, len: usize) -> Option<&'static Entry> {
+pub(crate) fn lookup_short_word(word: u64) -> Option<&'static Entry> {
     let mask = SLOTS.len() - 1;
-    let mut slot = key_hash_finish(key_hash_step(len as u64, word)) as usize & mask;
+    let mut slot = key_slot(key_hash_step(0, word), SLOT_BITS);
     loop {
         let entry = &SLOTS[slot];
+        if entry.key_prefix == word {
+            return Some(entry);
+        }
         if entry.key_len == 0 {
             return None;
-        }
-        if entry.key_prefix == word && usize::from(entry.key_len) == len {
-            return Some(entry);
         }
         slot = (slot + 1) & mask;
     }
@@ -197,12 +232,12 @@ pub(crate) fn lookup_word(word: u64, len: usize) -> Option<&'static Entry> {
 /// in which the fast word reader assembles it: no byte buffer, and a miss costs one probe sequence.
 #[inline]
 pub(crate) fn lookup_words(words: &[u64; 4], len: usize) -> Option<&'static Entry> {
-    let mut hash = key_hash_step(len as u64, words[0]);
+    let mut hash = key_hash_step(0, words[0]);
     for &word in words.iter().take(len.div_ceil(8)).skip(1) {
         hash = key_hash_step(hash, word);
     }
     let mask = SLOTS.len() - 1;
-    let mut slot = key_hash_finish(hash) as usize & mask;
+    let mut slot = key_slot(hash, SLOT_BITS);
     loop {
         let entry = &SLOTS[slot];
         if entry.key_len == 0 {
@@ -236,9 +271,9 @@ fn same_tail_words(entry: &Entry, words: &[u64; 4]) -> bool {
 
 /// Finds `key`, whose [`key_hash`] and first word ([`key_word`] at 0) the caller already has.
 #[inline]
-pub(crate) fn lookup_hashed(key: &[u8], hash: u32, prefix: u64) -> Option<&'static Entry> {
+pub(crate) fn lookup_hashed(key: &[u8], hash: u64, prefix: u64) -> Option<&'static Entry> {
     let mask = SLOTS.len() - 1;
-    let mut slot = hash as usize & mask;
+    let mut slot = key_slot(hash, SLOT_BITS);
     // The table is at most two thirds full, so an empty slot ends every probe sequence quickly.
     loop {
         let entry = &SLOTS[slot];
@@ -281,6 +316,30 @@ mod tests {
         assert!(lookup(b"very").is_some_and(|e| e.booster() > 0.0));
         assert!(lookup(b"slightly").is_some_and(|e| e.booster() < 0.0));
         assert!(lookup(b"happy").is_some_and(|e| !e.is_negator() && !e.is_booster()));
+        assert!(lookup(b"happy").is_some_and(Entry::is_plain));
+        for key in [
+            &b"not"[..],
+            b"very",
+            b"so",
+            b"this",
+            b"but",
+            b"can't",
+            b"never",
+        ] {
+            assert!(lookup(key).is_some_and(|e| !e.is_plain()), "{key:?}");
+        }
+        for (_, entry) in occupied() {
+            assert_eq!(
+                entry.is_booster(),
+                entry.booster() != 0.0,
+                "{:?}",
+                entry.key()
+            );
+            if entry.is_plain() {
+                let plain = entry.plain_weights().map(f32::to_bits);
+                assert_eq!(plain, entry.weights().map(f32::to_bits));
+            }
+        }
         assert_eq!(lookup(b"very").map(Entry::booster), Some(0.293));
     }
 
@@ -294,7 +353,7 @@ mod tests {
         let mask = SLOTS.len() - 1;
         let (mut total, mut longest, mut hot_total, mut hot) = (0usize, 0usize, 0usize, 0usize);
         for (slot, entry) in occupied() {
-            let home = key_hash(entry.key()) as usize & mask;
+            let home = key_slot(key_hash(entry.key()), SLOT_BITS);
             let probes = (slot.wrapping_sub(home) & mask) + 1;
             total += probes;
             longest = longest.max(probes);
@@ -352,10 +411,10 @@ mod tests {
             let key = entry.key();
             let found = lookup_words(&as_words(key), key.len()).map(|e| e as *const Entry);
             assert_eq!(found, Some(entry as *const Entry), "{key:?}");
-            if key.len() <= 8 {
-                let found = lookup_word(key_word(key, 0), key.len()).map(|e| e as *const Entry);
+            if key.len() <= 7 {
+                let found = lookup_short_word(key_word(key, 0)).map(|e| e as *const Entry);
                 assert_eq!(found, Some(entry as *const Entry), "{key:?}");
-            } else {
+            } else if key.len() > 8 {
                 long_keys += 1;
             }
         }
@@ -377,6 +436,25 @@ mod tests {
             assert!(lookup_words(&as_words(&near), near.len()).is_none());
             let shorter = &key[..key.len() - 1];
             assert!(lookup_words(&as_words(shorter), shorter.len()).is_none());
+            // Their first seven bytes, which share the longer key's first word but one byte.
+            let start = &key[..7];
+            assert_eq!(
+                lookup_short_word(key_word(start, 0)).map(|e| e as *const Entry),
+                lookup(start).map(|e| e as *const Entry),
+                "{start:?}"
+            );
+        }
+        // Short keys, and words one byte shorter or longer than one.
+        for key in [&b"so"[..], b"sad", b"happy", b"not", b"i'm", b"can't"] {
+            assert!(lookup_short_word(key_word(key, 0)).is_some());
+            for near in [&key[..key.len() - 1], &[key, b"q"].concat()] {
+                let found = lookup_short_word(key_word(near, 0));
+                assert_eq!(
+                    found.map(|e| e as *const Entry),
+                    lookup(near).map(|e| e as *const Entry),
+                    "{near:?}"
+                );
+            }
         }
     }
 

@@ -1,17 +1,19 @@
 //! The scoring pass: one walk over the text, adding each known token's seven weights (scaled by
 //! negation, emphasis and contrast) to the label intercepts, then a softmax.
 //!
-//! The walk dispatches on a byte class table. Blanks, plain words ([`read_word_start`] and the
-//! readers of longer words; one lexicon probe each, the rules' word tests precomputed in the
-//! entry), `!`/`?` runs, clause punctuation and emoticons are handled in the loop itself; anything
-//! else (hashtags, elongated or over-long words, emoji, other non-ASCII text) goes to the general
-//! [`Tokenizer`], which reads one token there and hands control back.
+//! The walk dispatches on a byte class table. A word starts a run of words, read one after the
+//! other while single spaces separate them ([`read_word_start`] and the readers of longer words;
+//! one lexicon probe each, the rules' word tests precomputed in the entry, and one test of those
+//! for the common plain word). Blanks, `!`/`?` runs, clause punctuation and emoticons are handled
+//! in the loop itself; anything else (hashtags, elongated or over-long words, emoji, other
+//! non-ASCII text) goes to the general [`Tokenizer`], which reads one token there and hands
+//! control back.
 
 use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
-use super::lexicon::{self, Entry, BOOSTER};
+use super::lexicon::{self, Entry};
 use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
-    PlainWord, Token, Tokenizer, WordShape, WordStart,
+    PlainWord, Token, Tokenizer, WordChunk, WordShape, WordStart,
 };
 use super::{softmax, Emotion, Scores};
 
@@ -105,7 +107,10 @@ const fn intercepts(params: &Params) -> [f32; 7] {
     intercepts
 }
 
-/// What has been read so far of one message.
+/// What has been read so far of one message. `Copy`, so that the rare calls out of the scoring
+/// loop take and give it back by value: the loop then keeps it in registers, where a reference
+/// would pin it to the stack, a load and a store per word.
+#[derive(Clone, Copy)]
 struct Pass {
     /// The seven label logits, and a spare lane that takes the booster column of the entries'
     /// weights, so that adding them is two four-lane vector operations; it is never read.
@@ -119,32 +124,27 @@ struct Pass {
     /// Weight of the current clause (raised after "but").
     clause_weight: f32,
     /// Whether the message has any lowercase letter: ALL-CAPS only emphasises in mixed case.
-    mixed_case: bool,
+    /// Found out at the first known ALL-CAPS word, as most messages have none.
+    mixed_case: Option<bool>,
 }
 
 impl Pass {
-    /// The state before the first token of `text`.
-    fn new(text: &str) -> Pass {
+    /// The state before the first token of a text.
+    fn new() -> Pass {
         Pass {
             logits: [0.0; 8],
             negation_left: 0,
             negated_by_never: false,
             pending_boost: 0.0,
             clause_weight: 1.0,
-            mixed_case: text.bytes().any(|b| b.is_ascii_lowercase()),
+            mixed_case: None,
         }
     }
-}
 
-impl Pass {
-    /// The label logits: what was read, plus the scorer's intercepts.
-    fn finish(self, intercepts: &[f32; 7]) -> [f32; 7] {
-        let [a, b, c, d, e, f, g, _spare] = self.logits;
-        let mut logits = [a, b, c, d, e, f, g];
-        for (logit, intercept) in logits.iter_mut().zip(intercepts) {
-            *logit += intercept;
-        }
-        logits
+    /// Whether `text`, the message being read, has any lowercase letter.
+    #[inline(always)]
+    fn mixed_case(&mut self, text: &str) -> bool {
+        *self.mixed_case.get_or_insert_with(|| has_lowercase(text))
     }
 
     #[inline(always)]
@@ -154,6 +154,21 @@ impl Pass {
             *logit += weight * scale;
         }
     }
+}
+
+/// The label logits: what was read (the lanes of [`Pass::logits`]), plus the intercepts.
+fn with_intercepts(read: [f32; 8], intercepts: &[f32; 7]) -> [f32; 7] {
+    let [a, b, c, d, e, f, g, _spare] = read;
+    let mut logits = [a, b, c, d, e, f, g];
+    for (logit, intercept) in logits.iter_mut().zip(intercepts) {
+        *logit += intercept;
+    }
+    logits
+}
+
+#[cold]
+fn has_lowercase(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 impl Scorer {
@@ -179,7 +194,16 @@ impl Scorer {
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
-        let mut pass = Pass::new(text);
+        with_intercepts(self.read(text), &self.intercepts)
+    }
+
+    /// What the tokens of `text` add to the logits, and the spare lane (see [`Pass::logits`]).
+    /// Returned whole from a function of its own so that the compiler keeps all eight lanes
+    /// live through the loop, as two vector registers: knowing the spare lane unread, it split
+    /// them into odd pieces that cost more instructions per word.
+    #[inline(never)]
+    fn read(&self, text: &str) -> [f32; 8] {
+        let mut pass = Pass::new();
         let bytes = text.as_bytes();
         let mut pos = 0;
         while let Some(&byte) = bytes.get(pos) {
@@ -187,25 +211,7 @@ impl Scorer {
                 ByteClass::Blank => pos += 1,
                 // A word right after '#' is a hashtag: the general reader's.
                 ByteClass::Word if pos == 0 || bytes[pos - 1] != b'#' => {
-                    let read = match read_word_start(bytes, pos) {
-                        WordStart::Short(word) => {
-                            let entry = lexicon::lookup_word(word.key, word.len);
-                            let flags =
-                                entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
-                            (flags & HAS_TRIPLE == 0).then(|| {
-                                self.word(&mut pass, entry, flags, word.shape);
-                                // The blank that usually follows, without another dispatch.
-                                word.end + usize::from(bytes.get(word.end) == Some(&b' '))
-                            })
-                        }
-                        WordStart::Longer(first) => match read_two_chunk_word(bytes, pos, first) {
-                            Some(word) => self.plain_word(&mut pass, &word),
-                            None => read_long_word(bytes, pos)
-                                .and_then(|word| self.plain_word(&mut pass, &word)),
-                        },
-                    };
-                    // `None`: an elongated or over-long word, for the general reader.
-                    pos = read.unwrap_or_else(|| self.general_token(&mut pass, text, pos));
+                    pos = self.words(&mut pass, text, pos);
                 }
                 ByteClass::PunctRun => {
                     let (mut exclaims, mut questions) = (0u32, 0u32);
@@ -234,13 +240,98 @@ impl Scorer {
                 _ => pos = self.general_token(&mut pass, text, pos),
             }
         }
-        pass.finish(&self.intercepts)
+        pass.logits
+    }
+
+    /// Reads and weighs the word at `pos` (a word byte, not after a `#`), and the words after it
+    /// as long as single spaces separate them: a sentence is mostly that, and the next word needs
+    /// no dispatch nor hashtag check. Returns where the text continues.
+    #[inline(always)]
+    fn words(&self, pass: &mut Pass, text: &str, mut pos: usize) -> usize {
+        let bytes = text.as_bytes();
+        loop {
+            let (end, next) = match read_word_start(bytes, pos) {
+                // After a space: the dispatch's.
+                WordStart::None => return pos,
+                WordStart::Short(word) => {
+                    let entry = lexicon::lookup_short_word(word.key);
+                    if let Some(entry) = entry.filter(|entry| entry.is_plain()) {
+                        self.plain_known_word(pass, text, entry, || word.shape());
+                        if word.next != b' ' {
+                            return word.end;
+                        }
+                        pos = word.end + 1;
+                        continue;
+                    }
+                    let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+                    if flags & HAS_TRIPLE != 0 {
+                        // Elongated: the general reader collapses the run.
+                        return self.general_token(pass, text, pos);
+                    }
+                    self.word(pass, text, entry, flags, || word.shape());
+                    (word.end, word.next)
+                }
+                WordStart::Longer(first) => {
+                    let (read, end, next) = self.longer_word(*pass, text, pos, first);
+                    *pass = read;
+                    (end, next)
+                }
+            };
+            if next != b' ' {
+                return end;
+            }
+            pos = end + 1;
+        }
+    }
+
+    /// The word at `pos` that [`read_word_start`] found longer than its first chunk: weighs it
+    /// and returns the pass, where the text continues and the byte there (zero if the general
+    /// reader took over, which [`Scorer::words`] then must not look past). Out of the loop,
+    /// with the pass by value: the loop's registers are saved for this call only when it is
+    /// made, one word in ten.
+    #[inline(never)]
+    fn longer_word(
+        &self,
+        mut pass: Pass,
+        text: &str,
+        pos: usize,
+        first: WordChunk,
+    ) -> (Pass, usize, u8) {
+        let bytes = text.as_bytes();
+        let word = match read_two_chunk_word(bytes, pos, first) {
+            Some(word) => Some(word),
+            None => read_long_word(bytes, pos),
+        };
+        match word.and_then(|word| self.plain_word(&mut pass, text, &word)) {
+            Some(end) => (pass, end, bytes.get(end).copied().unwrap_or_default()),
+            // Elongated or over-long: the general reader's.
+            None => {
+                let end = self.general_token_by_ref(&mut pass, text, pos);
+                (pass, end, 0)
+            }
+        }
     }
 
     /// Reads and weighs the next token at or after `pos` with the general [`Tokenizer`] (and the
     /// rest of a hashtag split at case changes); returns where the text continues.
-    #[inline(never)]
+    #[inline(always)]
     fn general_token(&self, pass: &mut Pass, text: &str, pos: usize) -> usize {
+        let (read, pos) = self.general_token_out_of_line(*pass, text, pos);
+        *pass = read;
+        pos
+    }
+
+    /// [`Scorer::general_token`], out of the scoring loop, with the pass by value. Cold: chat
+    /// is mostly plain words, and the loop's registers should be saved for this call only when
+    /// it is made.
+    #[cold]
+    #[inline(never)]
+    fn general_token_out_of_line(&self, mut pass: Pass, text: &str, pos: usize) -> (Pass, usize) {
+        let pos = self.general_token_by_ref(&mut pass, text, pos);
+        (pass, pos)
+    }
+
+    fn general_token_by_ref(&self, pass: &mut Pass, text: &str, pos: usize) -> usize {
         let p = &self.params;
         let (key, spare) = (&mut KeyBuf::new(), &mut KeyBuf::new());
         let mut tokenizer = Tokenizer::at(text, pos);
@@ -256,7 +347,7 @@ impl Scorer {
                         key.entry()
                     };
                     let flags = key_flags::key_flags(key.get().unwrap_or_default());
-                    self.word(pass, entry, flags, shape);
+                    self.word(pass, text, entry, flags, || shape);
                 }
                 Token::Punct {
                     exclaims,
@@ -288,14 +379,33 @@ impl Scorer {
     /// A word read by [`read_two_chunk_word`] or [`read_long_word`]: weighs it and returns where
     /// the text continues, or `None` if it is elongated (the general reader collapses the run).
     #[inline(always)]
-    fn plain_word(&self, pass: &mut Pass, word: &PlainWord) -> Option<usize> {
+    fn plain_word(&self, pass: &mut Pass, text: &str, word: &PlainWord) -> Option<usize> {
         let entry = lexicon::lookup_words(&word.words, word.len);
+        if let Some(entry) = entry.filter(|entry| entry.is_plain()) {
+            self.plain_known_word(pass, text, entry, || word.shape);
+            return Some(word.end);
+        }
         let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
         if flags & HAS_TRIPLE != 0 {
             return None;
         }
-        self.word(pass, entry, flags, word.shape);
+        self.word(pass, text, entry, flags, || word.shape);
         Some(word.end)
+    }
+
+    /// [`Scorer::word`] for a known word that is [plain](Entry::is_plain), as most are: what it
+    /// does with the rules' tests all answered by one.
+    #[inline(always)]
+    fn plain_known_word(
+        &self,
+        pass: &mut Pass,
+        text: &str,
+        entry: &Entry,
+        shape: impl Fn() -> WordShape,
+    ) {
+        let scale = self.emphasis(pass, text, shape);
+        pass.add(&entry.plain_weights(), scale);
+        pass.pending_boost = 0.0;
     }
 
     /// A run of `exclaims` `!` and `questions` `?`.
@@ -315,9 +425,39 @@ impl Scorer {
         }
     }
 
-    /// A word: its lexicon entry (if known), the [`key_flags`] of its key and how it was written.
+    /// How much a known word of `text` counts, written as `shape` says, where the pass stands:
+    /// the pending boost, emphasis, and negation, which this word uses up a word of.
     #[inline(always)]
-    fn word(&self, pass: &mut Pass, entry: Option<&'static Entry>, flags: u8, shape: WordShape) {
+    fn emphasis(&self, pass: &mut Pass, text: &str, shape: impl Fn() -> WordShape) -> f32 {
+        let p = &self.params;
+        let mut scale = 1.0 + pass.pending_boost;
+        if shape().all_caps() && pass.mixed_case(text) {
+            scale += p.caps_boost;
+        }
+        if shape().elongated() {
+            scale += p.elongation_boost;
+        }
+        if shape().hashtag() {
+            scale += p.hashtag_boost;
+        }
+        if pass.negation_left > 0 {
+            pass.negation_left -= 1;
+            scale *= p.negation_scale;
+        }
+        scale
+    }
+
+    /// A word of `text`: its lexicon entry (if known), the [`key_flags`] of its key and how it
+    /// was written, which only a known word asks.
+    #[inline(always)]
+    fn word(
+        &self,
+        pass: &mut Pass,
+        text: &str,
+        entry: Option<&'static Entry>,
+        flags: u8,
+        shape: impl Fn() -> WordShape,
+    ) {
         let p = &self.params;
         let Some(entry) = entry else {
             pass.negation_left = pass.negation_left.saturating_sub(1);
@@ -342,29 +482,16 @@ impl Scorer {
                 pass.negation_left = 0;
             }
         }
-        let mut scale = 1.0 + pass.pending_boost;
-        if shape.all_caps() && pass.mixed_case {
-            scale += p.caps_boost;
-        }
-        if shape.elongated() {
-            scale += p.elongation_boost;
-        }
-        if shape.hashtag() {
-            scale += p.hashtag_boost;
-        }
-        if pass.negation_left > 0 {
-            pass.negation_left -= 1;
-            scale *= p.negation_scale;
-        }
-        let weights = entry.weights();
-        pass.add(&weights, scale);
+        let scale = self.emphasis(pass, text, &shape);
+        pass.add(&entry.weights(), scale);
         pass.pending_boost = if entry.is_booster() {
-            let drawn_out = if shape.elongated() {
+            let drawn_out = if shape().elongated() {
                 1.0 + p.elongation_boost
             } else {
                 1.0
             };
-            weights[BOOSTER] * p.booster_gain * drawn_out
+            // (The weights' BOOSTER lane.)
+            entry.booster() * p.booster_gain * drawn_out
         } else {
             0.0
         };
@@ -574,12 +701,12 @@ mod tests {
     /// [`Scorer::logits`] with every token read by the general [`Tokenizer`]: the reference the
     /// fast paths of the scoring loop must agree with bit for bit.
     fn logits_of_general_reader(scorer: &Scorer, text: &str) -> [f32; 7] {
-        let mut pass = Pass::new(text);
+        let mut pass = Pass::new();
         let mut pos = 0;
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);
         }
-        pass.finish(&scorer.intercepts)
+        with_intercepts(pass.logits, &scorer.intercepts)
     }
 
     #[test]

@@ -441,6 +441,7 @@ impl PlainWord {
     /// The [`key_flags`](super::key_flags) of a word not found in the lexicon (where they could
     /// not be read from the entry). Its [`HAS_TRIPLE`](super::key_flags::HAS_TRIPLE) bit sends
     /// the word to [`Tokenizer`], which collapses the run.
+    #[cold]
     pub(crate) fn unknown_key_flags(&self) -> u8 {
         super::key_flags::key_flags(self.key_bytes().get(..self.len).unwrap_or_default())
     }
@@ -539,30 +540,124 @@ fn leading_word_bytes(word_bytes: u64) -> (usize, u64) {
 pub(crate) struct WordChunk {
     /// The leading word bytes, lowercased, zero above.
     key: u64,
+    /// The leading word bytes as written, zero above.
+    written: u64,
     /// How many bytes lead: 0 to 8.
     taken: usize,
-    /// High bits of the upper-case and lower-case letters among them.
-    upper: u64,
-    lower: u64,
 }
 
+impl WordChunk {
+    /// The chunk's leading word bytes with bit 5 set on each, zero above: lowercased, since
+    /// setting bit 5 folds upper-case letters onto lower-case ones and leaves digits and `'`
+    /// (which have it set) as they are.
+    #[inline(always)]
+    fn new(folded: u64, written: u64, taken: usize) -> Self {
+        let keep = LEADING_BYTES[taken];
+        WordChunk {
+            key: folded & keep,
+            written: written & keep,
+            taken,
+        }
+    }
+
+    /// The high bits (bit 7 of each byte) of the upper-case letters among the word bytes: their
+    /// bit 5 was set by lowercasing.
+    #[inline(always)]
+    fn upper(&self) -> u64 {
+        (self.key ^ self.written) << 2
+    }
+
+    /// The high bits of the lower-case letters: letters are the only word bytes with bit 6 set
+    /// (digits and `'` have it clear), and lower-case ones have bit 5 set as well.
+    #[inline(always)]
+    fn lower(&self) -> u64 {
+        (self.written << 1) & (self.written << 2) & HIGH
+    }
+}
+
+/// Per count of leading bytes (0 to 8), the mask of those bytes in a little-endian word; the
+/// entries past 8 (never used) let a `u32`'s trailing zero count index it unchecked.
+static LEADING_BYTES: [u64; 33] = {
+    let mut masks = [u64::MAX; 33];
+    let mut taken = 0;
+    while taken < 8 {
+        masks[taken] = (1 << (8 * taken)) - 1;
+        taken += 1;
+    }
+    masks
+};
+
+/// Reads one chunk of a word, the eight bytes of `v` (little-endian): with SSE2 (on every x86-64
+/// CPU), a dozen vector instructions classify all eight bytes at once; elsewhere, SWAR
+/// arithmetic on the `u64`.
 #[inline(always)]
 fn word_chunk(v: u64) -> WordChunk {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        // SAFETY: the one requirement of `word_chunk_sse2` is SSE2, which this build targets.
+        unsafe { word_chunk_sse2(v) }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        word_chunk_swar(v)
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn word_chunk_sse2(v: u64) -> WordChunk {
+    use std::arch::x86_64::{
+        _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+    // The upper eight bytes are zero: no word bytes.
+    let bytes = _mm_cvtsi64_si128(v as i64);
+    let folded = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
+    // Bit `i` set: byte `i` is no letter nor digit (bits 8 to 15 always are).
+    let others = _mm_and_si128(
+        bytes_above_sse2(folded, b'a', b'z'),
+        bytes_above_sse2(bytes, b'0', b'9'),
+    );
+    let others = _mm_movemask_epi8(others) as u32;
+    let apostrophes = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\'' as i8))) as u32;
+    // Not a word byte: neither a letter nor a digit, nor an apostrophe before one.
+    let not_word = others & (!apostrophes | others >> 1);
+    // (Bit 8 is set: at most eight lead. A table of 33 entries needs no bounds check.)
+    let taken = not_word.trailing_zeros() as usize;
+    WordChunk::new(_mm_cvtsi128_si64(folded) as u64, v, taken)
+}
+
+/// All ones in each byte of `bytes` that does not lie in `lo..=hi` (ASCII bounds), zero in the
+/// others.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn bytes_above_sse2(
+    bytes: std::arch::x86_64::__m128i,
+    lo: u8,
+    hi: u8,
+) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::{_mm_add_epi8, _mm_cmpgt_epi8, _mm_set1_epi8};
+    // Adding 0x80 - lo moves `lo..=hi` to the bottom of the signed range, and every other byte
+    // (0x80 and above included) above it: one signed comparison tells them apart.
+    let moved = _mm_add_epi8(bytes, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8));
+    _mm_cmpgt_epi8(moved, _mm_set1_epi8((0x80 + (hi - lo)) as i8))
+}
+
+/// [`word_chunk`] in SWAR arithmetic: the portable version, and the reference of the SSE2 one.
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn word_chunk_swar(v: u64) -> WordChunk {
     // Setting bit 5 folds upper-case letters onto lower-case ones and nothing else onto them.
     let letters = bytes_in_range(v | (ONES * 0x20), b'a', b'z');
     let alphanumeric = letters | bytes_in_range(v, b'0', b'9');
     let apostrophes = bytes_in_range(v, b'\'', b'\'');
-    let (taken, keep) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
-    let letters = letters & keep;
-    // Bit 5 of each byte, moved up to bit 7: set on lower-case letters.
-    let lower = letters & (v << 2);
-    WordChunk {
-        // Lowercase: bit 5 set on every letter.
-        key: (v | (letters >> 2)) & keep,
-        taken,
-        upper: letters ^ lower,
-        lower,
-    }
+    let (taken, _) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
+    WordChunk::new(v | (ONES * 0x20), v, taken)
 }
 
 /// Whether a word ends at `bytes[end]`, or an apostrophe there may continue it.
@@ -575,24 +670,47 @@ fn apostrophe_may_follow(bytes: &[u8], end: usize) -> bool {
 pub(crate) struct ShortWord {
     /// The key (lowercased, apostrophes as `'`) as a zero-padded little-endian word.
     pub(crate) key: u64,
+    /// The word's bytes as written, zero-padded likewise: [`ShortWord::shape`] needs them, and
+    /// only for a known word, so nothing more is worked out while reading it.
+    written: u64,
     /// Key length in bytes, 1 to 7.
     pub(crate) len: usize,
     /// Where the text continues after the word.
     pub(crate) end: usize,
-    pub(crate) shape: WordShape,
+    /// The byte at `end`, or zero at the end of the text.
+    pub(crate) next: u8,
 }
 
 impl ShortWord {
     /// The [`key_flags`](super::key_flags) of a word not found in the lexicon (see
     /// [`PlainWord::unknown_key_flags`]).
+    #[cold]
     pub(crate) fn unknown_key_flags(&self) -> u8 {
         let bytes = self.key.to_le_bytes();
         super::key_flags::key_flags(bytes.get(..self.len).unwrap_or_default())
+    }
+
+    /// How the word was written: never elongated (the caller checks) nor a hashtag; all caps
+    /// with at least two upper-case letters and no lower-case one.
+    #[inline(always)]
+    pub(crate) fn shape(&self) -> WordShape {
+        // Lowercasing set bit 5 on the upper-case letters and changed no other byte.
+        let upper = self.key ^ self.written;
+        // Letters are the word's only bytes with bit 6 set (digits and `'` have it clear), and
+        // the lower-case ones have bit 5 set as well.
+        let lower = self.written & (self.written << 1) & (ONES * 0x40);
+        WordShape::new(
+            false,
+            upper & upper.wrapping_sub(1) != 0 && lower == 0,
+            false,
+        )
     }
 }
 
 /// The start of a word, as [`read_word_start`] finds it.
 pub(crate) enum WordStart {
+    /// No word starts there.
+    None,
     /// The whole word.
     Short(ShortWord),
     /// The first eight bytes of a longer word (or one an apostrophe may continue), for
@@ -600,31 +718,33 @@ pub(crate) enum WordStart {
     Longer(WordChunk),
 }
 
-/// Reads the first eight bytes of the word that starts at `bytes[start]` (an ASCII letter or
-/// digit), classified with SWAR arithmetic on one `u64`; the key is lowercased by setting bit 5
-/// on upper-case letters. Most words end there, with straight apostrophes at most ("can't"):
-/// they come back whole.
+/// Reads the first eight bytes of the word that starts at `bytes[start]`, if an ASCII letter or
+/// digit stands there, classified all at once (see [`word_chunk`]). Most words end there, with
+/// straight apostrophes at most ("can't"): they come back whole.
 ///
 /// Like the readers of longer words, this gives the result [`Tokenizer`] would, except that it neither
 /// recognises hashtags (the caller checks the byte before) nor letters three times in a row (the
 /// caller checks; see [`ShortWord::unknown_key_flags`]).
 #[inline(always)]
 pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
-    let first = word_chunk(load_chunk(bytes, start));
-    let end = start + first.taken;
-    if first.taken == 8 || first.taken == 0 || apostrophe_may_follow(bytes, end) {
+    let v = load_chunk(bytes, start);
+    let first = word_chunk(v);
+    // (An apostrophe leads only when a word byte follows; it continues words, never starts one.)
+    if first.taken == 0 || v as u8 == b'\'' {
+        return WordStart::None;
+    }
+    // The byte after the word, from the chunk (zero past the text, as `load_chunk` pads it).
+    let next = v.wrapping_shr(8 * first.taken as u32) as u8;
+    if first.taken == 8 || matches!(next, b'\'' | 0xE2) {
+        // An apostrophe there may continue the word.
         return WordStart::Longer(first);
     }
-    let (upper, lower) = (first.upper, first.lower);
     WordStart::Short(ShortWord {
         key: first.key,
+        written: first.written,
         len: first.taken,
-        end,
-        shape: WordShape::new(
-            false,
-            upper & upper.wrapping_sub(1) != 0 && lower == 0,
-            false,
-        ),
+        end: start + first.taken,
+        next,
     })
 }
 
@@ -646,10 +766,11 @@ pub(crate) fn read_two_chunk_word(
     if second.taken == 8 || apostrophe_may_follow(bytes, end) {
         return None;
     }
-    let two_uppers = first.upper & first.upper.wrapping_sub(1) != 0
-        || second.upper & second.upper.wrapping_sub(1) != 0
-        || (first.upper != 0 && second.upper != 0);
-    let any_lower = (first.lower | second.lower) != 0;
+    let (first_upper, second_upper) = (first.upper(), second.upper());
+    let two_uppers = first_upper & first_upper.wrapping_sub(1) != 0
+        || second_upper & second_upper.wrapping_sub(1) != 0
+        || (first_upper != 0 && second_upper != 0);
+    let any_lower = (first.lower() | second.lower()) != 0;
     Some(PlainWord {
         words: [first.key, second.key, 0, 0],
         len: 8 + second.taken,
@@ -662,6 +783,7 @@ pub(crate) fn read_two_chunk_word(
 /// sixteen bytes, curly apostrophes, apostrophes at a chunk's end), in a loop over chunks, with
 /// the same result and the same exceptions. `None` when the key is longer than
 /// [`MAX_KEY_BYTES`]: then the caller must use [`Tokenizer`].
+#[cold]
 #[inline(never)]
 pub(crate) fn read_long_word(bytes: &[u8], start: usize) -> Option<PlainWord> {
     let mut words = [0u64; MAX_KEY_BYTES / 8];
@@ -732,6 +854,7 @@ pub(crate) fn read_emoticon(bytes: &[u8], pos: usize) -> Option<(&'static Entry,
     read_emoticon_at_lengths(bytes, pos, lengths)
 }
 
+#[cold]
 #[inline(never)]
 fn read_emoticon_at_lengths(
     bytes: &[u8],
@@ -909,11 +1032,12 @@ mod tests {
             let mut bytewise_key = KeyBuf::new();
             let mut bytewise = Tokenizer::new(&text);
             let plain = match read_word_start(text.as_bytes(), 0) {
+                WordStart::None => continue,
                 WordStart::Short(word) => PlainWord {
                     words: [word.key, 0, 0, 0],
                     len: word.len,
                     end: word.end,
-                    shape: word.shape,
+                    shape: word.shape(),
                 },
                 WordStart::Longer(first) => {
                     let two_chunks = read_two_chunk_word(text.as_bytes(), 0, first);
@@ -948,6 +1072,26 @@ mod tests {
             );
         }
         assert!(compared >= 50, "only {compared} words took the fast path");
+    }
+
+    #[test]
+    fn chunk_readers_agree() {
+        // Bytes around every class boundary the readers test, and some of every other kind.
+        const BYTES: &[u8] = b"\x00\x1f !&'(/09:@AZ[`az{\x7f\x80\x98\x99\xc3\xe2\xff";
+        let mut random = crate::test_random::XorShift(0x9e37_79b9_7f4a_7c15);
+        for round in 0..200_000 {
+            let v = if round % 2 == 0 {
+                random.next()
+            } else {
+                u64::from_le_bytes([0; 8].map(|_: u8| BYTES[random.below(BYTES.len())]))
+            };
+            let (reference, chunk) = (word_chunk_swar(v), word_chunk(v));
+            assert_eq!(
+                (chunk.key, chunk.written, chunk.taken),
+                (reference.key, reference.written, reference.taken),
+                "{v:#018x}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! chosen for the cache lines an append touches rather than for instructions: the new record's
 //! bytes, written sequentially after the previous one (whose last line is often still warm), and
 //! one line of the length table, which every append to the room reads and writes in turn. The
-//! oldest record itself is never read to drop it: its length is in the table.
+//! oldest record itself is never read to drop it: its length is in the table. The chat core asks
+//! for the new record's lines ahead (`prepare_append`, as soon as the room is known), and once
+//! written they are sent down to L3 ([`cache_hints`]): all the rooms' rings together are larger
+//! than a core's L2, and are read back only when a client resumes.
 //!
 //! Buffer layout: `slots` little-endian `u32` record lengths (slot `i` belongs to the `i`-th
 //! event after the one in `first_slot`, modulo `slots`), then the record area. Records never

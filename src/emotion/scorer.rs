@@ -255,21 +255,16 @@ impl Scorer {
                 WordStart::None => return pos,
                 WordStart::Short(word) => {
                     let entry = lexicon::lookup_short_word(word.key);
-                    if let Some(entry) = entry.filter(|entry| entry.is_plain()) {
-                        self.plain_known_word(pass, text, entry, || word.shape());
-                        if word.next != b' ' {
-                            return word.end;
-                        }
-                        pos = word.end + 1;
-                        continue;
-                    }
-                    let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
-                    if flags & HAS_TRIPLE != 0 {
-                        // Elongated: the general reader collapses the run.
+                    let unknown_flags = || word.unknown_key_flags();
+                    if !self.read_word(pass, text, entry, unknown_flags, || word.shape()) {
                         return self.general_token(pass, text, pos);
                     }
-                    self.word(pass, text, entry, flags, || word.shape());
-                    (word.end, word.next)
+                    // The common case, on its own path rather than through the join below.
+                    if word.next != b' ' {
+                        return word.end;
+                    }
+                    pos = word.end + 1;
+                    continue;
                 }
                 WordStart::Longer(first) => {
                     let (read, end, next) = self.longer_word(*pass, text, pos, first);
@@ -381,16 +376,34 @@ impl Scorer {
     #[inline(always)]
     fn plain_word(&self, pass: &mut Pass, text: &str, word: &PlainWord) -> Option<usize> {
         let entry = lexicon::lookup_words(&word.words, word.len);
+        let unknown_flags = || word.unknown_key_flags();
+        self.read_word(pass, text, entry, unknown_flags, || word.shape)
+            .then_some(word.end)
+    }
+
+    /// Weighs a word the fast readers read, given its lexicon entry (if known): a plain known
+    /// word with one test, any other through [`Scorer::word`] with its key's flags
+    /// (`unknown_flags` when it is not in the lexicon). `false`, with nothing weighed, when the
+    /// word is elongated: the general reader collapses the run.
+    #[inline(always)]
+    fn read_word(
+        &self,
+        pass: &mut Pass,
+        text: &str,
+        entry: Option<&'static Entry>,
+        unknown_flags: impl FnOnce() -> u8,
+        shape: impl Fn() -> WordShape,
+    ) -> bool {
         if let Some(entry) = entry.filter(|entry| entry.is_plain()) {
-            self.plain_known_word(pass, text, entry, || word.shape);
-            return Some(word.end);
+            self.plain_known_word(pass, text, entry, shape);
+            return true;
         }
-        let flags = entry.map_or_else(|| word.unknown_key_flags(), Entry::key_flags);
+        let flags = entry.map_or_else(unknown_flags, Entry::key_flags);
         if flags & HAS_TRIPLE != 0 {
-            return None;
+            return false;
         }
-        self.word(pass, text, entry, flags, || word.shape);
-        Some(word.end)
+        self.word(pass, text, entry, flags, shape);
+        true
     }
 
     /// [`Scorer::word`] for a known word that is [plain](Entry::is_plain), as most are: what it

@@ -7,7 +7,7 @@
 //! bytes, written sequentially after the previous one (whose last line is often still warm), and
 //! one line of the length table, which every append to the room reads and writes in turn. The
 //! oldest record itself is never read to drop it: its length is in the table. The chat core asks
-//! for the new record's lines ahead (`prepare_append`, as soon as the room is known), and once
+//! for the new record's lines ahead (`prepare_message`, as soon as the room is known), and once
 //! written they are sent down to L3 ([`cache_hints`]): all the rooms' rings together are larger
 //! than a core's L2, and are read back only when a client resumes.
 //!
@@ -110,10 +110,11 @@ impl HistoryRing {
         self.records().filter_map(decode)
     }
 
-    /// Starts fetching the lines the next append of about `length` bytes will most likely
-    /// write (after the newest record), so that they arrive while the event is being prepared.
-    pub fn prepare_append(&self, length: usize) {
-        let tail = self.tail as usize;
+    /// Starts fetching the lines that appending a message with an `id_len`-byte id and a
+    /// `text_len`-byte text from the room's own user will most likely write (after the newest
+    /// record), so that they arrive while the message is being scored.
+    pub fn prepare_message(&self, id_len: usize, text_len: usize) {
+        let (tail, length) = (self.tail as usize, MESSAGE_HEADER + id_len + text_len);
         if let Some(next) = self.buffer.get(tail..self.buffer.len().min(tail + length)) {
             cache_hints::prefetch_for_write(next);
         }

@@ -46,8 +46,6 @@ const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 const TIMER_TICK_MS: u64 = 10;
 const TIMER_SLOTS: usize = 4096;
-/// A history record's bytes beyond its text in a private room (header, id): to prefetch.
-const HISTORY_RECORD_OVERHEAD: usize = 48;
 /// Released rooms whose last seq is remembered so a re-created room continues its numbering.
 /// Beyond this many the memory is folded into one floor that all new rooms start from.
 const MAX_REMEMBERED_ROOMS: usize = 65_536;
@@ -823,9 +821,8 @@ impl ChatCore {
             }
         };
         // The history record's lines are cold; they can arrive while the text is scored.
-        self.rooms[key]
-            .history
-            .prepare_append(HISTORY_RECORD_OVERHEAD + text.len());
+        let id_len = echo_id.map_or(0, str::len);
+        self.rooms[key].history.prepare_message(id_len, text.len());
         let emotion = WireEmotion::from_scores(&self.scorer.score(&text));
         // Encoded once for the sender's result and the room event.
         let emotion_json = EmotionJson::new(&emotion);

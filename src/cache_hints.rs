@@ -42,10 +42,8 @@ pub(crate) fn demote(bytes: &[u8]) {
 /// The address of each 64-byte cache line that `bytes` touches.
 #[cfg(target_arch = "x86_64")]
 fn lines(bytes: &[u8]) -> impl Iterator<Item = usize> {
-    let (start, end) = (
-        bytes.as_ptr() as usize,
-        bytes.as_ptr() as usize + bytes.len(),
-    );
+    let start = bytes.as_ptr() as usize;
+    let end = start + bytes.len();
     let first = if bytes.is_empty() { end } else { start & !63 };
     (first..end).step_by(64)
 }

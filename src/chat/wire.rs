@@ -241,6 +241,13 @@ const fn word_literal(literal: &[u8]) -> (u64, u64) {
     (word, mask)
 }
 
+/// [`word_literal`] with the literal's length and what it stands for: a row of the tables of
+/// [`known_key`] and [`known_type`].
+const fn tagged_literal<T: Copy>(literal: &[u8], tag: T) -> (u64, u64, usize, T) {
+    let (word, mask) = word_literal(literal);
+    (word, mask, literal.len(), tag)
+}
+
 /// The eight bytes from `at` as a little-endian word, zeros standing in for any past the end
 /// (no literal compared against it has a zero byte).
 fn word_at(bytes: &[u8], at: usize) -> u64 {
@@ -262,17 +269,13 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
 /// name's: one word compared under a mask per name, rather than scanning the literal for its
 /// end first or comparing byte strings.
 fn known_key(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
-    const fn key(literal: &[u8], slot: usize) -> (u64, u64, usize, usize) {
-        let (word, mask) = word_literal(literal);
-        (word, mask, literal.len(), slot)
-    }
     // Most frequent first.
     const KEYS: [(u64, u64, usize, usize); 5] = [
-        key(b"\"type\"", TYPE_SLOT),
-        key(b"\"text\"", 2),
-        key(b"\"id\"", 1),
-        key(b"\"room\"", 3),
-        key(b"\"token\"", 0),
+        tagged_literal(b"\"type\"", TYPE_SLOT),
+        tagged_literal(b"\"text\"", 2),
+        tagged_literal(b"\"id\"", 1),
+        tagged_literal(b"\"room\"", 3),
+        tagged_literal(b"\"token\"", 0),
     ];
     let word = word_at(bytes, at);
     KEYS.iter()
@@ -285,17 +288,13 @@ fn known_key(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
 /// eight and a quote): any other `type` (escaped, unknown, not a string) is left to serde in
 /// any case.
 fn known_type(bytes: &[u8], at: usize) -> Option<(MessageType, usize)> {
-    const fn literal(text: &[u8], kind: MessageType) -> (u64, u64, usize, MessageType) {
-        let (word, mask) = word_literal(text);
-        (word, mask, text.len(), kind)
-    }
     const MESSAGE: (u64, u64) = word_literal(b"\"message");
     const TYPES: [(u64, u64, usize, MessageType); 5] = [
-        literal(b"\"typing\"", MessageType::Typing),
-        literal(b"\"ping\"", MessageType::Ping),
-        literal(b"\"auth\"", MessageType::Auth),
-        literal(b"\"join\"", MessageType::Join),
-        literal(b"\"leave\"", MessageType::Leave),
+        tagged_literal(b"\"typing\"", MessageType::Typing),
+        tagged_literal(b"\"ping\"", MessageType::Ping),
+        tagged_literal(b"\"auth\"", MessageType::Auth),
+        tagged_literal(b"\"join\"", MessageType::Join),
+        tagged_literal(b"\"leave\"", MessageType::Leave),
     ];
     let word = word_at(bytes, at);
     if word == MESSAGE.0 {

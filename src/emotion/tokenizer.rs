@@ -560,19 +560,31 @@ impl WordChunk {
         }
     }
 
-    /// The high bits (bit 7 of each byte) of the upper-case letters among the word bytes: their
-    /// bit 5 was set by lowercasing.
+    /// One bit in each byte that is an upper-case letter (see [`upper_case_letters`]).
     #[inline(always)]
     fn upper(&self) -> u64 {
-        (self.key ^ self.written) << 2
+        upper_case_letters(self.key, self.written)
     }
 
-    /// The high bits of the lower-case letters: letters are the only word bytes with bit 6 set
-    /// (digits and `'` have it clear), and lower-case ones have bit 5 set as well.
+    /// One bit in each byte that is a lower-case letter (see [`lower_case_letters`]).
     #[inline(always)]
     fn lower(&self) -> u64 {
-        (self.written << 1) & (self.written << 2) & HIGH
+        lower_case_letters(self.written)
     }
+}
+
+/// Bit 5 of each upper-case letter among a word's bytes, given them lowercased (`key`) and as
+/// written: lowercasing set that bit on them and changed no other byte.
+#[inline(always)]
+fn upper_case_letters(key: u64, written: u64) -> u64 {
+    key ^ written
+}
+
+/// Bit 6 of each lower-case letter among a word's bytes as written: letters are the only word
+/// bytes with bit 6 set (digits and `'` have it clear), and lower-case ones have bit 5 as well.
+#[inline(always)]
+fn lower_case_letters(written: u64) -> u64 {
+    written & (written << 1) & (ONES * 0x40)
 }
 
 /// Per count of leading bytes (0 to 8), the mask of those bytes in a little-endian word; the
@@ -694,11 +706,8 @@ impl ShortWord {
     /// with at least two upper-case letters and no lower-case one.
     #[inline(always)]
     pub(crate) fn shape(&self) -> WordShape {
-        // Lowercasing set bit 5 on the upper-case letters and changed no other byte.
-        let upper = self.key ^ self.written;
-        // Letters are the word's only bytes with bit 6 set (digits and `'` have it clear), and
-        // the lower-case ones have bit 5 set as well.
-        let lower = self.written & (self.written << 1) & (ONES * 0x40);
+        let upper = upper_case_letters(self.key, self.written);
+        let lower = lower_case_letters(self.written);
         WordShape::new(
             false,
             upper & upper.wrapping_sub(1) != 0 && lower == 0,

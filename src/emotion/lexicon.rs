@@ -85,9 +85,7 @@ impl Entry {
         if self.flags & WIDE != 0 {
             return self.wide_weights();
         }
-        // A correctly rounded division: the nearest `f32` to the four-decimal weight, which is
-        // what parsing it gives.
-        self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
+        self.unit_weights()
     }
 
     /// Whether the entry is a plain word for the scorer's rules: no negator, degree adverb,
@@ -102,6 +100,13 @@ impl Entry {
     #[inline(always)]
     pub(crate) fn plain_weights(&self) -> [f32; 8] {
         debug_assert!(self.flags & WIDE == 0);
+        self.unit_weights()
+    }
+
+    /// The weights held as units, as `f32`: by a correctly rounded division, the nearest `f32`
+    /// to each four-decimal weight, which is what parsing it gives.
+    #[inline(always)]
+    fn unit_weights(&self) -> [f32; 8] {
         self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
     }
 

@@ -32,9 +32,14 @@ const OTHER_WORK_BYTES: usize = 8 << 20;
 const CACHE_LINE: usize = 64;
 
 fn score_many_times(text: &str) {
+    score_in_turn_many_times(&[text]);
+}
+
+/// Scores `texts` in turn, [`CALLS`] times in all.
+fn score_in_turn_many_times(texts: &[&str]) {
     let scorer = Scorer::new();
     let mut confidence = 0.0f32;
-    for _ in 0..CALLS {
+    for text in texts.iter().cycle().take(CALLS) {
         confidence += scorer.score(black_box(text)).confidence();
     }
     println!("mean confidence {}", confidence / CALLS as f32);
@@ -94,13 +99,7 @@ fn score_the_long_bench_message_many_times() {
 #[test]
 #[ignore = "a profiling workload, not a check"]
 fn score_the_chat_lines_many_times() {
-    let scorer = Scorer::new();
-    let mut confidence = 0.0f32;
-    for text in texts::CHAT_LINES.iter().cycle().take(CALLS) {
-        confidence += scorer.score(black_box(text)).confidence();
-    }
-    println!("mean confidence {}", confidence / CALLS as f32);
-    assert!(confidence > 0.0);
+    score_in_turn_many_times(texts::CHAT_LINES);
 }
 
 #[test]

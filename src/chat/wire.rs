@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::emotion::{Emotion, Scores};
+use crate::emotion::{pairwise_sum, Emotion, Scores};
 use crate::swar::read_word;
 
 /// Longest client message `id`, in characters.
@@ -504,12 +504,7 @@ impl WireEmotion {
             // `>` is false for NaN, which thus counts as zero, as a negative score does.
             *lane = if score > 0.0 { score } else { 0.0 };
         }
-        // Pairwise, so that each step is one vector operation.
-        let mut sum4 = [0.0f32; 4];
-        for (i, sum) in sum4.iter_mut().enumerate() {
-            *sum = lanes[i] + lanes[i + 4];
-        }
-        let sum = (sum4[0] + sum4[2]) + (sum4[1] + sum4[3]);
+        let sum = pairwise_sum(&lanes);
         // Positive and finite (NaN fails both comparisons); two comparisons are cheaper than
         // `is_finite`'s bit tests.
         if !(sum > 0.0 && sum <= f32::MAX) {

@@ -17,6 +17,7 @@ mod softmax;
 mod tokenizer;
 
 pub use scorer::{Params, Scorer};
+pub(crate) use softmax::pairwise_sum;
 
 /// The seven labels, in the fixed order used by [`Scores`] and on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -89,25 +89,16 @@ pub(super) fn softmax(logits: [f32; 7]) -> Option<[f32; 7]> {
 /// the lanes into groups of four, two and one, which costs a third more instructions.
 #[inline(never)]
 fn shares(lanes: &Lanes) -> Option<Lanes> {
-    // A pairwise maximum and sum (not a left-to-right fold), so that each step is one
-    // vector operation; the order is fixed by the code, so the result is too.
-    let mut top4 = [0.0f32; 4];
-    for (i, top) in top4.iter_mut().enumerate() {
-        *top = greater(lanes[i], lanes[i + 4]);
-    }
-    let top = greater(greater(top4[0], top4[2]), greater(top4[1], top4[3]));
+    // A pairwise maximum and sum (not a left-to-right fold): see `pairwise_sum`.
+    let top = pairwise(lanes, greater);
     let mut shifted = [0.0f32; LANES];
     for (s, &l) in shifted.iter_mut().zip(lanes) {
         *s = l - top;
     }
     let exps = exp_lanes(&shifted);
-    let mut sum4 = [0.0f32; 4];
-    for (i, sum) in sum4.iter_mut().enumerate() {
-        *sum = exps[i] + exps[i + 4];
-    }
     // At least 1 (the maximum's lane is e^0 = 1) unless a NaN came in: any NaN lane or
     // maximum makes the sum NaN.
-    let total = (sum4[0] + sum4[2]) + (sum4[1] + sum4[3]);
+    let total = pairwise_sum(&exps);
     if !total.is_finite() {
         return None;
     }
@@ -116,6 +107,23 @@ fn shares(lanes: &Lanes) -> Option<Lanes> {
         *share = e / total;
     }
     Some(shares)
+}
+
+/// The sum of eight lanes, pairwise (lane `i` and `i + 4`, then the halves of that, then the
+/// last two): each step is one vector operation, and the order, fixed here, fixes the result.
+#[inline(always)]
+pub(crate) fn pairwise_sum(lanes: &Lanes) -> f32 {
+    pairwise(lanes, |a, b| a + b)
+}
+
+/// Eight lanes folded with `op` in [`pairwise_sum`]'s order.
+#[inline(always)]
+fn pairwise(lanes: &Lanes, op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut four = [0.0f32; 4];
+    for (i, folded) in four.iter_mut().enumerate() {
+        *folded = op(lanes[i], lanes[i + 4]);
+    }
+    op(op(four[0], four[2]), op(four[1], four[3]))
 }
 
 /// The larger of `a` and `b`, as one `maxps` lane (unlike `f32::max`, NaN is not skipped; it

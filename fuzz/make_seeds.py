@@ -245,6 +245,11 @@ def client_message_seeds():
         data = text.encode()
         return op(kind, conn, arg) + bytes([len(data)]) + data
 
+    def edited(conn, name, *edits):
+        # Each edit: a position as a fraction of 256 of the text's length, and an action byte
+        # (high nibble: insert, overwrite, delete or cut; low nibble: what to splice in).
+        return op(CANNED, conn, len(edits)) + bytes([canned[name]]) + b"".join(bytes(e) for e in edits)
+
     alice, bob, short, expired = 4, 5, 6, 7
     seeds = {
         "lobby_chat": op(OPEN, 0, alice) + op(OPEN, 1, bob) + say(0, "join_lobby") + say(1, "join_lobby")
@@ -275,6 +280,10 @@ def client_message_seeds():
         "wrapped_strings": op(OPEN, 0, alice) + say(0, "join_lobby") + raw(0, "so happy", WRAPPED, 0)
         + raw(0, "x" * 70, WRAPPED, 1) + raw(0, "user:bob", WRAPPED, 2) + raw(0, "angry draft", WRAPPED, 3)
         + raw(0, "r-5", WRAPPED, 4) + raw(0, "lobby", WRAPPED, 5) + raw(0, "bad", WRAPPED, 6),
+        "edited_messages": op(OPEN, 0, alice) + op(OPEN, 1, bob) + say(0, "join_lobby") + say(1, "join_lobby")
+        + edited(0, "message_lobby", (128, 0x06)) + edited(0, "message_lobby", (200, 0x80))
+        + edited(1, "message_private", (240, 0x0d)) + edited(1, "message_r2", (90, 0xc0), (60, 0x01))
+        + edited(0, "message_lobby", (250, 0xf0)) + edited(0, "message_private", (100, 0x0a), (30, 0x0e)),
         "reuse_key_while_open": op(OPEN, 0, alice) + say(0, "join_lobby") + op(OPEN, 0, bob) + say(0, "message_lobby"),
     }
     for name, data in seeds.items():

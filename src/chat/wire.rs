@@ -127,6 +127,16 @@ impl<'a> FlatClientMessage<'a> {
 /// type, a missing field, a wrongly typed field that the message's type does not even use) goes
 /// through the tagged enum, which decides and classifies it.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+    if let Some(message) = read_compact_message(text) {
+        return Ok(message);
+    }
+    parse_other_client_message(text)
+}
+
+/// Everything [`read_compact_message`] leaves: the general hand reader, then serde. Kept out of
+/// line so that the chat message's path stays short.
+#[inline(never)]
+fn parse_other_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
     if let Some(message) = read_plain_message(text) {
         return Ok(message);
     }
@@ -135,14 +145,67 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError>
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{')
     {
-        if let Some(message) = serde_json::from_str::<FlatClientMessage<'_>>(text)
-            .ok()
-            .and_then(FlatClientMessage::into_message)
-        {
+        if let Some(message) = read_flat(text) {
             return Ok(message);
         }
     }
     classify_client_message(text)
+}
+
+/// What serde's flat struct makes of `text`, as a message.
+fn read_flat(text: &str) -> Option<ClientMessage<'_>> {
+    serde_json::from_str::<FlatClientMessage<'_>>(text)
+        .ok()
+        .and_then(FlatClientMessage::into_message)
+}
+
+/// The exact shape clients send a chat message in: `{"type":"message",` and then `"id"`,
+/// `"text"` and `"room"` fields, each at most once and in any order, with plain string values
+/// (see [`plain_contents`]), no whitespace anywhere outside the values, and nothing after the
+/// closing brace. A strict subset of what [`read_plain_message`] accepts, read the same way;
+/// anything else is `None` and goes the general way. The prefix is one 18-byte comparison and
+/// each key one word, where the general reader matched the key, the colon, the type and the
+/// whitespace around each separately (a third of a chat message's reading).
+fn read_compact_message(text: &str) -> Option<ClientMessage<'_>> {
+    const PREFIX: &[u8; 18] = br#"{"type":"message","#;
+    // Each key with its colon and the value's opening quote.
+    const TEXT_KEY: u64 = u64::from_le_bytes(*br#""text":""#);
+    const ROOM_KEY: u64 = u64::from_le_bytes(*br#""room":""#);
+    const ID_KEY: (u64, u64) = word_literal(br#""id":""#);
+    let bytes = text.as_bytes();
+    if !bytes.starts_with(PREFIX) {
+        return None;
+    }
+    let mut at = PREFIX.len();
+    let (mut id, mut message_text, mut room) = (None, None, None);
+    loop {
+        // Any key here is followed by a value's two quotes and a brace: at least eight bytes.
+        let key = read_word(bytes.get(at..at + 8)?);
+        let (slot, value_at) = if key == TEXT_KEY {
+            (&mut message_text, at + 8)
+        } else if key & ID_KEY.1 == ID_KEY.0 {
+            (&mut id, at + 6)
+        } else if key == ROOM_KEY {
+            (&mut room, at + 8)
+        } else {
+            return None;
+        };
+        let (value, after_value) = plain_contents(text, value_at)?;
+        // serde rejects a repeated field.
+        if slot.replace(value).is_some() {
+            return None;
+        }
+        match bytes.get(after_value) {
+            Some(b',') => at = after_value + 1,
+            Some(b'}') if after_value + 1 == bytes.len() => break,
+            _ => return None,
+        }
+    }
+    Some(ClientMessage::Message {
+        id: id.map(Cow::Borrowed),
+        text: Cow::Borrowed(message_text?),
+        room: room.map(Cow::Borrowed),
+    })
 }
 
 /// The client message types, as the hand reader recognises them.
@@ -317,13 +380,18 @@ fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
 /// The string literal starting at `at` when it needs no unescaping (no `\`, and no control
 /// characters, which JSON does not allow raw): its contents and the position after it.
 fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
-    let bytes = text.as_bytes();
-    if bytes.get(at) != Some(&b'"') {
+    if text.as_bytes().get(at) != Some(&b'"') {
         return None;
     }
-    let start = at + 1;
+    plain_contents(text, at + 1)
+}
+
+/// The contents of the string literal whose opening quote is just before `start`, when it needs
+/// no unescaping, and the position after its closing quote.
+fn plain_contents(text: &str, start: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
     let end = start + find_quote_backslash_or_control(bytes.get(start..)?)?;
-    if bytes[end] != b'"' {
+    if bytes.get(end) != Some(&b'"') {
         return None;
     }
     // Both ends are next to an ASCII quote, so on character boundaries.
@@ -440,6 +508,51 @@ fn classify_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> 
             detail: error.to_string(),
             id,
         }),
+    }
+}
+
+/// What every reading route makes of one text, for the differential tests and the
+/// `client_message` fuzz target: the routes must agree wherever they overlap.
+#[derive(Debug)]
+pub(crate) struct ReadingRoutes<'a> {
+    /// [`read_compact_message`].
+    pub compact: Option<ClientMessage<'a>>,
+    /// [`read_plain_message`].
+    pub plain: Option<ClientMessage<'a>>,
+    /// serde's flat struct.
+    pub flat: Option<ClientMessage<'a>>,
+    /// [`parse_client_message`], the routes above in turn.
+    pub parsed: Result<ClientMessage<'a>, ParseError>,
+    /// [`classify_client_message`], the tagged enum.
+    pub reference: Result<ClientMessage<'a>, ParseError>,
+}
+
+impl<'a> ReadingRoutes<'a> {
+    pub(crate) fn new(text: &'a str) -> ReadingRoutes<'a> {
+        ReadingRoutes {
+            compact: read_compact_message(text),
+            plain: read_plain_message(text),
+            flat: read_flat(text),
+            parsed: parse_client_message(text),
+            reference: classify_client_message(text),
+        }
+    }
+
+    /// Which promise the routes break, if any: the compact reader takes a subset of the general
+    /// hand reader's inputs and reads them the same; the general one takes only what serde's
+    /// flat struct reads the same way; the whole parse answers as the tagged enum does, errors
+    /// included.
+    pub(crate) fn disagreement(&self) -> Option<&'static str> {
+        if self.compact.is_some() && self.compact != self.plain {
+            return Some("the compact reader differs from the general hand reader");
+        }
+        if self.plain.is_some() && self.plain != self.flat {
+            return Some("the hand reader differs from serde's flat struct");
+        }
+        if self.parsed != self.reference {
+            return Some("the parse differs from the tagged enum");
+        }
+        None
     }
 }
 
@@ -1537,11 +1650,119 @@ mod tests {
         "{\"type\":\"message\",\"text\":\"x\"",
     ];
 
-    /// What serde's flat struct makes of `text`, as a message.
-    fn serde_flat(text: &str) -> Option<ClientMessage<'_>> {
-        serde_json::from_str::<FlatClientMessage<'_>>(text)
-            .ok()
-            .and_then(FlatClientMessage::into_message)
+    use read_flat as serde_flat;
+
+    #[test]
+    fn compact_reader_takes_the_clients_shape_and_reads_it_as_serde_does() {
+        let accepted = [
+            r#"{"type":"message","id":"b17","text":"I can't believe we actually won the finals!!"}"#,
+            r#"{"type":"message","text":"x"}"#,
+            r#"{"type":"message","text":"","id":""}"#,
+            r#"{"type":"message","id":"f2","room":"bench-fanout","text":"ok"}"#,
+            r#"{"type":"message","room":"r","text":"a longer line of text that needs several blocks to scan through"}"#,
+            "{\"type\":\"message\",\"text\":\"dræft 🎉 \u{7f}\"}",
+        ];
+        for case in accepted {
+            let fast = read_compact_message(case);
+            assert!(fast.is_some(), "{case}");
+            assert_eq!(fast, read_plain_message(case), "{case}");
+            assert_eq!(fast, serde_flat(case), "{case}");
+        }
+        // Left to the general reader: whitespace, other keys, types and value types, repeats,
+        // escapes, control characters, a missing text, anything after the object, unfinished
+        // input.
+        let declined = [
+            r#" {"type":"message","text":"x"}"#,
+            r#"{"type":"message","text":"x"} "#,
+            r#"{"type":"message", "text":"x"}"#,
+            r#"{"type":"message","text" :"x"}"#,
+            r#"{"type":"message","text": "x"}"#,
+            r#"{"type":"message","text":"x" }"#,
+            r#"{"text":"x","type":"message"}"#,
+            r#"{"type":"message","token":"x","text":"y"}"#,
+            r#"{"type":"message","idx":"x","text":"y"}"#,
+            r#"{"type":"message","tex":"x"}"#,
+            r#"{"type":"message","id":7,"text":"x"}"#,
+            r#"{"type":"message","id":null,"text":"x"}"#,
+            r#"{"type":"message","text":"x","text":"y"}"#,
+            r#"{"type":"message","id":"a","text":"x","id":"b"}"#,
+            r#"{"type":"message","text":"a\"b"}"#,
+            r#"{"type":"message","text":"a\u0062"}"#,
+            "{\"type\":\"message\",\"text\":\"a\nb\"}",
+            r#"{"type":"message","id":"b17"}"#,
+            r#"{"type":"message","text":"x",}"#,
+            r#"{"type":"message","text":"x"}}"#,
+            r#"{"type":"message","text":"x"},"#,
+            r#"{"type":"message","text":"x""#,
+            r#"{"type":"message","text":"x"#,
+            r#"{"type":"message","text":""#,
+            r#"{"type":"message","#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"messages","text":"x"}"#,
+            r#"{"type":"typing","text":"x"}"#,
+            "",
+        ];
+        for case in declined {
+            assert!(read_compact_message(case).is_none(), "{case}");
+        }
+    }
+
+    /// Mutations of the compact shape: every route must agree wherever it takes the input.
+    #[test]
+    fn readers_agree_on_mutated_chat_messages() {
+        let bases = [
+            r#"{"type":"message","id":"b17","text":"honestly I'm a bit nervous"}"#,
+            r#"{"type":"message","id":"f2","room":"bench-fanout","text":"ok"}"#,
+            r#"{"type":"message","text":"a line that is longer than two sixteen-byte blocks"}"#,
+        ];
+        // Bytes that change the structure, and a multi-byte character.
+        let inserts = [
+            "\"",
+            "\\",
+            ",",
+            ":",
+            "{",
+            "}",
+            " ",
+            "\n",
+            "\u{1}",
+            "\u{7f}",
+            "é",
+            "x",
+            "null",
+            r#""id":"i","#,
+            r#""room":"r","#,
+            r#""text":"t","#,
+            r#""token":"k","#,
+        ];
+        let mut random = crate::test_random::XorShift(0x6a09_e667_f3bc_c909);
+        let mut next = |below: usize| random.below(below);
+        let (mut compact, mut declined) = (0, 0);
+        for _ in 0..20_000 {
+            let mut text = String::from(bases[next(bases.len())]);
+            for _ in 0..1 + next(3) {
+                let mut at = next(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                match next(3) {
+                    0 => text.insert_str(at, inserts[next(inserts.len())]),
+                    1 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    _ => text.truncate(at),
+                }
+            }
+            let routes = ReadingRoutes::new(&text);
+            assert_eq!(routes.disagreement(), None, "{text} {routes:?}");
+            if routes.compact.is_some() {
+                compact += 1;
+            } else {
+                declined += 1;
+            }
+        }
+        // The mutations reach both sides of the compact reader.
+        assert!(compact > 1_000 && declined > 1_000, "{compact} {declined}");
     }
 
     #[test]
@@ -1662,12 +1883,10 @@ mod tests {
             }
             text.push_str(spaces[next(4)]);
             text.push_str(["}", "}", "} x", ",}", ""][next(5)]);
-            let expected = serde_flat(&text);
-            read_by_serde += usize::from(expected.is_some());
-            if let Some(message) = read_plain_message(&text) {
-                read_by_hand += 1;
-                assert_eq!(Some(message), expected, "{text}");
-            }
+            let routes = ReadingRoutes::new(&text);
+            assert_eq!(routes.disagreement(), None, "{text} {routes:?}");
+            read_by_serde += usize::from(routes.flat.is_some());
+            read_by_hand += usize::from(routes.plain.is_some());
         }
         // The generator reaches both routes, and serde reads more (escapes, numbers).
         assert!(

@@ -3,9 +3,9 @@
 //!
 //! Input layout: a sequence of operations. Each operation byte names a kind (low 3 bits), a
 //! connection (next 2 bits) and a small argument (top 3 bits); some kinds read more bytes. Kinds:
-//! open (with or without a token at the upgrade), raw text, a canned protocol message, a JSON
-//! message carrying input bytes as a string, a binary frame, the connection going away, and two
-//! sizes of clock steps.
+//! open (with or without a token at the upgrade), raw text, a canned protocol message (with a
+//! nonzero argument, that many pairs of bytes edit it first), a JSON message carrying input bytes
+//! as a string, a binary frame, the connection going away, and two sizes of clock steps.
 //!
 //! The core is configured with small limits (3 shared rooms, 5 retained events, presence cut off
 //! above 2 members, a burst of 5) so short inputs reach every limit. Invariants checked:
@@ -19,13 +19,16 @@
 //!   [`ChatStats`] match the model, retained history stays within its per-room bound, and one
 //!   operation never produces more output than the rooms involved can justify;
 //! - timers are cancelled with their session: once every connection is gone and the clock has
-//!   run past every deadline, no session, room, timer or retained event is left.
+//!   run past every deadline, no session, room, timer or retained event is left;
+//! - every text frame reads alike on each route of the JSON reader that takes it: the compact and
+//!   general hand readers, serde's flat struct and the tagged enum (`ReadingRoutes`).
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use crate::chat::auth::{AuthConfig, Authenticator, KeyConfig};
+use crate::chat::wire::ReadingRoutes;
 use crate::chat::{ChatConfig, ChatCore, ConnId, Delivery, Outbox};
 use crate::ws::frame::is_valid_close_code;
 
@@ -92,6 +95,52 @@ const CANNED: [&str; 24] = [
     r#"{"type":"ping","t":12345.5}"#,
     r#"{"type":"leave","room":"r2"}"#,
 ];
+
+/// What an edit of a canned message inserts or writes over a byte: JSON's structural bytes,
+/// whitespace, escapes, control and non-ASCII characters, and whole fields, so that mutated
+/// messages land on both sides of every reader's limits.
+const SPLICES: [&str; 16] = [
+    "\"",
+    "\\",
+    ",",
+    ":",
+    "{",
+    "}",
+    " ",
+    "\n",
+    "\u{1}",
+    "\u{7f}",
+    "é",
+    "x",
+    "null",
+    r#""id":"i","#,
+    r#""room":"r","#,
+    r#""text":"t","#,
+];
+
+/// `text` after `edits`, two bytes each: a position (scaled to the text's length) and what to do
+/// there (insert a splice, write one over a byte, delete a byte or cut the text off).
+fn mutated(text: &str, edits: &[u8]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for edit in edits.chunks_exact(2) {
+        let at = usize::from(edit[0]) * (bytes.len() + 1) / 256;
+        let splice = SPLICES[usize::from(edit[1] & 0x0f)].as_bytes();
+        match edit[1] >> 4 {
+            0..=7 => {
+                bytes.splice(at..at, splice.iter().copied());
+            }
+            8..=11 if at < bytes.len() => {
+                bytes.splice(at..=at, splice.iter().copied());
+            }
+            12..=14 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            _ => bytes.truncate(at),
+        }
+    }
+    // Cuts and overwrites can split a character; frames reach the core as text.
+    String::from_utf8_lossy(&bytes).into_owned()
+}
 
 /// Message types an operation can wrap input bytes into, as the given field.
 const WRAPPERS: [(&str, &str); 8] = [
@@ -179,7 +228,13 @@ pub fn client_message(data: &[u8]) {
                 let (&choice, rest) = input.split_first().unwrap_or((&0, input));
                 input = rest;
                 let canned = CANNED[usize::from(choice) % CANNED.len()];
-                let text = simulation.with_tokens(canned);
+                let mut text = simulation.with_tokens(canned);
+                if arg > 0 {
+                    let edits = usize::from(arg) * 2;
+                    let (edits, rest) = input.split_at(edits.min(input.len()));
+                    input = rest;
+                    text = mutated(&text, edits);
+                }
                 simulation.text(conn, &text);
             }
             3 => {
@@ -270,6 +325,10 @@ impl Simulation {
     }
 
     fn text(&mut self, conn: ConnId, text: &str) {
+        let routes = ReadingRoutes::new(text);
+        if let Some(broken) = routes.disagreement() {
+            panic!("{broken}: {text:?} {routes:?}");
+        }
         if !self.connections[conn].open {
             return;
         }
@@ -540,4 +599,43 @@ fn check_emotion(value: &Value, json: &str) {
         Some(highest),
         "dominant is not the highest: {json}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Edited canned messages land on both sides of the compact reader, and every route reads
+    /// each alike; whole runs of edit operations go through the target without a finding.
+    #[test]
+    fn edited_canned_messages_read_alike_on_every_route() {
+        let mut random = crate::test_random::XorShift(0xbb67_ae85_84ca_a73b);
+        let (mut compact, mut declined) = (0, 0);
+        for canned in CANNED {
+            for _ in 0..500 {
+                let count = 1 + random.below(3);
+                let edits = random.bytes(2 * count);
+                let text = mutated(canned, &edits);
+                let routes = ReadingRoutes::new(&text);
+                assert_eq!(routes.disagreement(), None, "{text:?} {routes:?}");
+                if routes.compact.is_some() {
+                    compact += 1;
+                } else {
+                    declined += 1;
+                }
+            }
+        }
+        assert!(compact > 100 && declined > 1_000, "{compact} {declined}");
+        for _ in 0..50 {
+            // Alice opens connection 0, then edited canned messages: kind 2 with a nonzero
+            // argument, a choice and the edits.
+            let mut data = vec![4 << 5];
+            for _ in 0..20 {
+                let edits = 1 + random.below(7) as u8;
+                data.push(2 | edits << 5);
+                data.extend(random.bytes(1 + 2 * usize::from(edits)));
+            }
+            client_message(&data);
+        }
+    }
 }

@@ -159,53 +159,97 @@ fn read_flat(text: &str) -> Option<ClientMessage<'_>> {
         .and_then(FlatClientMessage::into_message)
 }
 
-/// The exact shape clients send a chat message in: `{"type":"message",` and then `"id"`,
-/// `"text"` and `"room"` fields, each at most once and in any order, with plain string values
-/// (see [`plain_contents`]), no whitespace anywhere outside the values, and nothing after the
-/// closing brace. A strict subset of what [`read_plain_message`] accepts, read the same way;
-/// anything else is `None` and goes the general way. The prefix is one 18-byte comparison and
-/// each key one word, where the general reader matched the key, the colon, the type and the
-/// whitespace around each separately (a third of a chat message's reading).
+/// The exact shapes clients send a chat message in: `{"type":"message",`, then an optional
+/// `"id"`, an optional `"room"`, `"text"` and, if there was no room before it, an optional
+/// `"room"` (the load generator's order and the web client's), every value a plain string (see
+/// [`plain_string`]), no whitespace outside the values, and nothing after the closing brace. A
+/// strict subset of what [`read_plain_message`] accepts, read the same way; anything else
+/// (another order too) is `None` and goes the general way. The prefix is one 18-byte comparison,
+/// each key with its colon and quote one word, and the fixed order needs no repeat checks: the
+/// general reader's key, colon, type and whitespace steps were a third of a chat message's
+/// reading.
 fn read_compact_message(text: &str) -> Option<ClientMessage<'_>> {
     const PREFIX: &[u8; 18] = br#"{"type":"message","#;
-    // Each key with its colon and the value's opening quote.
-    const TEXT_KEY: u64 = u64::from_le_bytes(*br#""text":""#);
-    const ROOM_KEY: u64 = u64::from_le_bytes(*br#""room":""#);
-    const ID_KEY: (u64, u64) = word_literal(br#""id":""#);
+    // The shortest message of this shape.
+    const SHORTEST: usize = br#"{"type":"message","text":""}"#.len();
     let bytes = text.as_bytes();
-    if !bytes.starts_with(PREFIX) {
+    // Every message of this shape ends with its last value's closing quote and the brace.
+    if bytes.len() < SHORTEST || !bytes.starts_with(PREFIX) || !bytes.ends_with(b"\"}") {
         return None;
     }
     let mut at = PREFIX.len();
-    let (mut id, mut message_text, mut room) = (None, None, None);
-    loop {
-        // Any key here is followed by a value's two quotes and a brace: at least eight bytes.
-        let key = read_word(bytes.get(at..at + 8)?);
-        let (slot, value_at) = if key == TEXT_KEY {
-            (&mut message_text, at + 8)
-        } else if key & ID_KEY.1 == ID_KEY.0 {
-            (&mut id, at + 6)
-        } else if key == ROOM_KEY {
-            (&mut room, at + 8)
-        } else {
-            return None;
-        };
-        let (value, after_value) = plain_contents(text, value_at)?;
-        // serde rejects a repeated field.
-        if slot.replace(value).is_some() {
+    let mut id = None;
+    if let Some((value, after)) = compact_field(text, at, CompactKey::ID) {
+        if bytes.get(after) != Some(&b',') {
             return None;
         }
-        match bytes.get(after_value) {
-            Some(b',') => at = after_value + 1,
-            Some(b'}') if after_value + 1 == bytes.len() => break,
-            _ => return None,
+        id = Some(value);
+        at = after + 1;
+    }
+    let mut room = None;
+    let (message_text, mut after) = match compact_field(text, at, CompactKey::TEXT) {
+        Some(field) => field,
+        None => {
+            let (value, after) = compact_field(text, at, CompactKey::ROOM)?;
+            if bytes.get(after) != Some(&b',') {
+                return None;
+            }
+            room = Some(value);
+            compact_field(text, after + 1, CompactKey::TEXT)?
         }
+    };
+    // Unless the text's closing quote is the one before the final brace, the room follows it.
+    if after + 1 != bytes.len() {
+        if room.is_some() || bytes.get(after) != Some(&b',') {
+            return None;
+        }
+        let (value, after_room) = compact_field(text, after + 1, CompactKey::ROOM)?;
+        room = Some(value);
+        after = after_room;
+    }
+    if after + 1 != bytes.len() {
+        return None;
     }
     Some(ClientMessage::Message {
         id: id.map(Cow::Borrowed),
-        text: Cow::Borrowed(message_text?),
+        text: Cow::Borrowed(message_text),
         room: room.map(Cow::Borrowed),
     })
+}
+
+/// A key of [`read_compact_message`]: its literal with the colon and the value's opening quote,
+/// as the low bytes of a word, the mask of those bytes and their number.
+struct CompactKey(u64, u64, usize);
+
+impl CompactKey {
+    const ID: CompactKey = CompactKey::new(br#""id":""#);
+    const ROOM: CompactKey = CompactKey::new(br#""room":""#);
+    const TEXT: CompactKey = CompactKey::new(br#""text":""#);
+
+    const fn new(literal: &[u8]) -> CompactKey {
+        let (word, mask) = word_literal(literal);
+        CompactKey(word, mask, literal.len())
+    }
+}
+
+/// The field starting at `at` when it has `key` and a plain string value: the value and the
+/// position after its closing quote. Every field is followed by at least a value's closing
+/// quote and a brace, so a key's eight bytes are there in any message this reads.
+fn compact_field(text: &str, at: usize, key: CompactKey) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    let word = read_word(bytes.get(at..at + 8)?);
+    if word & key.1 != key.0 {
+        return None;
+    }
+    let start = at + key.2;
+    let end = start + find_quote_backslash_or_control(bytes.get(start..)?)?;
+    if bytes.get(end) != Some(&b'"') {
+        return None;
+    }
+    // SAFETY: `start <= end < text.len()` (`end` indexes the byte just read), and both are
+    // character boundaries: `start` follows the key's last byte, a quote just matched, and `end`
+    // is a quote; an ASCII byte is never inside a character's encoding.
+    Some((unsafe { text.get_unchecked(start..end) }, end + 1))
 }
 
 /// The client message types, as the hand reader recognises them.
@@ -380,16 +424,11 @@ fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
 /// The string literal starting at `at` when it needs no unescaping (no `\`, and no control
 /// characters, which JSON does not allow raw): its contents and the position after it.
 fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
-    if text.as_bytes().get(at) != Some(&b'"') {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'"') {
         return None;
     }
-    plain_contents(text, at + 1)
-}
-
-/// The contents of the string literal whose opening quote is just before `start`, when it needs
-/// no unescaping, and the position after its closing quote.
-fn plain_contents(text: &str, start: usize) -> Option<(&str, usize)> {
-    let bytes = text.as_bytes();
+    let start = at + 1;
     let end = start + find_quote_backslash_or_control(bytes.get(start..)?)?;
     if bytes.get(end) != Some(&b'"') {
         return None;
@@ -456,19 +495,21 @@ fn first_special_in_word(word: u64) -> Option<usize> {
 fn first_special_in_block(block: &[u8]) -> Option<usize> {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
+        _mm_set1_epi8, _mm_xor_si128,
     };
     assert!(block.len() >= 16);
     // SAFETY: SSE2 is part of the x86-64 baseline, and `block` holds the 16 bytes the unaligned
     // load reads (asserted just above).
     let found = unsafe {
         let bytes = _mm_loadu_si128(block.as_ptr().cast());
-        let quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
+        // Flipping bit 1 takes a quote (0x22) to 0x20 and keeps the control characters below
+        // it, while every other byte stays above: one unsigned `<= 0x20` (the larger of the two
+        // is 0x20 exactly then) finds both.
+        let flipped = _mm_xor_si128(bytes, _mm_set1_epi8(0x02));
+        let limit = _mm_set1_epi8(0x20);
+        let quote_or_control = _mm_cmpeq_epi8(_mm_max_epu8(flipped, limit), limit);
         let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
-        // Unsigned `byte <= 0x1f`: the larger of the two is 0x1f exactly then.
-        let limit = _mm_set1_epi8(0x1f);
-        let control = _mm_cmpeq_epi8(_mm_max_epu8(bytes, limit), limit);
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+        _mm_movemask_epi8(_mm_or_si128(quote_or_control, backslash))
     };
     (found != 0).then(|| found.trailing_zeros() as usize)
 }
@@ -1657,8 +1698,10 @@ mod tests {
         let accepted = [
             r#"{"type":"message","id":"b17","text":"I can't believe we actually won the finals!!"}"#,
             r#"{"type":"message","text":"x"}"#,
-            r#"{"type":"message","text":"","id":""}"#,
+            r#"{"type":"message","id":"","text":""}"#,
             r#"{"type":"message","id":"f2","room":"bench-fanout","text":"ok"}"#,
+            r#"{"type":"message","id":"web-1","text":"hi","room":"lobby"}"#,
+            r#"{"type":"message","text":"hi","room":"lobby"}"#,
             r#"{"type":"message","room":"r","text":"a longer line of text that needs several blocks to scan through"}"#,
             "{\"type\":\"message\",\"text\":\"dræft 🎉 \u{7f}\"}",
         ];
@@ -1679,13 +1722,19 @@ mod tests {
             r#"{"type":"message","text": "x"}"#,
             r#"{"type":"message","text":"x" }"#,
             r#"{"text":"x","type":"message"}"#,
+            // Other orders.
+            r#"{"type":"message","text":"x","id":"a"}"#,
+            r#"{"type":"message","room":"r","id":"a","text":"x"}"#,
+            r#"{"type":"message","room":"r","text":"x","room":"s"}"#,
+            r#"{"type":"message","text":"x","room":"r","room":"s"}"#,
+            r#"{"type":"message","text":"x","room":"r",}"#,
             r#"{"type":"message","token":"x","text":"y"}"#,
             r#"{"type":"message","idx":"x","text":"y"}"#,
             r#"{"type":"message","tex":"x"}"#,
             r#"{"type":"message","id":7,"text":"x"}"#,
             r#"{"type":"message","id":null,"text":"x"}"#,
             r#"{"type":"message","text":"x","text":"y"}"#,
-            r#"{"type":"message","id":"a","text":"x","id":"b"}"#,
+            r#"{"type":"message","id":"a","id":"b","text":"x"}"#,
             r#"{"type":"message","text":"a\"b"}"#,
             r#"{"type":"message","text":"a\u0062"}"#,
             "{\"type\":\"message\",\"text\":\"a\nb\"}",
@@ -1714,6 +1763,7 @@ mod tests {
             r#"{"type":"message","id":"b17","text":"honestly I'm a bit nervous"}"#,
             r#"{"type":"message","id":"f2","room":"bench-fanout","text":"ok"}"#,
             r#"{"type":"message","text":"a line that is longer than two sixteen-byte blocks"}"#,
+            r#"{"type":"message","id":"web-1","text":"so glad","room":"lobby"}"#,
         ];
         // Bytes that change the structure, and a multi-byte character.
         let inserts = [

@@ -127,8 +127,10 @@ impl<'a> FlatClientMessage<'a> {
 /// type, a missing field, a wrongly typed field that the message's type does not even use) goes
 /// through the tagged enum, which decides and classifies it.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
-    if let Some(message) = read_compact_message(text) {
-        return Ok(message);
+    // The fields rather than the message: the caller builds the message straight into its
+    // result, where a returned `Option<ClientMessage>` was copied over into the `Result`.
+    if let Some(fields) = read_compact_fields(text) {
+        return Ok(fields.into_message());
     }
     parse_other_client_message(text)
 }
@@ -169,6 +171,25 @@ fn read_flat(text: &str) -> Option<ClientMessage<'_>> {
 /// general reader's key, colon, type and whitespace steps were a third of a chat message's
 /// reading.
 fn read_compact_message(text: &str) -> Option<ClientMessage<'_>> {
+    read_compact_fields(text).map(CompactFields::into_message)
+}
+
+/// The fields of a chat message in the compact shape: `id`, `text` and `room`.
+struct CompactFields<'a>(Option<&'a str>, &'a str, Option<&'a str>);
+
+impl<'a> CompactFields<'a> {
+    fn into_message(self) -> ClientMessage<'a> {
+        let CompactFields(id, text, room) = self;
+        ClientMessage::Message {
+            id: id.map(Cow::Borrowed),
+            text: Cow::Borrowed(text),
+            room: room.map(Cow::Borrowed),
+        }
+    }
+}
+
+/// [`read_compact_message`]'s reading, up to the fields.
+fn read_compact_fields(text: &str) -> Option<CompactFields<'_>> {
     const PREFIX: &[u8; 18] = br#"{"type":"message","#;
     // The shortest message of this shape.
     const SHORTEST: usize = br#"{"type":"message","text":""}"#.len();
@@ -210,11 +231,7 @@ fn read_compact_message(text: &str) -> Option<ClientMessage<'_>> {
     if after + 1 != bytes.len() {
         return None;
     }
-    Some(ClientMessage::Message {
-        id: id.map(Cow::Borrowed),
-        text: Cow::Borrowed(message_text),
-        room: room.map(Cow::Borrowed),
-    })
+    Some(CompactFields(id, message_text, room))
 }
 
 /// A key of [`read_compact_message`]: its literal with the colon and the value's opening quote,

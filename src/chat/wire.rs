@@ -865,13 +865,37 @@ pub fn emotion_result(
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// About how many bytes [`write_emotion_result`] writes (a little more, with escapes aside).
+/// The head of a sent message's result, up to the id's contents.
+const RESULT_HEAD: &[u8; 24] = br#"{"type":"emotion","id":""#;
+/// What follows the id's contents, up to the room's.
+const RESULT_ROOM_KEY: &[u8; 10] = br#"","room":""#;
+/// The head of a draft preview's result, up to the room's contents.
+const PREVIEW_HEAD: &[u8; 36] = br#"{"type":"emotion","id":null,"room":""#;
+/// What follows the room's contents when there is a seq, up to its digits.
+const RESULT_SEQ_KEY: &[u8; 8] = br#"","seq":"#;
+const RESULT_TAIL: &[u8; 17] = br#","preview":false}"#;
+const PREVIEW_TAIL: &[u8; 16] = br#","preview":true}"#;
+
+/// The most bytes [`write_emotion_result`] touches besides the id's and the room's contents: the
+/// longer head, the seq with the slack of its digit stores and its comma, the emotion fragment
+/// with the slack of its stores, and the longer tail.
+const RESULT_FIXED_ROOM: usize = PREVIEW_HEAD.len()
+    + RESULT_SEQ_KEY.len()
+    + DECIMAL_ROOM
+    + 1
+    + EMOTION_JSON_ROOM
+    + RESULT_TAIL.len();
+
+/// How many bytes [`write_emotion_result`] may touch: at least as many as it writes, escapes
+/// aside.
 pub fn emotion_result_size_hint(id: Option<&str>, room: &str) -> usize {
-    256 + room.len() + id.map_or(0, str::len)
+    RESULT_FIXED_ROOM + room.len() + id.map_or(0, str::len)
 }
 
 /// [`emotion_result`] appended to `out` (UTF-8), so a caller can write it straight into a
 /// connection's output. Bytes rather than a `String`: digits go in without a UTF-8 check each.
+/// Inlined into the frame writer's closure, so that the frame is written in one function.
+#[inline(always)]
 pub fn write_emotion_result(
     out: &mut Vec<u8>,
     id: Option<&str>,
@@ -880,33 +904,84 @@ pub fn write_emotion_result(
     emotion: &EmotionJson,
 ) {
     // Written by hand rather than through serde: this and the room event are the frames every
-    // message produces, and a direct writer costs a fraction of serde's per-field machinery.
-    // String contents go between constants that carry their quotes: two appends fewer a
-    // string than writing each quote on its own.
-    out.reserve(emotion_result_size_hint(id, room));
+    // message produces. One reservation, then fixed-size stores into it (see [`Appender`]):
+    // appending piece by piece checked the capacity for each and called `memcpy` for every
+    // copy of a run-time length, half of the frame's cost. The id and the room are copied
+    // while they are checked for bytes to escape, which they seldom have; when they do, what
+    // was written is dropped and the frame written again with escapes.
+    let room_needed = emotion_result_size_hint(id, room);
+    let mut append = Appender::new(out, room_needed);
+    // SAFETY: `room_needed` counts every byte touched below: the id's and the room's contents
+    // (copied exactly), the longer of the two heads (the id case's is its head and room key,
+    // 34 bytes), the seq key, at most `DECIMAL_ROOM` for the digits, the comma, the fragment's
+    // `EMOTION_JSON_ROOM` and the longer tail.
+    let plain = unsafe {
+        let plain_id = match id {
+            Some(id) => {
+                append.put(RESULT_HEAD);
+                let plain = append.put_plain(id.as_bytes());
+                append.put(RESULT_ROOM_KEY);
+                plain
+            }
+            None => {
+                append.put(PREVIEW_HEAD);
+                true
+            }
+        };
+        let plain_room = append.put_plain(room.as_bytes());
+        match seq {
+            Some(seq) => {
+                append.put(RESULT_SEQ_KEY);
+                append.put_decimal(seq);
+                append.put(b",");
+            }
+            None => append.put(br#"","#),
+        }
+        emotion.put_into(&mut append);
+        match seq {
+            Some(_) => append.put(RESULT_TAIL),
+            None => append.put(PREVIEW_TAIL),
+        }
+        plain_id & plain_room
+    };
+    if plain {
+        append.finish();
+    } else {
+        write_escaped_emotion_result(out, id, room, seq, emotion);
+    }
+}
+
+/// [`write_emotion_result`] for an id or a room with bytes to escape: piece by piece.
+#[inline(never)]
+fn write_escaped_emotion_result(
+    out: &mut Vec<u8>,
+    id: Option<&str>,
+    room: &str,
+    seq: Option<u64>,
+    emotion: &EmotionJson,
+) {
     match id {
         Some(id) => {
-            out.extend_from_slice(br#"{"type":"emotion","id":""#);
+            out.extend_from_slice(RESULT_HEAD);
             push_json_contents(out, id);
-            out.extend_from_slice(br#"","room":""#);
+            out.extend_from_slice(RESULT_ROOM_KEY);
         }
-        None => out.extend_from_slice(br#"{"type":"emotion","id":null,"room":""#),
+        None => out.extend_from_slice(PREVIEW_HEAD),
     }
     push_json_contents(out, room);
     match seq {
         Some(seq) => {
-            out.extend_from_slice(br#"","seq":"#);
+            out.extend_from_slice(RESULT_SEQ_KEY);
             push_u64(out, seq);
             out.push(b',');
         }
         None => out.extend_from_slice(br#"","#),
     }
-    out.extend_from_slice(emotion.as_bytes());
-    out.extend_from_slice(if seq.is_none() {
-        br#","preview":true}"#
-    } else {
-        br#","preview":false}"#
-    });
+    emotion.append_to(out);
+    match seq {
+        Some(_) => out.extend_from_slice(RESULT_TAIL),
+        None => out.extend_from_slice(PREVIEW_TAIL),
+    }
 }
 
 pub struct MessageFields<'a> {
@@ -959,31 +1034,26 @@ pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
     out.extend_from_slice(br#"","text":""#);
     push_json_contents(out, fields.text);
     out.extend_from_slice(br#"","emotion":{"#);
-    out.extend_from_slice(fields.emotion.as_bytes());
+    fields.emotion.append_to(out);
     out.extend_from_slice(br#"},"ts":"#);
     push_u64(out, fields.ts);
     out.push(b'}');
 }
 
-/// Room for the longest fragment (163 bytes: the longest label dominant, every score with four
-/// decimals) and for the fixed-size eight-byte write of its last score.
-const EMOTION_JSON_CAPACITY: usize = 176;
+/// The longest fragment (163 bytes: the longest label dominant, every score with four decimals)
+/// and the slack of the fixed eight-byte store of its last score: the most bytes
+/// [`EmotionJson::put_into`] touches.
+const EMOTION_JSON_ROOM: usize = 176;
 
 /// `"dominant":…,"confidence":…,"scores":{…}`: the part of an emotion result and of a `message`
-/// event that comes from the scores, encoded once per message and copied into both frames.
+/// event that comes from the scores. Held as the eight numbers' texts (computed once per
+/// message) and the dominant label, and put together where a frame is written: building the
+/// fragment in an array of its own then cost two copies of it, one into the frame and one of
+/// the value itself (a `memcpy` of its 184 bytes), more than putting it together again.
 #[derive(Clone, Copy)]
 pub struct EmotionJson {
-    bytes: [u8; EMOTION_JSON_CAPACITY],
-    len: usize,
-}
-
-/// Appends the constant `$text` to `$bytes` at `$len`: a fixed-size copy.
-macro_rules! put {
-    ($bytes:ident, $len:ident, $text:expr) => {{
-        let text: &[u8] = $text;
-        $bytes[$len..$len + text.len()].copy_from_slice(text);
-        $len += text.len();
-    }};
+    texts: ScoreTexts,
+    dominant: Emotion,
 }
 
 /// The fragment's head for one dominant label, written in one constant copy.
@@ -994,48 +1064,53 @@ macro_rules! dominant_head {
 }
 
 impl EmotionJson {
+    #[inline]
     pub fn new(emotion: &WireEmotion) -> EmotionJson {
-        // Built through a local length: it stays in a register instead of being reloaded after
-        // every write into the array beside it. (The value is still built in a local and copied
-        // out, a `memcpy` of its 184 bytes, inlined into the caller or not: the borrow of its
-        // bytes keeps the compiler from building it in place.)
-        let mut json = EmotionJson {
-            bytes: [0u8; EMOTION_JSON_CAPACITY],
-            len: 0,
-        };
-        let bytes = &mut json.bytes;
-        let mut len = 0;
         // The eight numbers' texts at once: the seven scores, then the confidence.
         let mut units = [0u16; 8];
         units[..7].copy_from_slice(&emotion.scores);
         units[CONFIDENCE_LANE] = emotion.scores[emotion.dominant.index()];
-        let texts = ScoreTexts::new(&units);
-        // Every write is of a constant size, so none is a `memcpy` call.
-        match emotion.dominant {
-            Emotion::Anger => put!(bytes, len, dominant_head!("anger")),
-            Emotion::Disgust => put!(bytes, len, dominant_head!("disgust")),
-            Emotion::Fear => put!(bytes, len, dominant_head!("fear")),
-            Emotion::Joy => put!(bytes, len, dominant_head!("joy")),
-            Emotion::Sadness => put!(bytes, len, dominant_head!("sadness")),
-            Emotion::Surprise => put!(bytes, len, dominant_head!("surprise")),
-            Emotion::Neutral => put!(bytes, len, dominant_head!("neutral")),
+        EmotionJson {
+            texts: ScoreTexts::new(&units),
+            dominant: emotion.dominant,
         }
-        len = texts.put(bytes, len, b"", CONFIDENCE_LANE);
-        // The labels in `Emotion::ALL` order, each key a constant written with its score.
-        len = texts.put(bytes, len, br#","scores":{"anger":"#, 0);
-        len = texts.put(bytes, len, br#","disgust":"#, 1);
-        len = texts.put(bytes, len, br#","fear":"#, 2);
-        len = texts.put(bytes, len, br#","joy":"#, 3);
-        len = texts.put(bytes, len, br#","sadness":"#, 4);
-        len = texts.put(bytes, len, br#","surprise":"#, 5);
-        len = texts.put(bytes, len, br#","neutral":"#, 6);
-        put!(bytes, len, b"}");
-        json.len = len;
-        json
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+    /// The fragment appended to `out`.
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        let mut append = Appender::new(out, EMOTION_JSON_ROOM);
+        // SAFETY: `put_into` touches at most `EMOTION_JSON_ROOM` bytes.
+        unsafe { self.put_into(&mut append) };
+        append.finish();
+    }
+
+    /// Puts the fragment into `append`, touching at most [`EMOTION_JSON_ROOM`] bytes.
+    ///
+    /// # Safety
+    /// `append` has room for [`EMOTION_JSON_ROOM`] more bytes.
+    #[inline(always)]
+    unsafe fn put_into(&self, append: &mut Appender<'_>) {
+        // Every write is of a constant size, so none is a `memcpy` call.
+        match self.dominant {
+            Emotion::Anger => append.put_slice(dominant_head!("anger")),
+            Emotion::Disgust => append.put_slice(dominant_head!("disgust")),
+            Emotion::Fear => append.put_slice(dominant_head!("fear")),
+            Emotion::Joy => append.put_slice(dominant_head!("joy")),
+            Emotion::Sadness => append.put_slice(dominant_head!("sadness")),
+            Emotion::Surprise => append.put_slice(dominant_head!("surprise")),
+            Emotion::Neutral => append.put_slice(dominant_head!("neutral")),
+        }
+        let texts = &self.texts;
+        texts.put(append, b"", CONFIDENCE_LANE);
+        // The labels in `Emotion::ALL` order, each key a constant written with its score.
+        texts.put(append, br#","scores":{"anger":"#, 0);
+        texts.put(append, br#","disgust":"#, 1);
+        texts.put(append, br#","fear":"#, 2);
+        texts.put(append, br#","joy":"#, 3);
+        texts.put(append, br#","sadness":"#, 4);
+        texts.put(append, br#","surprise":"#, 5);
+        texts.put(append, br#","neutral":"#, 6);
+        append.put(b"}");
     }
 }
 
@@ -1045,6 +1120,7 @@ const CONFIDENCE_LANE: usize = 7;
 /// Eight scores in ten-thousandths as their shortest decimals (`0`, `1`, `0.5`, `0.0123`), all
 /// computed at once, and per lane as a word whose first `len` bytes are the text (they took
 /// about 26 instructions per number one at a time).
+#[derive(Clone, Copy)]
 struct ScoreTexts {
     words: [u64; 8],
     len: [u16; 8],
@@ -1202,70 +1278,377 @@ impl ScoreTexts {
         texts
     }
 
-    /// Writes the constant `key`, then lane `lane`'s text, at `at` and returns the position
-    /// after them. All eight bytes of the word are written (one fixed-size store), and only
-    /// those that count kept: the fragment's length is bounded by construction, and
-    /// [`EMOTION_JSON_CAPACITY`] holds the longest with the store's slack.
+    /// Puts the constant `key`, then lane `lane`'s text, into `append`. All eight bytes of the
+    /// word are written (one fixed-size store), and only those that count kept.
+    ///
+    /// # Safety
+    /// `append` has room for `KEY + 8` more bytes.
     #[inline(always)]
-    fn put<const KEY: usize>(
+    unsafe fn put<const KEY: usize>(
         &self,
-        bytes: &mut [u8; EMOTION_JSON_CAPACITY],
-        at: usize,
+        append: &mut Appender<'_>,
         key: &[u8; KEY],
         lane: usize,
-    ) -> usize {
-        let slot = &mut bytes[at..at + KEY + 8];
-        slot[..KEY].copy_from_slice(key);
-        slot[KEY..].copy_from_slice(&self.words[lane].to_le_bytes());
-        // A length is at most 6; the mask lets the compiler see a bound, so that it can prove
-        // the later writes in range and drop their bounds checks.
-        at + KEY + usize::from(self.len[lane] & 7)
+    ) {
+        append.put(key);
+        // A length is at most 6.
+        append.put_word(self.words[lane], usize::from(self.len[lane] & 7));
     }
 
     /// Lane `lane`'s text.
     #[cfg(test)]
     fn text(&self, lane: usize) -> String {
-        let mut bytes = [0u8; EMOTION_JSON_CAPACITY];
-        let len = self.put(&mut bytes, 0, b"", lane);
-        String::from_utf8_lossy(&bytes[..len]).into_owned()
+        let mut bytes = Vec::new();
+        let mut append = Appender::new(&mut bytes, 8);
+        // SAFETY: the room is the word's eight bytes.
+        unsafe { self.put(&mut append, b"", lane) };
+        append.finish();
+        String::from_utf8(bytes).unwrap()
     }
 }
 
-/// `value` in decimal. Numbers below 10^16 (sequence numbers, millisecond timestamps: all
-/// that is sent) are converted eight digits at a time in one word ([`eight_digits`]) and
-/// appended as fixed eight-byte stores, cut back to the digits that count; a `message`
-/// event's 13-digit timestamp cost 350 instructions a digit at a time, and still about 100
-/// two digits at a time with a copy of the run-time length.
+/// `value` in decimal (see [`Appender::put_decimal`]).
 fn push_u64(out: &mut Vec<u8>, value: u64) {
-    const TEN_TO_THE_8: u64 = 100_000_000;
-    if value < TEN_TO_THE_8 {
-        push_leading_digits(out, value as u32);
-    } else if value < TEN_TO_THE_8 * TEN_TO_THE_8 {
-        push_leading_digits(out, (value / TEN_TO_THE_8) as u32);
-        let low = eight_digits((value % TEN_TO_THE_8) as u32);
-        out.extend_from_slice(&(low | ASCII_ZEROS).to_le_bytes());
-    } else {
-        // Beyond 16 digits: the first four, then sixteen.
-        push_leading_digits(out, (value / (TEN_TO_THE_8 * TEN_TO_THE_8)) as u32);
-        let rest = value % (TEN_TO_THE_8 * TEN_TO_THE_8);
-        for part in [rest / TEN_TO_THE_8, rest % TEN_TO_THE_8] {
-            out.extend_from_slice(&(eight_digits(part as u32) | ASCII_ZEROS).to_le_bytes());
-        }
-    }
+    let mut append = Appender::new(out, DECIMAL_ROOM);
+    // SAFETY: `put_decimal` touches at most `DECIMAL_ROOM` bytes.
+    unsafe { append.put_decimal(value) };
+    append.finish();
 }
 
 /// `b'0'` in every byte: added to digit values 0 to 9, their ASCII digits.
 const ASCII_ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
 
-/// `value` (below 10^8) in decimal without leading zeros (`0` for zero): eight bytes stored,
-/// the unused end cut back off.
-fn push_leading_digits(out: &mut Vec<u8>, value: u32) {
-    let digits = eight_digits(value);
-    // Leading zero digits are the word's low zero bytes; zero keeps its last digit.
-    let leading_zeros = ((digits | 1 << 56).trailing_zeros() / 8) as usize;
-    let text = (digits | ASCII_ZEROS) >> (8 * leading_zeros);
-    out.extend_from_slice(&text.to_le_bytes());
-    out.truncate(out.len() - leading_zeros);
+/// The most bytes [`Appender::put_decimal`] touches: a `u64` has at most 20 digits, and its
+/// eight-byte stores end within them (the first, of up to eight digits, is followed by at least
+/// eight more when the number has more than eight).
+const DECIMAL_ROOM: usize = 20;
+
+/// Appends to a `Vec<u8>`'s spare capacity through a raw pointer: one reservation for a whole
+/// frame, then a fixed-size store and a length update per piece, where `extend_from_slice`
+/// checked the capacity for each piece and called `memcpy` for each copy of a run-time length.
+/// The pieces become part of the vector on [`Appender::finish`]; dropped without it, the
+/// appender leaves the vector as it was.
+///
+/// The writers are `unsafe`: their callers reserve room for every byte the writers touch,
+/// including the bytes past a piece that its wide stores overwrite. Debug builds check each
+/// write against the reservation.
+struct Appender<'a> {
+    out: &'a mut Vec<u8>,
+    /// The vector's buffer, reserved to `room` bytes past its length.
+    base: *mut u8,
+    /// The vector's length once the pieces written so far are kept.
+    len: usize,
+    /// Where the reservation ends.
+    #[cfg(debug_assertions)]
+    end: usize,
+}
+
+impl<'a> Appender<'a> {
+    /// Reserves `room` bytes past `out`'s length for the pieces to come.
+    #[inline(always)]
+    fn new(out: &'a mut Vec<u8>, room: usize) -> Appender<'a> {
+        out.reserve(room);
+        let len = out.len();
+        Appender {
+            base: out.as_mut_ptr(),
+            len,
+            #[cfg(debug_assertions)]
+            end: len + room,
+            out,
+        }
+    }
+
+    /// Where the next piece goes, `touched` bytes of which are written.
+    ///
+    /// # Safety
+    /// The reservation covers `touched` bytes from there.
+    #[inline(always)]
+    unsafe fn next(&mut self, touched: usize) -> *mut u8 {
+        #[cfg(debug_assertions)]
+        assert!(
+            self.len + touched <= self.end,
+            "a write outside the reservation"
+        );
+        let _ = touched;
+        self.base.add(self.len)
+    }
+
+    /// Appends the constant `bytes`: one or a few stores.
+    ///
+    /// # Safety
+    /// The reservation covers `N` more bytes.
+    #[inline(always)]
+    unsafe fn put<const N: usize>(&mut self, bytes: &[u8; N]) {
+        self.next(N).cast::<[u8; N]>().write_unaligned(*bytes);
+        self.len += N;
+    }
+
+    /// Appends `bytes`, a constant slice once inlined (stores then, not a `memcpy` call).
+    ///
+    /// # Safety
+    /// The reservation covers `bytes.len()` more bytes.
+    #[inline(always)]
+    unsafe fn put_slice(&mut self, bytes: &[u8]) {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.next(bytes.len()), bytes.len());
+        self.len += bytes.len();
+    }
+
+    /// Stores the eight bytes of `word` (little-endian) and keeps the first `keep` (at most 8).
+    ///
+    /// # Safety
+    /// The reservation covers 8 more bytes.
+    #[inline(always)]
+    unsafe fn put_word(&mut self, word: u64, keep: usize) {
+        self.next(8)
+            .cast::<[u8; 8]>()
+            .write_unaligned(word.to_le_bytes());
+        self.len += keep;
+    }
+
+    /// Appends `text` and returns whether none of its bytes needs escaping in a JSON string (a
+    /// quote, a backslash, a control character): a copy and the check in one pass instead of a
+    /// scan then a `memcpy` call. Up to 16 bytes (ids, most room names) are two loads and two
+    /// stores that overlap as needed, checked at once; longer texts go 16 bytes at a time, the
+    /// last block overlapping the one before it. Exactly `text.len()` bytes are touched.
+    ///
+    /// # Safety
+    /// The reservation covers `text.len()` more bytes.
+    #[inline(always)]
+    unsafe fn put_plain(&mut self, text: &[u8]) -> bool {
+        let len = text.len();
+        let to = self.next(len);
+        let store = |at: usize, word: u64| {
+            to.add(at)
+                .cast::<[u8; 8]>()
+                .write_unaligned(word.to_le_bytes())
+        };
+        let plain = if len > 16 {
+            copy_plain_blocks(text, to)
+        } else if len >= 8 {
+            let first = read_word(&text[..8]);
+            let last = read_word(&text[len - 8..]);
+            store(0, first);
+            store(len - 8, last);
+            !json_special_in(first, last)
+        } else if len >= 4 {
+            let first = read_u32(&text[..4]);
+            let last = read_u32(&text[len - 4..]);
+            to.cast::<[u8; 4]>().write_unaligned(first.to_le_bytes());
+            to.add(len - 4)
+                .cast::<[u8; 4]>()
+                .write_unaligned(last.to_le_bytes());
+            let word = u64::from(first) | u64::from(last) << 32;
+            !json_special_in(word, word)
+        } else if len > 0 {
+            // One to three bytes: the first, the middle and the last cover them.
+            let (first, middle, last) = (text[0], text[len / 2], text[len - 1]);
+            *to = first;
+            *to.add(len / 2) = middle;
+            *to.add(len - 1) = last;
+            let word = u64::from_le_bytes([first, middle, last, b' ', b' ', b' ', b' ', b' ']);
+            !json_special_in(word, word)
+        } else {
+            true
+        };
+        self.len += len;
+        plain
+    }
+
+    /// Appends `value` in decimal. Numbers below 10^16 (sequence numbers, millisecond
+    /// timestamps: all that is sent) are converted eight digits at a time in one word
+    /// ([`eight_digits`]) and stored eight bytes at a time, cut back to the digits that count;
+    /// a `message` event's 13-digit timestamp cost 350 instructions a digit at a time.
+    ///
+    /// # Safety
+    /// The reservation covers [`DECIMAL_ROOM`] more bytes.
+    #[inline(always)]
+    unsafe fn put_decimal(&mut self, value: u64) {
+        const TEN_TO_THE_8: u64 = 100_000_000;
+        if value < 10_000 {
+            // Four digits at most (a seq in most rooms): half the arithmetic of eight.
+            let digits = four_digits(value as u32);
+            // Leading zero digits are the low zero bytes; zero keeps its last digit.
+            let leading_zeros = ((digits | 1 << 24).trailing_zeros() / 8) as usize;
+            let text = (digits | u32::from_le_bytes([b'0'; 4])) >> (8 * leading_zeros);
+            self.put_word(u64::from(text), 4 - leading_zeros);
+        } else if value < TEN_TO_THE_8 {
+            self.put_leading_digits(value as u32);
+        } else {
+            self.put_long_decimal(value);
+        }
+    }
+
+    /// [`Appender::put_decimal`] for a number of nine digits or more.
+    ///
+    /// # Safety
+    /// As for [`Appender::put_decimal`].
+    #[inline(never)]
+    unsafe fn put_long_decimal(&mut self, value: u64) {
+        const TEN_TO_THE_8: u64 = 100_000_000;
+        const TEN_TO_THE_16: u64 = TEN_TO_THE_8 * TEN_TO_THE_8;
+        let rest = if value < TEN_TO_THE_16 {
+            self.put_leading_digits((value / TEN_TO_THE_8) as u32);
+            value % TEN_TO_THE_8
+        } else {
+            // Beyond 16 digits: the first four, then sixteen.
+            self.put_leading_digits((value / TEN_TO_THE_16) as u32);
+            let rest = value % TEN_TO_THE_16;
+            self.put_word(eight_digits((rest / TEN_TO_THE_8) as u32) | ASCII_ZEROS, 8);
+            rest % TEN_TO_THE_8
+        };
+        self.put_word(eight_digits(rest as u32) | ASCII_ZEROS, 8);
+    }
+
+    /// `value` (below 10^8) in decimal without leading zeros (`0` for zero): eight bytes
+    /// stored, the unused end not kept.
+    ///
+    /// # Safety
+    /// The reservation covers 8 more bytes.
+    #[inline(always)]
+    unsafe fn put_leading_digits(&mut self, value: u32) {
+        let digits = eight_digits(value);
+        // Leading zero digits are the word's low zero bytes; zero keeps its last digit.
+        let leading_zeros = ((digits | 1 << 56).trailing_zeros() / 8) as usize;
+        self.put_word(
+            (digits | ASCII_ZEROS) >> (8 * leading_zeros),
+            8 - leading_zeros,
+        );
+    }
+
+    /// Makes the pieces written part of the vector.
+    #[inline(always)]
+    fn finish(self) {
+        // SAFETY: every piece's kept bytes were written, one piece after the other, from the
+        // vector's length up to `self.len`, inside the reserved capacity.
+        unsafe { self.out.set_len(self.len) };
+    }
+}
+
+/// The first four bytes of `bytes` (at least four) as a little-endian number.
+#[inline(always)]
+fn read_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(word)
+}
+
+/// Whether one of the sixteen bytes of `first` and `last` (little-endian) needs escaping in a
+/// JSON string: a quote, a backslash or a control character. With SSE2, three comparisons and
+/// one mask for both words.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn json_special_in(first: u64, last: u64) -> bool {
+    use std::arch::x86_64::_mm_set_epi64x;
+    // SAFETY: SSE2 is part of the x86-64 baseline.
+    let bytes = unsafe { _mm_set_epi64x(last as i64, first as i64) };
+    json_special_mask(bytes) != 0
+}
+
+/// The bytes of `block` that need escaping in a JSON string, as a 16-bit mask (see
+/// [`json_special_in`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn json_special_mask(block: std::arch::x86_64::__m128i) -> i32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86-64 baseline; these are register operations.
+    unsafe {
+        let quote = _mm_cmpeq_epi8(block, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(block, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned `byte <= 0x1f`: the larger of the two is 0x1f exactly then.
+        let limit = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(block, limit), limit);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+    }
+}
+
+/// Copies `text` (more than 16 bytes) to `to` sixteen bytes at a time, the last block
+/// overlapping the one before it, and returns whether none of its bytes needs escaping.
+///
+/// # Safety
+/// `to` is valid for `text.len()` bytes of writes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn copy_plain_blocks(text: &[u8], to: *mut u8) -> bool {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
+    let len = text.len();
+    let copy = |at: usize| {
+        let block = &text[at..at + 16];
+        // SAFETY: `block` holds the 16 bytes loaded; `to` is valid for them at `at` (below
+        // `len - 15`).
+        let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        _mm_storeu_si128(to.add(at).cast::<__m128i>(), bytes);
+        json_special_mask(bytes)
+    };
+    let mut special = 0;
+    let mut at = 0;
+    while at + 16 < len {
+        special |= copy(at);
+        at += 16;
+    }
+    special |= copy(len - 16);
+    special == 0
+}
+
+/// Whether one of the sixteen bytes of `first` and `last` needs escaping in a JSON string: a
+/// quote, a backslash or a control character.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn json_special_in(first: u64, last: u64) -> bool {
+    json_special_bytes(first) | json_special_bytes(last) != 0
+}
+
+/// Copies `text` (more than 16 bytes) to `to` eight bytes at a time, the last word overlapping
+/// the one before it, and returns whether none of its bytes needs escaping.
+///
+/// # Safety
+/// `to` is valid for `text.len()` bytes of writes.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn copy_plain_blocks(text: &[u8], to: *mut u8) -> bool {
+    let len = text.len();
+    let copy = |at: usize| {
+        let word = read_word(&text[at..]);
+        to.add(at)
+            .cast::<[u8; 8]>()
+            .write_unaligned(word.to_le_bytes());
+        json_special_bytes(word)
+    };
+    let mut special = 0;
+    let mut at = 0;
+    while at + 8 < len {
+        special |= copy(at);
+        at += 8;
+    }
+    special |= copy(len - 8);
+    special == 0
+}
+
+/// Nonzero exactly when one of the eight bytes of `word` needs escaping in a JSON string: a
+/// quote, a backslash or a control character. A borrow out of a byte's subtraction starts only
+/// at such a byte, so the other bytes are never flagged in a word without one.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+#[inline(always)]
+fn json_special_bytes(word: u64) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+    let quote = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
+    let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+    let control = word.wrapping_sub(ONES * 0x20);
+    // A byte's high bit above was set by its own value only when that byte is 0x80 or more.
+    (quote | backslash | control) & !word & HIGH_BITS
+}
+
+/// The four decimal digits of `value` (below 10^4, with leading zeros) as digit values 0 to 9,
+/// one a byte, the first digit lowest: [`eight_digits`]' arithmetic on one four-digit lane.
+#[inline(always)]
+fn four_digits(value: u32) -> u32 {
+    let hundreds = (value * 5243) >> 19;
+    // The two-digit halves in 16-bit lanes.
+    let pairs = hundreds | ((value - 100 * hundreds) << 16);
+    let tens = ((pairs * 103) >> 10) & 0x000f_000f;
+    tens | ((pairs - 10 * tens) << 8)
 }
 
 /// The eight decimal digits of `value` (below 10^8, with leading zeros) as digit values 0 to 9,
@@ -2107,6 +2490,8 @@ mod tests {
             power = next;
         }
         values.extend([u64::MAX - 1, u64::MAX]);
+        // Every number of up to five digits: the four-digit path and the eight-digit one.
+        values.extend(0..100_000);
         let mut random = crate::test_random::XorShift(0x5851_f42d_4c95_7f2d);
         // Every length, with digits anywhere.
         for digits in 1..=20 {
@@ -2129,12 +2514,75 @@ mod tests {
             dominant: Emotion::Surprise,
             scores: [1111, 1111, 1111, 1111, 1111, 1111, 3334],
         };
-        let json = EmotionJson::new(&emotion);
-        assert_eq!(json.as_bytes().len(), 163);
-        let object = format!("{{{}}}", std::str::from_utf8(json.as_bytes()).unwrap());
+        let mut fragment = Vec::new();
+        // In debug builds the appender checks every store against `EMOTION_JSON_ROOM`.
+        EmotionJson::new(&emotion).append_to(&mut fragment);
+        assert_eq!(fragment.len(), 163);
+        let object = format!("{{{}}}", std::str::from_utf8(&fragment).unwrap());
         let parsed: Value = serde_json::from_str(&object).unwrap();
         assert_eq!(parsed["dominant"], json!("surprise"));
         assert_eq!(parsed["scores"]["neutral"], json!(0.3334));
+    }
+
+    #[test]
+    fn plain_copies_flag_exactly_the_strings_with_bytes_to_escape() {
+        let specials = [b'"', b'\\', 0x00, 0x08, 0x1f];
+        let others = [
+            b'a', b' ', b'!', b'#', b'[', b']', b'~', 0x7f, 0x80, 0xc3, 0xff,
+        ];
+        for len in 0..40 {
+            let plain: Vec<u8> = (0..len).map(|i| others[i % others.len()]).collect();
+            let mut cases = vec![(plain.clone(), true)];
+            for at in 0..len {
+                for special in specials {
+                    let mut text = plain.clone();
+                    text[at] = special;
+                    cases.push((text, false));
+                }
+            }
+            for (text, expected) in cases {
+                let mut out = b"kept".to_vec();
+                let mut append = Appender::new(&mut out, text.len());
+                // SAFETY: the reservation is the text's length, all `put_plain` touches.
+                let plain = unsafe { append.put_plain(&text) };
+                append.finish();
+                assert_eq!(plain, expected, "{text:02x?}");
+                assert_eq!(out[..4], *b"kept");
+                assert_eq!(out[4..], text, "{text:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_word_check_flags_exactly_the_words_with_bytes_to_escape() {
+        // The other platforms' check, tested here too: every byte value in every position,
+        // beside plain bytes and beside other special ones.
+        for fill in [b'a', 0xff, b'"'] {
+            for at in 0..8 {
+                for byte in 0..=255u8 {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = byte;
+                    let expected = bytes.iter().any(|&b| is_special(b));
+                    let word = u64::from_le_bytes(bytes);
+                    assert_eq!(json_special_bytes(word) != 0, expected, "{bytes:02x?}");
+                    assert_eq!(json_special_in(word, word), expected, "{bytes:02x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dropped_appenders_leave_the_vector_as_it_was() {
+        let mut out = b"kept".to_vec();
+        {
+            let mut append = Appender::new(&mut out, 64);
+            // SAFETY: 8 + 20 bytes of the 64 reserved.
+            unsafe {
+                append.put(b"dropped!");
+                append.put_decimal(u64::MAX);
+            }
+        }
+        assert_eq!(out, b"kept");
     }
 
     #[test]
@@ -2355,7 +2803,16 @@ mod tests {
     #[test]
     fn hand_written_frames_match_serde_byte_for_byte() {
         let awkward = "quote \" backslash \\ \u{8}\u{c}\n\r\t \u{0}\u{1f}\u{7f} é 🎉 </script>";
-        let texts = ["", "plain", awkward];
+        let texts = [
+            "",
+            "p",
+            "plain",
+            "a plain id",
+            "private:0123456789abcdef",
+            "é\"",
+            "room with a \"quote\"",
+            awkward,
+        ];
         let mut emotions = vec![WireEmotion {
             dominant: Emotion::Neutral,
             scores: [0, 0, 0, 0, 0, 0, SCORE_UNITS],

@@ -45,6 +45,7 @@ pub struct ConnectionOutbox<'a> {
 }
 
 /// Puts a connection on this turn's flush list once.
+#[inline]
 pub fn queue_flush(flush_queue: &mut Vec<usize>, conn: &mut Connection, key: usize) {
     if !conn.queued_for_flush {
         conn.queued_for_flush = true;
@@ -107,8 +108,12 @@ impl ConnectionOutbox<'_> {
             self.metrics.dropped_droppable_frames += 1;
             return;
         }
-        let needed = frame::MAX_HEADER_LEN + size_hint;
-        self.output_pool.supply(&mut conn.output, needed);
+        // Only a connection whose output drained has no buffer; the check spares the others a
+        // call.
+        if conn.output.capacity() == 0 {
+            let needed = frame::MAX_HEADER_LEN + size_hint;
+            self.output_pool.supply(&mut conn.output, needed);
+        }
         let start = conn.output.len();
         let payload_len = frame::write_text_with(&mut conn.output, size_hint, write);
         debug_assert!(std::str::from_utf8(&conn.output[conn.output.len() - payload_len..]).is_ok());

@@ -38,6 +38,7 @@ pub struct Session {
 }
 
 impl Session {
+    #[inline]
     pub fn membership_mut(&mut self, room: RoomKey) -> Option<&mut Membership> {
         self.rooms
             .as_mut_slice()

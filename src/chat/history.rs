@@ -59,6 +59,13 @@ pub struct Retention {
     pub evicted: usize,
 }
 
+impl Retention {
+    /// A count of retained events after this append.
+    pub fn applied_to(self, retained: usize) -> usize {
+        retained + self.added - self.evicted
+    }
+}
+
 /// Up to `max_events` events (fixed when the ring first allocates, at most 65,535) in at most
 /// `max_bytes` of records, newest kept. An event larger than `max_bytes` on its own is still
 /// kept, alone, so that the latest event can always be replayed. Holds no allocation while

@@ -303,10 +303,7 @@ impl ChatCore {
             Some(session) if session.phase != Phase::Closing => session.phase,
             _ => return,
         };
-        // Matched by reference: the parsed message is large, and moving it (and then its
-        // fields into `on_message`) cost more than the dispatch itself.
-        let parsed = wire::parse_client_message(text);
-        let message = match &parsed {
+        let message = match wire::parse_client_message(text) {
             Ok(message) => message,
             Err(ParseError::BadJson(detail)) => {
                 let message = format!("invalid JSON: {detail}");
@@ -318,24 +315,26 @@ impl ChatCore {
             }
             Err(ParseError::BadRequest { detail, id }) => {
                 let code = ErrorCode::BadRequest;
-                return send_error(out, conn, code, detail, id.as_deref(), None);
+                return send_error(out, conn, code, &detail, id.as_deref(), None);
             }
         };
         match (phase, message) {
+            // Its fields are borrowed by `on_message` and dropped here, each where it is known
+            // to be a `Cow` (almost always borrowed, so nothing to free).
             (Phase::Live, ClientMessage::Message { id, text, room }) => {
-                self.on_message(conn, id.as_deref(), text, room.as_deref(), now, out)
+                self.on_message(conn, id.as_deref(), &text, room.as_deref(), now, out)
             }
             (_, ClientMessage::Ping { t }) => {
                 out.send(conn, &wire::pong(t.as_ref()), Delivery::Essential)
             }
             (Phase::AwaitingAuth, ClientMessage::Auth { token }) => {
-                self.first_auth(conn, token, now, out)
+                self.first_auth(conn, &token, now, out)
             }
             (Phase::Live, ClientMessage::Auth { token }) => {
-                self.refresh_auth(conn, token, now, out)
+                self.refresh_auth(conn, &token, now, out)
             }
             (Phase::AwaitingAuth, other) => {
-                let id = match other {
+                let id = match &other {
                     ClientMessage::Message { id, .. } => id.as_deref(),
                     _ => None,
                 };
@@ -347,9 +346,9 @@ impl ChatCore {
                 self.on_typing(conn, room.as_deref(), text.as_deref(), now, out)
             }
             (Phase::Live, ClientMessage::Join { room, since }) => {
-                self.on_join(conn, room, *since, out)
+                self.on_join(conn, &room, since, out)
             }
-            (Phase::Live, ClientMessage::Leave { room }) => self.on_leave(conn, room, out),
+            (Phase::Live, ClientMessage::Leave { room }) => self.on_leave(conn, &room, out),
             (Phase::Closing, _) => {}
         }
     }
@@ -633,59 +632,21 @@ impl ChatCore {
         }
     }
 
-    /// Publishes a sequenced room event and retains it for resume. It is encoded only when a
-    /// member other than `skip` is there to get it now: straight into that member's output when
-    /// there is one (a user's second tab), otherwise once, the same bytes going to every member.
-    /// `emotion_json`: a message's emotion, already encoded for its sender's result.
+    /// Publishes a sequenced room event and retains it for resume (see [`fan_out`] and
+    /// [`retain`]).
     fn publish_event(
         &mut self,
         key: RoomKey,
         event: &RoomEvent<'_>,
-        emotion_json: Option<&EmotionJson>,
-        skip: Option<ConnId>,
         now: u64,
         out: &mut impl Outbox,
     ) {
         let Some(room) = self.rooms.get_mut(key) else {
             return;
         };
-        let members = room.members.as_slice();
-        let mut recipients = members.iter().filter(|&&m| Some(m) != skip);
-        match (recipients.next(), recipients.next()) {
-            (None, _) => {}
-            (Some(&only), None) => {
-                let size_hint = event.size_hint(&room.name);
-                out.send_with(only, Delivery::Essential, size_hint, |json| {
-                    event.encode_into(&room.name, emotion_json, json)
-                });
-            }
-            (Some(_), Some(_)) => {
-                let json = &mut self.frame;
-                json.clear();
-                event.encode_into(&room.name, emotion_json, json);
-                // The wire writers produce UTF-8 only.
-                if let Ok(json) = std::str::from_utf8(json) {
-                    for &member in members {
-                        if Some(member) != skip {
-                            out.send(member, json, Delivery::Essential);
-                        }
-                    }
-                }
-            }
-        }
-        let (max_events, max_bytes) = (self.config.history_events, self.config.history_bytes);
-        let retention = room.history.push(event, max_events, max_bytes);
-        self.retained_events += retention.added;
-        self.retained_events -= retention.evicted;
-        room.last_event_at = now;
-        if room.idle_timer.is_none() && !room.history.is_empty() {
-            let timer = Timer::RoomIdle {
-                room: key,
-                generation: room.generation,
-            };
-            let idle_at = now.saturating_add(self.config.history_min_age_ms);
-            room.idle_timer = Some(self.timers.insert(idle_at, timer));
-        }
+        fan_out(room, event, None, None, &mut self.frame, out);
+        self.retained_events = retain(room, key, event, now, &self.config, &mut self.timers)
+            .applied_to(self.retained_events);
     }
 
     /// Adds `conn` to a shared room, announcing the user if this is their first connection.
@@ -799,7 +760,7 @@ impl ChatCore {
         let name = session.name.clone();
         // `member_room` found the membership; it is almost never typing, and then there is
         // nothing to turn off.
-        let typing = session.membership_mut(key).and_then(|m| m.typing.take());
+        let typing = session.take_typing(key);
         if let Some(timer) = typing {
             self.typing_went_off(conn, key, timer, out);
         }
@@ -817,6 +778,7 @@ impl ChatCore {
         let emotion = WireEmotion::from_scores(&self.scorer.score(text));
         // Encoded once for the sender's result and the room event.
         let emotion_json = EmotionJson::new(&emotion);
+        let ts = self.unix_ms_at_zero.saturating_add(now);
         let assigned;
         let id = match echo_id {
             Some(id) => id,
@@ -828,17 +790,20 @@ impl ChatCore {
         let from = sender_room
             .as_deref()
             .map(|room| room.strip_prefix(PRIVATE_PREFIX).unwrap_or(room));
-        let event = RoomEvent::message(
-            seq,
-            self.unix_ms_at_zero.saturating_add(now),
-            from,
-            name.as_deref(),
-            id,
-            text,
-            emotion,
+        let event = RoomEvent::message(seq, ts, from, name.as_deref(), id, text, emotion);
+        // The room stays borrowed to the end: published, retained and named in the result
+        // without another look-up.
+        fan_out(
+            target,
+            &event,
+            Some(&emotion_json),
+            Some(conn),
+            &mut self.frame,
+            out,
         );
-        self.publish_event(key, &event, Some(&emotion_json), Some(conn), now, out);
-        let room_name = &self.rooms[key].name;
+        self.retained_events = retain(target, key, &event, now, &self.config, &mut self.timers)
+            .applied_to(self.retained_events);
+        let room_name = &target.name;
         let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
         out.send_with(conn, Delivery::Essential, size_hint, |json| {
             wire::write_emotion_result(json, Some(id), room_name, Some(seq), &emotion_json)
@@ -1103,7 +1068,7 @@ impl ChatCore {
         let ts = self.unix_ms_at_zero.saturating_add(now);
         let event = RoomEvent::reply(seq, ts, &pending.in_reply_to, text, pending.emotion);
         let typing_off = wire::typing(&room.name, BOT_NAME, None, false);
-        self.publish_event(key, &event, None, None, now, out);
+        self.publish_event(key, &event, now, out);
         self.publish(key, &typing_off, None, Delivery::Droppable, out);
         self.release_if_unused(key);
     }
@@ -1246,6 +1211,87 @@ fn is_blank(text: &str) -> bool {
         Some(byte) if byte.is_ascii_graphic() => false,
         _ => text.trim().is_empty(),
     }
+}
+
+/// Sends a sequenced event to the room's members except `skip`. It is encoded only when one of
+/// them is there to get it now: straight into that member's output when there is one (a user's
+/// second tab), otherwise once into `frame`, the same bytes going to every member.
+/// `emotion_json`: a message's emotion, already encoded for its sender's result.
+#[inline(always)]
+fn fan_out(
+    room: &Room,
+    event: &RoomEvent<'_>,
+    emotion_json: Option<&EmotionJson>,
+    skip: Option<ConnId>,
+    frame: &mut Vec<u8>,
+    out: &mut impl Outbox,
+) {
+    // The usual case, settled before any call: the sender alone in their private room.
+    if let [only] = room.members.as_slice() {
+        if Some(*only) == skip {
+            return;
+        }
+    }
+    fan_out_to_members(room, event, emotion_json, skip, frame, out);
+}
+
+fn fan_out_to_members(
+    room: &Room,
+    event: &RoomEvent<'_>,
+    emotion_json: Option<&EmotionJson>,
+    skip: Option<ConnId>,
+    frame: &mut Vec<u8>,
+    out: &mut impl Outbox,
+) {
+    let members = room.members.as_slice();
+    let mut recipients = members.iter().filter(|&&m| Some(m) != skip);
+    match (recipients.next(), recipients.next()) {
+        (None, _) => {}
+        (Some(&only), None) => {
+            let size_hint = event.size_hint(&room.name);
+            out.send_with(only, Delivery::Essential, size_hint, |json| {
+                event.encode_into(&room.name, emotion_json, json)
+            });
+        }
+        (Some(_), Some(_)) => {
+            frame.clear();
+            event.encode_into(&room.name, emotion_json, frame);
+            // The wire writers produce UTF-8 only.
+            if let Ok(json) = std::str::from_utf8(frame) {
+                for &member in members {
+                    if Some(member) != skip {
+                        out.send(member, json, Delivery::Essential);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Retains `event` in the room's history for resume and arms the room's idle timer, which
+/// releases the history once the room has been quiet for `history_min_age_ms`.
+#[inline(always)]
+fn retain(
+    room: &mut Room,
+    key: RoomKey,
+    event: &RoomEvent<'_>,
+    now: u64,
+    config: &ChatConfig,
+    timers: &mut TimerWheel<Timer>,
+) -> history::Retention {
+    let retention = room
+        .history
+        .push(event, config.history_events, config.history_bytes);
+    room.last_event_at = now;
+    if room.idle_timer.is_none() && !room.history.is_empty() {
+        let timer = Timer::RoomIdle {
+            room: key,
+            generation: room.generation,
+        };
+        let idle_at = now.saturating_add(config.history_min_age_ms);
+        room.idle_timer = Some(timers.insert(idle_at, timer));
+    }
+    retention
 }
 
 fn send_error(

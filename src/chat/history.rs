@@ -59,6 +59,13 @@ pub struct Retention {
     pub evicted: usize,
 }
 
+impl Retention {
+    /// A count of retained events after this append.
+    pub fn applied_to(self, retained: usize) -> usize {
+        retained + self.added - self.evicted
+    }
+}
+
 /// Up to `max_events` events (fixed when the ring first allocates, at most 65,535) in at most
 /// `max_bytes` of records, newest kept. An event larger than `max_bytes` on its own is still
 /// kept, alone, so that the latest event can always be replayed. Holds no allocation while
@@ -169,7 +176,10 @@ impl HistoryRing {
                 evicted += 1;
             }
         };
-        let slot = (usize::from(self.first_slot) + self.len()) % usize::from(self.slots);
+        // The slot after the newest; below `2 * slots`, so one subtraction wraps it (cheaper
+        // than a division on every append).
+        let slot = usize::from(self.first_slot) + self.len();
+        let slot = slot.checked_sub(usize::from(self.slots)).unwrap_or(slot);
         let Some(record) = self.buffer.get_mut(at..at + length) else {
             // `free_run` only returns runs inside the buffer.
             return Retention { added: 0, evicted };
@@ -241,7 +251,7 @@ impl HistoryRing {
         let slots = usize::from(self.slots);
         let oldest = usize::from(self.first_slot);
         let after = self.head as usize + self.slot_length(oldest);
-        self.first_slot = ((oldest + 1) % slots) as u16;
+        self.first_slot = if oldest + 1 < slots { oldest + 1 } else { 0 } as u16;
         self.events -= 1;
         if self.events == 0 {
             let start = self.area_start() as u32;
@@ -335,7 +345,8 @@ fn area_for(needed: usize, max_bytes: usize) -> usize {
 
 /// Bytes of `event`'s record, when its lengths fit the header.
 fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
-    let length = match &event.body {
+    // The lengths of strings held in memory cannot overflow `usize` summed (a few at most).
+    let (id_len, length) = match &event.body {
         EventBody::Message {
             from,
             name,
@@ -343,30 +354,31 @@ fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
             text,
             ..
         } => {
-            u16::try_from(id.len()).ok()?;
-            u32::try_from(from.map_or(0, str::len)).ok()?;
-            u32::try_from(name.map_or(0, str::len)).ok()?;
             let stored = |part: Option<&str>| part.map_or(0, |part| LENGTH_BYTES + part.len());
-            MESSAGE_HEADER + stored(*from) + stored(*name) + id.len() + text.len()
+            let length = MESSAGE_HEADER + stored(*from) + stored(*name) + id.len() + text.len();
+            (id.len(), length)
         }
         EventBody::Reply {
             in_reply_to, text, ..
-        } => {
-            u16::try_from(in_reply_to.len()).ok()?;
-            REPLY_HEADER + in_reply_to.len() + text.len()
-        }
+        } => (
+            in_reply_to.len(),
+            REPLY_HEADER + in_reply_to.len() + text.len(),
+        ),
     };
-    // Well below `u32::MAX`, so that offsets past it still fit.
-    (length <= u32::MAX as usize / 2).then_some(length)
+    // Well below `u32::MAX`, so that offsets past it still fit; the stored lengths of `from` and
+    // `name` are then within `u32` too.
+    (id_len <= usize::from(u16::MAX) && length <= u32::MAX as usize / 2).then_some(length)
 }
 
-/// Writes `event` into `record`, which is exactly [`record_length`] bytes. Fixed-size pieces
-/// are written as such, so that only the strings cost a copy call.
+/// Writes `event` into `record`, which is exactly [`record_length`] bytes. The header goes
+/// straight into the record, field by field at fixed offsets, so that only the strings cost a
+/// copy call.
 fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
-    let mut header = [0u8; MESSAGE_HEADER];
+    let Some((header, mut rest)) = record.split_first_chunk_mut::<REPLY_HEADER>() else {
+        return;
+    };
     header[SEQ..SEQ + 8].copy_from_slice(&event.seq.to_le_bytes());
     header[TS..TS + 8].copy_from_slice(&event.ts.to_le_bytes());
-    let mut rest = record;
     match &event.body {
         EventBody::Message {
             from,
@@ -379,17 +391,24 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
                 | if name.is_some() { HAS_NAME } else { 0 };
             header[DOMINANT] = emotion.dominant.index() as u8;
             header[ID_LEN..ID_LEN + 2].copy_from_slice(&(id.len() as u16).to_le_bytes());
+            let Some((scores, after)) = rest.split_first_chunk_mut::<{ MESSAGE_HEADER - SCORES }>()
+            else {
+                return;
+            };
             for (index, score) in emotion.scores.iter().enumerate() {
-                let at = SCORES + 2 * index;
-                header[at..at + 2].copy_from_slice(&score.to_le_bytes());
+                scores[2 * index..2 * index + 2].copy_from_slice(&score.to_le_bytes());
             }
-            put(&mut rest, &header);
-            for part in [from, name].into_iter().flatten() {
-                put(&mut rest, &(part.len() as u32).to_le_bytes());
-            }
-            put(&mut rest, id.as_bytes());
-            for part in [from, name].into_iter().flatten() {
-                put(&mut rest, part.as_bytes());
+            rest = after;
+            if from.is_some() || name.is_some() {
+                for part in [from, name].into_iter().flatten() {
+                    put(&mut rest, &(part.len() as u32).to_le_bytes());
+                }
+                put(&mut rest, id.as_bytes());
+                for part in [from, name].into_iter().flatten() {
+                    put(&mut rest, part.as_bytes());
+                }
+            } else {
+                put(&mut rest, id.as_bytes());
             }
             put(&mut rest, text.as_bytes());
         }
@@ -402,7 +421,6 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
             header[DOMINANT] = emotion.index() as u8;
             let id_len = in_reply_to.len() as u16;
             header[ID_LEN..ID_LEN + 2].copy_from_slice(&id_len.to_le_bytes());
-            put(&mut rest, &header[..REPLY_HEADER]);
             put(&mut rest, in_reply_to.as_bytes());
             put(&mut rest, text.as_bytes());
         }

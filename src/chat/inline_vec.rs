@@ -24,6 +24,7 @@ impl<T: Copy + Default, const N: usize> InlineVec<T, N> {
         }
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[T] {
         match self {
             InlineVec::Inline { len, items } => &items[..usize::from(*len)],
@@ -31,6 +32,7 @@ impl<T: Copy + Default, const N: usize> InlineVec<T, N> {
         }
     }
 
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         match self {
             InlineVec::Inline { len, items } => &mut items[..usize::from(*len)],
@@ -38,10 +40,12 @@ impl<T: Copy + Default, const N: usize> InlineVec<T, N> {
         }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.as_slice().len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -18,14 +18,13 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use slab::Slab;
 
 use crate::emotion::Scorer;
-use crate::timer_wheel::TimerWheel;
+use crate::timer_wheel::{TimerKey, TimerWheel};
 use inline_vec::InlineVec;
 use limits::TokenBucket;
 use room::{parse_room_name, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX};
@@ -320,6 +319,11 @@ impl ChatCore {
             }
         };
         match (phase, message) {
+            // Its fields are borrowed by `on_message` and dropped here, each where it is known
+            // to be a `Cow` (almost always borrowed, so nothing to free).
+            (Phase::Live, ClientMessage::Message { id, text, room }) => {
+                self.on_message(conn, id.as_deref(), &text, room.as_deref(), now, out)
+            }
             (_, ClientMessage::Ping { t }) => {
                 out.send(conn, &wire::pong(t.as_ref()), Delivery::Essential)
             }
@@ -334,12 +338,9 @@ impl ChatCore {
                     ClientMessage::Message { id, .. } => id.as_deref(),
                     _ => None,
                 };
-                let id = id.filter(|id| id.chars().count() <= MAX_ID_CHARS);
+                let id = id.filter(|id| id_within_limit(id));
                 let message = "authenticate first with {\"type\":\"auth\",\"token\":...}";
                 send_error(out, conn, ErrorCode::NotAuthenticated, message, id, None);
-            }
-            (Phase::Live, ClientMessage::Message { id, text, room }) => {
-                self.on_message(conn, id, text, room, now, out)
             }
             (Phase::Live, ClientMessage::Typing { room, text }) => {
                 self.on_typing(conn, room.as_deref(), text.as_deref(), now, out)
@@ -590,52 +591,25 @@ impl ChatCore {
         }
     }
 
-    /// The room a `message`/`typing` addresses (`None` = the private room), if the connection
-    /// is a member.
+    /// The room a `message`/`typing` addresses (see [`member_room`]).
     fn member_room(
         &self,
         conn: ConnId,
         requested: Option<&str>,
     ) -> Result<RoomKey, (ErrorCode, &'static str)> {
-        let Some(session) = self.live_session(conn) else {
+        let Some(session) = self.session(conn) else {
             return Err((ErrorCode::NotAuthenticated, "not authenticated"));
         };
-        let Some(name) = requested else {
-            return Ok(session.private_room);
-        };
-        match self.room_access(session, name)? {
-            RoomAccess::OwnPrivate(key) | RoomAccess::Shared(Some(key)) => Ok(key),
-            RoomAccess::Shared(None) => Err((ErrorCode::NotMember, "join the room first")),
-        }
+        member_room(&self.rooms, &self.room_index, session, requested)
     }
 
-    /// Who may name which room, in one place for `message`, `typing`, `join` and `leave`: a
-    /// malformed name is `bad_room`, another user's private room is `forbidden`; otherwise the
-    /// session's own private room, or a shared room with its key when the session is a member.
+    /// See [`room_access`].
     fn room_access(
         &self,
         session: &Session,
         name: &str,
     ) -> Result<RoomAccess, (ErrorCode, &'static str)> {
-        match parse_room_name(name) {
-            None => Err((ErrorCode::BadRoom, BAD_ROOM_MESSAGE)),
-            Some(RoomName::Private(_)) if self.is_own_private_room(session, name) => {
-                Ok(RoomAccess::OwnPrivate(session.private_room))
-            }
-            Some(RoomName::Private(_)) => Err((ErrorCode::Forbidden, FORBIDDEN_MESSAGE)),
-            Some(RoomName::Shared(_)) => Ok(RoomAccess::Shared(
-                self.room_index
-                    .get(name)
-                    .copied()
-                    .filter(|&key| session.is_member(key)),
-            )),
-        }
-    }
-
-    fn is_own_private_room(&self, session: &Session, name: &str) -> bool {
-        self.rooms
-            .get(session.private_room)
-            .is_some_and(|room| *room.name == *name)
+        room_access(&self.rooms, &self.room_index, session, name)
     }
 
     /// The fan-out seam: delivers `json` to the room's local members except `skip`. A remote
@@ -658,58 +632,21 @@ impl ChatCore {
         }
     }
 
-    /// Publishes a sequenced room event and retains it for resume. It is encoded only when a
-    /// member other than `skip` is there to get it now: straight into that member's output when
-    /// there is one (a user's second tab), otherwise once, the same bytes going to every member.
-    /// `emotion_json`: a message's emotion, already encoded for its sender's result.
+    /// Publishes a sequenced room event and retains it for resume (see [`fan_out`] and
+    /// [`retain`]).
     fn publish_event(
         &mut self,
         key: RoomKey,
         event: &RoomEvent<'_>,
-        emotion_json: Option<&EmotionJson>,
-        skip: Option<ConnId>,
         now: u64,
         out: &mut impl Outbox,
     ) {
-        let Some(room) = self.rooms.get(key) else {
-            return;
-        };
-        let mut recipients = room.members.as_slice().iter().filter(|&&m| Some(m) != skip);
-        match (recipients.next(), recipients.next()) {
-            (None, _) => {}
-            (Some(&only), None) => {
-                let size_hint = event.size_hint(&room.name);
-                out.send_with(only, Delivery::Essential, size_hint, |json| {
-                    event.encode_into(&room.name, emotion_json, json)
-                });
-            }
-            (Some(_), Some(_)) => {
-                let mut json = std::mem::take(&mut self.frame);
-                json.clear();
-                event.encode_into(&room.name, emotion_json, &mut json);
-                // The wire writers produce UTF-8 only.
-                if let Ok(json) = std::str::from_utf8(&json) {
-                    self.publish(key, json, skip, Delivery::Essential, out);
-                }
-                self.frame = json;
-            }
-        }
-        let (max_events, max_bytes) = (self.config.history_events, self.config.history_bytes);
-        let idle_after = self.config.history_min_age_ms;
         let Some(room) = self.rooms.get_mut(key) else {
             return;
         };
-        let retention = room.history.push(event, max_events, max_bytes);
-        self.retained_events += retention.added;
-        self.retained_events -= retention.evicted;
-        room.last_event_at = now;
-        if room.idle_timer.is_none() && !room.history.is_empty() {
-            let timer = Timer::RoomIdle {
-                room: key,
-                generation: room.generation,
-            };
-            room.idle_timer = Some(self.timers.insert(now.saturating_add(idle_after), timer));
-        }
+        fan_out(room, event, None, None, &mut self.frame, out);
+        self.retained_events = retain(room, key, event, now, &self.config, &mut self.timers)
+            .applied_to(self.retained_events);
     }
 
     /// Adds `conn` to a shared room, announcing the user if this is their first connection.
@@ -783,17 +720,16 @@ impl ChatCore {
     fn on_message(
         &mut self,
         conn: ConnId,
-        id: Option<Cow<'_, str>>,
-        text: Cow<'_, str>,
-        room: Option<Cow<'_, str>>,
+        id: Option<&str>,
+        text: &str,
+        room: Option<&str>,
         now: u64,
         out: &mut impl Outbox,
     ) {
-        let echo_id = id
-            .as_deref()
-            .filter(|id| id.chars().count() <= MAX_ID_CHARS);
+        let echo_id = id.filter(|id| id_within_limit(id));
         let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
-        let Some(session) = self.session_mut(conn) else {
+        // The session is looked up once: the room checks below borrow only the rooms.
+        let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
             return;
         };
         if !session.bucket.try_take(now, rate, burst) {
@@ -804,7 +740,7 @@ impl ChatCore {
             let message = format!("id is longer than {MAX_ID_CHARS} characters");
             return send_error(out, conn, ErrorCode::BadRequest, &message, None, None);
         }
-        if text.trim().is_empty() {
+        if is_blank(text) {
             let message = "text is empty";
             return send_error(out, conn, ErrorCode::BadRequest, message, echo_id, None);
         }
@@ -813,25 +749,36 @@ impl ChatCore {
             let message = format!("text is longer than {max_chars} characters");
             return send_error(out, conn, ErrorCode::TextTooLong, &message, echo_id, None);
         }
-        let key = match self.member_room(conn, room.as_deref()) {
+        let key = match member_room(&self.rooms, &self.room_index, session, room) {
             Ok(key) => key,
             Err((code, message)) => {
-                let room = room.as_deref().map(|r| wire::truncate_chars(r, 80));
+                let room = room.map(|r| wire::truncate_chars(r, 80));
                 return send_error(out, conn, code, message, echo_id, room);
             }
         };
+        let private_room = session.private_room;
+        let name = session.name.clone();
+        // `member_room` found the membership; it is almost never typing, and then there is
+        // nothing to turn off.
+        let typing = session.take_typing(key);
+        if let Some(timer) = typing {
+            self.typing_went_off(conn, key, timer, out);
+        }
+        // In a private room the sender is the room's own user, named by the room.
+        let sender_room = (key != private_room).then(|| self.rooms[private_room].name.clone());
+        let Some(target) = self.rooms.get_mut(key) else {
+            return;
+        };
         // The history record's lines are cold; they can arrive while the text is scored.
-        let id_len = echo_id.map_or(0, str::len);
-        self.rooms[key].history.prepare_message(id_len, text.len());
-        let emotion = WireEmotion::from_scores(&self.scorer.score(&text));
+        target
+            .history
+            .prepare_message(echo_id.map_or(0, str::len), text.len());
+        target.last_seq += 1;
+        let seq = target.last_seq;
+        let emotion = WireEmotion::from_scores(&self.scorer.score(text));
         // Encoded once for the sender's result and the room event.
         let emotion_json = EmotionJson::new(&emotion);
-        self.stop_typing(conn, key, out);
-        let seq = {
-            let room = &mut self.rooms[key];
-            room.last_seq += 1;
-            room.last_seq
-        };
+        let ts = self.unix_ms_at_zero.saturating_add(now);
         let assigned;
         let id = match echo_id {
             Some(id) => id,
@@ -840,27 +787,23 @@ impl ChatCore {
                 &assigned
             }
         };
-        let Some(session) = self.live_session(conn) else {
-            return;
-        };
-        let private_room = session.private_room;
-        let name = session.name.clone();
-        // In a private room the sender is the room's own user, named by the room.
-        let sender_room = (key != private_room).then(|| self.rooms[private_room].name.clone());
         let from = sender_room
             .as_deref()
             .map(|room| room.strip_prefix(PRIVATE_PREFIX).unwrap_or(room));
-        let event = RoomEvent::message(
-            seq,
-            self.unix_ms_at_zero.saturating_add(now),
-            from,
-            name.as_deref(),
-            id,
-            &text,
-            emotion,
+        let event = RoomEvent::message(seq, ts, from, name.as_deref(), id, text, emotion);
+        // The room stays borrowed to the end: published, retained and named in the result
+        // without another look-up.
+        fan_out(
+            target,
+            &event,
+            Some(&emotion_json),
+            Some(conn),
+            &mut self.frame,
+            out,
         );
-        self.publish_event(key, &event, Some(&emotion_json), Some(conn), now, out);
-        let room_name = &self.rooms[key].name;
+        self.retained_events = retain(target, key, &event, now, &self.config, &mut self.timers)
+            .applied_to(self.retained_events);
+        let room_name = &target.name;
         let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
         out.send_with(conn, Delivery::Essential, size_hint, |json| {
             wire::write_emotion_result(json, Some(id), room_name, Some(seq), &emotion_json)
@@ -1042,15 +985,16 @@ impl ChatCore {
         }
     }
 
-    /// Turns `conn`'s indicator in the room off, if it is on.
-    fn stop_typing(&mut self, conn: ConnId, key: RoomKey, out: &mut impl Outbox) {
-        let Some(timer) = self
-            .session_mut(conn)
-            .and_then(|s| s.membership_mut(key))
-            .and_then(|m| m.typing.take())
-        else {
-            return;
-        };
+    /// Announces that `conn`'s indicator in the room went off, its `timer` having been taken
+    /// from the membership.
+    #[cold]
+    fn typing_went_off(
+        &mut self,
+        conn: ConnId,
+        key: RoomKey,
+        timer: TimerKey,
+        out: &mut impl Outbox,
+    ) {
         self.timers.cancel(timer);
         if let Some(json) = self.typing_json(conn, key, false) {
             self.publish(key, &json, Some(conn), Delivery::Droppable, out);
@@ -1124,7 +1068,7 @@ impl ChatCore {
         let ts = self.unix_ms_at_zero.saturating_add(now);
         let event = RoomEvent::reply(seq, ts, &pending.in_reply_to, text, pending.emotion);
         let typing_off = wire::typing(&room.name, BOT_NAME, None, false);
-        self.publish_event(key, &event, None, None, now, out);
+        self.publish_event(key, &event, now, out);
         self.publish(key, &typing_off, None, Delivery::Droppable, out);
         self.release_if_unused(key);
     }
@@ -1205,6 +1149,150 @@ enum RoomAccess {
 
 const BAD_ROOM_MESSAGE: &str = "room names are user:<id> or match [a-z0-9_-]{1,64}";
 const FORBIDDEN_MESSAGE: &str = "that is another user's private room";
+
+/// The room a `message`/`typing` addresses (`None` = the private room), if the live `session`
+/// is a member. Takes the rooms rather than the core, so that a caller can hold the session.
+fn member_room(
+    rooms: &Slab<Room>,
+    room_index: &HashMap<Rc<str>, RoomKey>,
+    session: &Session,
+    requested: Option<&str>,
+) -> Result<RoomKey, (ErrorCode, &'static str)> {
+    if session.phase != Phase::Live {
+        return Err((ErrorCode::NotAuthenticated, "not authenticated"));
+    }
+    let Some(name) = requested else {
+        return Ok(session.private_room);
+    };
+    match room_access(rooms, room_index, session, name)? {
+        RoomAccess::OwnPrivate(key) | RoomAccess::Shared(Some(key)) => Ok(key),
+        RoomAccess::Shared(None) => Err((ErrorCode::NotMember, "join the room first")),
+    }
+}
+
+/// Who may name which room, in one place for `message`, `typing`, `join` and `leave`: a
+/// malformed name is `bad_room`, another user's private room is `forbidden`; otherwise the
+/// session's own private room, or a shared room with its key when the session is a member.
+fn room_access(
+    rooms: &Slab<Room>,
+    room_index: &HashMap<Rc<str>, RoomKey>,
+    session: &Session,
+    name: &str,
+) -> Result<RoomAccess, (ErrorCode, &'static str)> {
+    match parse_room_name(name) {
+        None => Err((ErrorCode::BadRoom, BAD_ROOM_MESSAGE)),
+        Some(RoomName::Private(_))
+            if rooms
+                .get(session.private_room)
+                .is_some_and(|room| *room.name == *name) =>
+        {
+            Ok(RoomAccess::OwnPrivate(session.private_room))
+        }
+        Some(RoomName::Private(_)) => Err((ErrorCode::Forbidden, FORBIDDEN_MESSAGE)),
+        Some(RoomName::Shared(_)) => Ok(RoomAccess::Shared(
+            room_index
+                .get(name)
+                .copied()
+                .filter(|&key| session.is_member(key)),
+        )),
+    }
+}
+
+/// Whether an id has at most [`MAX_ID_CHARS`] characters. A character takes at least a byte, so
+/// the characters are counted only for ids longer than that in bytes.
+fn id_within_limit(id: &str) -> bool {
+    id.len() <= MAX_ID_CHARS || id.chars().count() <= MAX_ID_CHARS
+}
+
+/// Whether `text` is empty or whitespace only, as `str::trim` sees it. A message almost always
+/// starts with a visible ASCII character, which settles it without trimming.
+fn is_blank(text: &str) -> bool {
+    match text.as_bytes().first() {
+        Some(byte) if byte.is_ascii_graphic() => false,
+        _ => text.trim().is_empty(),
+    }
+}
+
+/// Sends a sequenced event to the room's members except `skip`. It is encoded only when one of
+/// them is there to get it now: straight into that member's output when there is one (a user's
+/// second tab), otherwise once into `frame`, the same bytes going to every member.
+/// `emotion_json`: a message's emotion, already encoded for its sender's result.
+#[inline(always)]
+fn fan_out(
+    room: &Room,
+    event: &RoomEvent<'_>,
+    emotion_json: Option<&EmotionJson>,
+    skip: Option<ConnId>,
+    frame: &mut Vec<u8>,
+    out: &mut impl Outbox,
+) {
+    // The usual case, settled before any call: the sender alone in their private room.
+    if let [only] = room.members.as_slice() {
+        if Some(*only) == skip {
+            return;
+        }
+    }
+    fan_out_to_members(room, event, emotion_json, skip, frame, out);
+}
+
+fn fan_out_to_members(
+    room: &Room,
+    event: &RoomEvent<'_>,
+    emotion_json: Option<&EmotionJson>,
+    skip: Option<ConnId>,
+    frame: &mut Vec<u8>,
+    out: &mut impl Outbox,
+) {
+    let members = room.members.as_slice();
+    let mut recipients = members.iter().filter(|&&m| Some(m) != skip);
+    match (recipients.next(), recipients.next()) {
+        (None, _) => {}
+        (Some(&only), None) => {
+            let size_hint = event.size_hint(&room.name);
+            out.send_with(only, Delivery::Essential, size_hint, |json| {
+                event.encode_into(&room.name, emotion_json, json)
+            });
+        }
+        (Some(_), Some(_)) => {
+            frame.clear();
+            event.encode_into(&room.name, emotion_json, frame);
+            // The wire writers produce UTF-8 only.
+            if let Ok(json) = std::str::from_utf8(frame) {
+                for &member in members {
+                    if Some(member) != skip {
+                        out.send(member, json, Delivery::Essential);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Retains `event` in the room's history for resume and arms the room's idle timer, which
+/// releases the history once the room has been quiet for `history_min_age_ms`.
+#[inline(always)]
+fn retain(
+    room: &mut Room,
+    key: RoomKey,
+    event: &RoomEvent<'_>,
+    now: u64,
+    config: &ChatConfig,
+    timers: &mut TimerWheel<Timer>,
+) -> history::Retention {
+    let retention = room
+        .history
+        .push(event, config.history_events, config.history_bytes);
+    room.last_event_at = now;
+    if room.idle_timer.is_none() && !room.history.is_empty() {
+        let timer = Timer::RoomIdle {
+            room: key,
+            generation: room.generation,
+        };
+        let idle_at = now.saturating_add(config.history_min_age_ms);
+        room.idle_timer = Some(timers.insert(idle_at, timer));
+    }
+    retention
+}
 
 fn send_error(
     out: &mut impl Outbox,

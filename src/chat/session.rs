@@ -38,11 +38,23 @@ pub struct Session {
 }
 
 impl Session {
+    #[inline]
     pub fn membership_mut(&mut self, room: RoomKey) -> Option<&mut Membership> {
         self.rooms
             .as_mut_slice()
             .iter_mut()
             .find(|m| m.room == room)
+    }
+
+    /// Takes the timer of this connection's typing indicator in `room`, if it is on.
+    #[inline(always)]
+    pub fn take_typing(&mut self, room: RoomKey) -> Option<TimerKey> {
+        let memberships = self.rooms.as_mut_slice();
+        memberships
+            .iter_mut()
+            .find(|m| m.room == room)?
+            .typing
+            .take()
     }
 
     pub fn is_member(&self, room: RoomKey) -> bool {

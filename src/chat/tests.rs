@@ -831,6 +831,83 @@ fn text_length_is_counted_in_characters() {
 }
 
 #[test]
+fn ids_are_limited_in_characters_not_bytes() {
+    let mut h = Harness::without_bot();
+    h.core.open(9, None, 0, &mut h.out);
+    h.connect(1, "alice");
+    h.connect(2, "alice");
+    // 64 characters in 64, 128 and 256 bytes are all within the limit; 65 are not.
+    let within = ["a".repeat(64), "é".repeat(64), "🎉".repeat(64)];
+    for id in &within {
+        h.send(1, json!({"type": "message", "id": id, "text": "hi"}));
+    }
+    for id in ["a".repeat(65), "é".repeat(65)] {
+        h.send(1, json!({"type": "message", "id": id, "text": "hi"}));
+        h.send(9, json!({"type": "message", "id": id, "text": "hi"}));
+    }
+    h.send(
+        9,
+        json!({"type": "message", "id": "é".repeat(64), "text": "hi"}),
+    );
+    let sent = h.drain();
+    let results = of_type(&sent, 1, "emotion");
+    let events = of_type(&sent, 2, "message");
+    assert_eq!((results.len(), events.len()), (3, 3));
+    for ((result, event), id) in results.iter().zip(&events).zip(&within) {
+        assert_eq!(result["id"], id.as_str());
+        assert_eq!(event["id"], id.as_str());
+    }
+    let errors: Vec<&Value> = sent
+        .iter()
+        .map(|s| &s.json)
+        .filter(|j| j["type"] == "error")
+        .collect();
+    let codes: Vec<&str> = errors.iter().map(|e| error_code(e)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            "bad_request",
+            "not_authenticated",
+            "bad_request",
+            "not_authenticated",
+            "not_authenticated"
+        ]
+    );
+    // Over-long ids are never echoed; one at the limit is, even before authentication.
+    assert!(errors[..4].iter().all(|e| e.get("id").is_none()));
+    assert_eq!(errors[4]["id"], "é".repeat(64));
+    // The history keeps the ids as sent.
+    h.send(2, json!({"type": "join", "room": "user:alice", "since": 1}));
+    let replayed = of_type(&h.drain(), 2, "message")
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(replayed, within[1..].to_vec());
+}
+
+#[test]
+fn texts_of_whitespace_only_are_empty_whatever_the_whitespace() {
+    let mut h = Harness::without_bot();
+    h.connect(1, "alice");
+    for text in ["", " ", "\t\r\n ", "\u{a0}", "\u{3000}\u{2028}"] {
+        h.send(1, json!({"type": "message", "id": "blank", "text": text}));
+    }
+    for text in [" hi", "\u{a0}hi", "\u{3000}.", "é", "\u{200b}"] {
+        h.send(1, json!({"type": "message", "id": "seen", "text": text}));
+    }
+    let sent = h.drain();
+    assert_eq!(sent.len(), 10);
+    for blank in &sent[..5] {
+        assert_eq!(error_code(&blank.json), "bad_request");
+        assert_eq!(blank.json["id"], "blank");
+    }
+    for seen in &sent[5..] {
+        assert_eq!(seen.json["type"], "emotion", "{:?}", seen.json);
+        assert_eq!(seen.json["id"], "seen");
+    }
+}
+
+#[test]
 fn bad_input_gets_errors_and_the_connection_stays_usable() {
     let mut h = Harness::without_bot();
     h.connect(1, "alice");

@@ -142,6 +142,18 @@ impl Entry {
         self.flags & !(NEGATOR | BOOSTS | WIDE)
     }
 
+    /// The key's bytes 8 to 15 as a little-endian word, zero past the key's end, for a key of
+    /// nine to sixteen bytes (`KEY_BYTES` ends in zero padding, so the read stays inside it).
+    #[inline(always)]
+    fn second_word(&self) -> u64 {
+        let start = self.key_start as usize + 8;
+        let stored = KEY_BYTES
+            .get(start..)
+            .and_then(|rest| rest.first_chunk::<8>())
+            .map_or(0, |bytes| u64::from_le_bytes(*bytes));
+        stored & (u64::MAX >> (8 * (16 - usize::from(self.key_len)).min(7)))
+    }
+
     fn key(&self) -> &'static [u8] {
         let start = self.key_start as usize;
         KEY_BYTES
@@ -224,6 +236,34 @@ pub(crate) fn lookup_short_word(word: u64) -> Option<&'static Entry> {
     loop {
         let entry = &SLOTS[slot];
         if entry.key_prefix == word {
+            return Some(entry);
+        }
+        if entry.key_len == 0 {
+            return None;
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/// [`lookup_words`] for a key of eight to sixteen bytes, held in two zero-padded little-endian
+/// words (the second zero for eight bytes), as the scoring loop reads the longer common words:
+/// no array, and no loop over the words. The first word has no zero byte, so an empty slot
+/// (all zeros) never matches it and the match is tested first; past the first word, the key's
+/// bytes are read from `KEY_BYTES` only for a slot whose first word and length agree.
+#[inline(always)]
+pub(crate) fn lookup_two_words(first: u64, second: u64, len: usize) -> Option<&'static Entry> {
+    let mut hash = key_hash_step(0, first);
+    if len > 8 {
+        hash = key_hash_step(hash, second);
+    }
+    let mask = SLOTS.len() - 1;
+    let mut slot = key_slot(hash, SLOT_BITS);
+    loop {
+        let entry = &SLOTS[slot];
+        if entry.key_prefix == first
+            && usize::from(entry.key_len) == len
+            && (len == 8 || entry.second_word() == second)
+        {
             return Some(entry);
         }
         if entry.key_len == 0 {
@@ -422,6 +462,14 @@ mod tests {
             } else if key.len() > 8 {
                 long_keys += 1;
             }
+            if (8..=16).contains(&key.len()) {
+                let words = as_words(key);
+                let found = lookup_two_words(words[0], words[1], key.len());
+                assert_eq!(
+                    found.map(|e| e as *const Entry),
+                    Some(entry as *const Entry)
+                );
+            }
         }
         assert!(long_keys > 1000, "only {long_keys} keys longer than a word");
         // Keys that differ from a lexicon key only past the first word, or only in length.
@@ -437,10 +485,16 @@ mod tests {
                 *last = b'q';
             }
             assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            let two = |key: &[u8]| lookup_two_words(as_words(key)[0], as_words(key)[1], key.len());
+            assert!(two(&near).is_none());
             near.push(b's');
             assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            assert!(two(&near).is_none());
             let shorter = &key[..key.len() - 1];
             assert!(lookup_words(&as_words(shorter), shorter.len()).is_none());
+            if shorter.len() >= 8 {
+                assert!(two(shorter).is_none(), "{shorter:?}");
+            }
             // Their first seven bytes, which share the longer key's first word but one byte.
             let start = &key[..7];
             assert_eq!(

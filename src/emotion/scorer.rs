@@ -13,7 +13,7 @@ use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
 use super::lexicon::{self, Entry};
 use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
-    PlainWord, Token, Tokenizer, WordChunk, WordShape, WordStart,
+    PlainWord, Token, Tokenizer, WordShape, WordStart,
 };
 use super::{softmax, Emotion, Scores};
 
@@ -250,7 +250,7 @@ impl Scorer {
     fn words(&self, pass: &mut Pass, text: &str, mut pos: usize) -> usize {
         let bytes = text.as_bytes();
         loop {
-            let (end, next) = match read_word_start(bytes, pos) {
+            let word = match read_word_start(bytes, pos) {
                 // After a space: the dispatch's.
                 WordStart::None => return pos,
                 WordStart::Short(word) => {
@@ -259,45 +259,51 @@ impl Scorer {
                     if !self.read_word(pass, text, entry, unknown_flags, || word.shape()) {
                         return self.general_token(pass, text, pos);
                     }
-                    // The common case, on its own path rather than through the join below.
+                    // The common case, on its own path rather than through the joins below.
                     if word.next != b' ' {
                         return word.end;
                     }
                     pos = word.end + 1;
                     continue;
                 }
-                WordStart::Longer(first) => {
-                    let (read, end, next) = self.longer_word(*pass, text, pos, first);
-                    *pass = read;
-                    (end, next)
-                }
+                WordStart::Longer(first) => match read_two_chunk_word(bytes, pos, first) {
+                    Some(word) => word,
+                    None => {
+                        let (read, end, next) = self.long_word(*pass, text, pos);
+                        *pass = read;
+                        if next != b' ' {
+                            return end;
+                        }
+                        pos = end + 1;
+                        continue;
+                    }
+                },
             };
-            if next != b' ' {
-                return end;
+            // A word of eight to sixteen bytes (one in ten): in the loop too, with a probe of
+            // its own.
+            let entry = lexicon::lookup_two_words(word.key[0], word.key[1], word.len);
+            let unknown_flags = || word.unknown_key_flags();
+            if !self.read_word(pass, text, entry, unknown_flags, || word.shape()) {
+                return self.general_token(pass, text, pos);
             }
-            pos = end + 1;
+            if word.next != b' ' {
+                return word.end;
+            }
+            pos = word.end + 1;
         }
     }
 
-    /// The word at `pos` that [`read_word_start`] found longer than its first chunk: weighs it
+    /// The word at `pos` that neither [`read_word_start`] nor [`read_two_chunk_word`] finished
+    /// (over sixteen bytes, or with an apostrophe where a chunk ends or a curly one): weighs it
     /// and returns the pass, where the text continues and the byte there (zero if the general
     /// reader took over, which [`Scorer::words`] then must not look past). Out of the loop,
-    /// with the pass by value: the loop's registers are saved for this call only when it is
-    /// made, one word in ten.
+    /// with the pass by value, and cold: the loop's registers are saved for this call only when
+    /// it is made.
+    #[cold]
     #[inline(never)]
-    fn longer_word(
-        &self,
-        mut pass: Pass,
-        text: &str,
-        pos: usize,
-        first: WordChunk,
-    ) -> (Pass, usize, u8) {
+    fn long_word(&self, mut pass: Pass, text: &str, pos: usize) -> (Pass, usize, u8) {
         let bytes = text.as_bytes();
-        let word = match read_two_chunk_word(bytes, pos, first) {
-            Some(word) => Some(word),
-            None => read_long_word(bytes, pos),
-        };
-        match word.and_then(|word| self.plain_word(&mut pass, text, &word)) {
+        match read_long_word(bytes, pos).and_then(|word| self.plain_word(&mut pass, text, &word)) {
             Some(end) => (pass, end, bytes.get(end).copied().unwrap_or_default()),
             // Elongated or over-long: the general reader's.
             None => {
@@ -371,7 +377,7 @@ impl Scorer {
         }
     }
 
-    /// A word read by [`read_two_chunk_word`] or [`read_long_word`]: weighs it and returns where
+    /// A word read by [`read_long_word`]: weighs it and returns where
     /// the text continues, or `None` if it is elongated (the general reader collapses the run).
     #[inline(always)]
     fn plain_word(&self, pass: &mut Pass, text: &str, word: &PlainWord) -> Option<usize> {

@@ -559,18 +559,6 @@ impl WordChunk {
             taken,
         }
     }
-
-    /// One bit in each byte that is an upper-case letter (see [`upper_case_letters`]).
-    #[inline(always)]
-    fn upper(&self) -> u64 {
-        upper_case_letters(self.key, self.written)
-    }
-
-    /// One bit in each byte that is a lower-case letter (see [`lower_case_letters`]).
-    #[inline(always)]
-    fn lower(&self) -> u64 {
-        lower_case_letters(self.written)
-    }
 }
 
 /// Bit 5 of each upper-case letter among a word's bytes, given them lowercased (`key`) and as
@@ -672,12 +660,6 @@ fn word_chunk_swar(v: u64) -> WordChunk {
     WordChunk::new(v | (ONES * 0x20), v, taken)
 }
 
-/// Whether a word ends at `bytes[end]`, or an apostrophe there may continue it.
-#[inline(always)]
-fn apostrophe_may_follow(bytes: &[u8], end: usize) -> bool {
-    matches!(bytes.get(end), Some(b'\'' | 0xE2))
-}
-
 /// A word that ends inside the first eight bytes it starts: the common case, kept in registers.
 pub(crate) struct ShortWord {
     /// The key (lowercased, apostrophes as `'`) as a zero-padded little-endian word.
@@ -743,8 +725,11 @@ pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
         return WordStart::None;
     }
     // The byte after the word, from the chunk (zero past the text, as `load_chunk` pads it).
+    // When all eight bytes are taken, the shift wraps to zero and this is the word's first byte.
     let next = v.wrapping_shr(8 * first.taken as u32) as u8;
-    if first.taken == 8 || matches!(next, b'\'' | 0xE2) {
+    // A space, after most words, settles it with one test: the word ended in this chunk (a
+    // full chunk would give its first byte, a word byte) and no apostrophe continues it.
+    if next != b' ' && (first.taken == 8 || matches!(next, b'\'' | 0xE2)) {
         // An apostrophe there may continue the word.
         return WordStart::Longer(first);
     }
@@ -757,6 +742,55 @@ pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
     })
 }
 
+/// A word of eight to sixteen bytes with straight apostrophes at most, read by
+/// [`read_two_chunk_word`] without a loop, and kept in registers like a [`ShortWord`].
+pub(crate) struct TwoChunkWord {
+    /// The key (lowercased, apostrophes as `'`) as two zero-padded little-endian words; the
+    /// second is zero for a word of eight bytes.
+    pub(crate) key: [u64; 2],
+    /// The word's bytes as written, zero-padded likewise (see [`ShortWord::shape`]).
+    written: [u64; 2],
+    /// Key length in bytes, 8 to 15.
+    pub(crate) len: usize,
+    /// Where the text continues after the word.
+    pub(crate) end: usize,
+    /// The byte at `end`, or zero at the end of the text.
+    pub(crate) next: u8,
+}
+
+impl TwoChunkWord {
+    /// How the word was written, as for [`ShortWord::shape`]. The second chunk's upper-case bits
+    /// move down one place, so that the two chunks' bits stay apart and one test counts two.
+    #[inline(always)]
+    pub(crate) fn shape(&self) -> WordShape {
+        let upper = upper_case_letters(self.key[0], self.written[0])
+            | upper_case_letters(self.key[1], self.written[1]) >> 1;
+        let lower = lower_case_letters(self.written[0]) | lower_case_letters(self.written[1]);
+        WordShape::new(
+            false,
+            upper & upper.wrapping_sub(1) != 0 && lower == 0,
+            false,
+        )
+    }
+
+    /// The word as [`read_long_word`] gives it.
+    pub(crate) fn plain(&self) -> PlainWord {
+        PlainWord {
+            words: [self.key[0], self.key[1], 0, 0],
+            len: self.len,
+            end: self.end,
+            shape: self.shape(),
+        }
+    }
+
+    /// The [`key_flags`](super::key_flags) of a word not found in the lexicon (see
+    /// [`PlainWord::unknown_key_flags`]).
+    #[cold]
+    pub(crate) fn unknown_key_flags(&self) -> u8 {
+        self.plain().unknown_key_flags()
+    }
+}
+
 /// The rest of [`read_word_start`]'s word when it was [`WordStart::Longer`], given its first
 /// chunk, if the word ends within a second chunk and has straight apostrophes at most: sixteen
 /// bytes without a loop. `None` otherwise: then [`read_long_word`] reads it.
@@ -765,26 +799,24 @@ pub(crate) fn read_two_chunk_word(
     bytes: &[u8],
     start: usize,
     first: WordChunk,
-) -> Option<PlainWord> {
+) -> Option<TwoChunkWord> {
     if first.taken < 8 {
         return None;
     }
     let end = start + 8;
-    let second = word_chunk(load_chunk(bytes, end));
-    let end = end + second.taken;
-    if second.taken == 8 || apostrophe_may_follow(bytes, end) {
+    let v = load_chunk(bytes, end);
+    let second = word_chunk(v);
+    // (Below eight bytes taken, the shift does not wrap: this is the byte after the word.)
+    let next = v.wrapping_shr(8 * second.taken as u32) as u8;
+    if second.taken == 8 || matches!(next, b'\'' | 0xE2) {
         return None;
     }
-    let (first_upper, second_upper) = (first.upper(), second.upper());
-    let two_uppers = first_upper & first_upper.wrapping_sub(1) != 0
-        || second_upper & second_upper.wrapping_sub(1) != 0
-        || (first_upper != 0 && second_upper != 0);
-    let any_lower = (first.lower() | second.lower()) != 0;
-    Some(PlainWord {
-        words: [first.key, second.key, 0, 0],
+    Some(TwoChunkWord {
+        key: [first.key, second.key],
+        written: [first.written, second.written],
         len: 8 + second.taken,
-        end,
-        shape: WordShape::new(false, two_uppers && !any_lower, false),
+        end: end + second.taken,
+        next,
     })
 }
 
@@ -1050,7 +1082,10 @@ mod tests {
                 },
                 WordStart::Longer(first) => {
                     let two_chunks = read_two_chunk_word(text.as_bytes(), 0, first);
-                    match two_chunks.or_else(|| read_long_word(text.as_bytes(), 0)) {
+                    match two_chunks
+                        .map(|word| word.plain())
+                        .or_else(|| read_long_word(text.as_bytes(), 0))
+                    {
                         Some(word) => word,
                         None => continue, // declined: the byte-wise reader handles it
                     }

@@ -463,20 +463,25 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// every word, so the last word of a text needs no special case).
 #[inline(always)]
 fn load_chunk(bytes: &[u8], start: usize) -> u64 {
-    let read = |at: usize| {
-        let mut word = [0u8; 8];
-        if let Some(chunk) = bytes.get(at..at + 8) {
-            word.copy_from_slice(chunk);
-        }
-        u64::from_le_bytes(word)
-    };
-    if start + 8 <= bytes.len() {
-        return read(start);
+    // One comparison with a bound computed once per text, and no other: as far as the compiler
+    // knows `start + 8` could overflow, and a slice of the eight bytes cost two more tests.
+    if start < bytes.len().saturating_sub(7) {
+        // SAFETY: `start + 8 <= bytes.len()`, so the eight bytes read are inside `bytes`;
+        // `read_unaligned` has no alignment requirement.
+        let chunk = unsafe { bytes.as_ptr().add(start).cast::<[u8; 8]>().read_unaligned() };
+        return u64::from_le_bytes(chunk);
     }
     // Near the end: the text's last eight bytes, shifted down so that `start` comes first.
+    // (Out of line, this path cost more than it saved: the call made the loop save registers.)
     if let Some(last_eight) = bytes.len().checked_sub(8) {
+        let mut word = [0u8; 8];
+        if let Some(chunk) = bytes.get(last_eight..) {
+            word.copy_from_slice(chunk);
+        }
         let skipped = start.saturating_sub(last_eight) as u32;
-        return read(last_eight).checked_shr(8 * skipped).unwrap_or(0);
+        return u64::from_le_bytes(word)
+            .checked_shr(8 * skipped)
+            .unwrap_or(0);
     }
     // A text shorter than eight bytes.
     let mut word = 0u64;
@@ -589,24 +594,26 @@ static LEADING_BYTES: [u64; 33] = {
 
 /// Reads one chunk of a word, the eight bytes of `v` (little-endian): with SSE2 (on every x86-64
 /// CPU), a dozen vector instructions classify all eight bytes at once; elsewhere, SWAR
-/// arithmetic on the `u64`.
+/// arithmetic on the `u64`. With `starts_word`, the chunk is a word's first: an apostrophe in
+/// its first byte takes nothing (it continues words, never starts one), which the
+/// classification folds in for one instruction rather than a test and branch of its own.
 #[inline(always)]
-fn word_chunk(v: u64) -> WordChunk {
+fn word_chunk(v: u64, starts_word: bool) -> WordChunk {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         // SAFETY: the one requirement of `word_chunk_sse2` is SSE2, which this build targets.
-        unsafe { word_chunk_sse2(v) }
+        unsafe { word_chunk_sse2(v, starts_word) }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
-        word_chunk_swar(v)
+        word_chunk_swar(v, starts_word)
     }
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn word_chunk_sse2(v: u64) -> WordChunk {
+fn word_chunk_sse2(v: u64, starts_word: bool) -> WordChunk {
     use std::arch::x86_64::{
         _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_movemask_epi8,
         _mm_or_si128, _mm_set1_epi8,
@@ -621,8 +628,9 @@ fn word_chunk_sse2(v: u64) -> WordChunk {
     );
     let others = _mm_movemask_epi8(others) as u32;
     let apostrophes = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\'' as i8))) as u32;
-    // Not a word byte: neither a letter nor a digit, nor an apostrophe before one.
-    let not_word = others & (!apostrophes | others >> 1);
+    // Not a word byte: neither a letter nor a digit, nor an apostrophe before one (nor, at the
+    // start of a word, an apostrophe at all).
+    let not_word = others & (!apostrophes | others >> 1 | u32::from(starts_word));
     // (Bit 8 is set: at most eight lead. A table of 33 entries needs no bounds check.)
     let taken = not_word.trailing_zeros() as usize;
     WordChunk::new(_mm_cvtsi128_si64(folded) as u64, v, taken)
@@ -651,11 +659,12 @@ fn bytes_above_sse2(
     allow(dead_code)
 )]
 #[inline(always)]
-fn word_chunk_swar(v: u64) -> WordChunk {
+fn word_chunk_swar(v: u64, starts_word: bool) -> WordChunk {
     // Setting bit 5 folds upper-case letters onto lower-case ones and nothing else onto them.
     let letters = bytes_in_range(v | (ONES * 0x20), b'a', b'z');
     let alphanumeric = letters | bytes_in_range(v, b'0', b'9');
-    let apostrophes = bytes_in_range(v, b'\'', b'\'');
+    let leading = if starts_word { 0x80 } else { 0 };
+    let apostrophes = bytes_in_range(v, b'\'', b'\'') & !leading;
     let (taken, _) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
     WordChunk::new(v | (ONES * 0x20), v, taken)
 }
@@ -719,9 +728,8 @@ pub(crate) enum WordStart {
 #[inline(always)]
 pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
     let v = load_chunk(bytes, start);
-    let first = word_chunk(v);
-    // (An apostrophe leads only when a word byte follows; it continues words, never starts one.)
-    if first.taken == 0 || v as u8 == b'\'' {
+    let first = word_chunk(v, true);
+    if first.taken == 0 {
         return WordStart::None;
     }
     // The byte after the word, from the chunk (zero past the text, as `load_chunk` pads it).
@@ -805,7 +813,7 @@ pub(crate) fn read_two_chunk_word(
     }
     let end = start + 8;
     let v = load_chunk(bytes, end);
-    let second = word_chunk(v);
+    let second = word_chunk(v, false);
     // (Below eight bytes taken, the shift does not wrap: this is the byte after the word.)
     let next = v.wrapping_shr(8 * second.taken as u32) as u8;
     if second.taken == 8 || matches!(next, b'\'' | 0xE2) {
@@ -1129,12 +1137,19 @@ mod tests {
             } else {
                 u64::from_le_bytes([0; 8].map(|_: u8| BYTES[random.below(BYTES.len())]))
             };
-            let (reference, chunk) = (word_chunk_swar(v), word_chunk(v));
-            assert_eq!(
-                (chunk.key, chunk.written, chunk.taken),
-                (reference.key, reference.written, reference.taken),
-                "{v:#018x}"
-            );
+            for starts_word in [false, true] {
+                let (reference, chunk) =
+                    (word_chunk_swar(v, starts_word), word_chunk(v, starts_word));
+                assert_eq!(
+                    (chunk.key, chunk.written, chunk.taken),
+                    (reference.key, reference.written, reference.taken),
+                    "{v:#018x} {starts_word}"
+                );
+                // A word never starts with an apostrophe.
+                if starts_word && v as u8 == b'\'' {
+                    assert_eq!(chunk.taken, 0, "{v:#018x}");
+                }
+            }
         }
     }
 

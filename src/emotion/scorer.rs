@@ -85,8 +85,9 @@ pub struct Scorer {
     params: Params,
     /// The lexicon's label intercepts plus `params.label_offsets`, added to every text's logits:
     /// summed once here rather than per call, which also spares each call a read of the
-    /// lexicon's intercept table.
-    intercepts: [f32; 7],
+    /// lexicon's intercept table. Then -infinity, added to the spare lane of [`Pass::logits`]:
+    /// the sum is the softmax's padding lane (see [`softmax::shares`]), with no lane to insert.
+    intercepts: [f32; 8],
 }
 
 impl Default for Scorer {
@@ -95,12 +96,13 @@ impl Default for Scorer {
     }
 }
 
-/// Each label's lexicon intercept plus its offset in `params`.
-const fn intercepts(params: &Params) -> [f32; 7] {
+/// Each label's lexicon intercept plus its offset in `params`, and -infinity (see
+/// [`Scorer::intercepts`](Scorer)).
+const fn intercepts(params: &Params) -> [f32; 8] {
     let bias = lexicon::bias();
-    let mut intercepts = [0.0; 7];
+    let mut intercepts = [f32::NEG_INFINITY; 8];
     let mut i = 0;
-    while i < intercepts.len() {
+    while i < bias.len() {
         intercepts[i] = bias[i] + params.label_offsets[i];
         i += 1;
     }
@@ -156,14 +158,21 @@ impl Pass {
     }
 }
 
-/// The label logits: what was read (the lanes of [`Pass::logits`]), plus the intercepts.
-fn with_intercepts(read: [f32; 8], intercepts: &[f32; 7]) -> [f32; 7] {
-    let [a, b, c, d, e, f, g, _spare] = read;
-    let mut logits = [a, b, c, d, e, f, g];
-    for (logit, intercept) in logits.iter_mut().zip(intercepts) {
-        *logit += intercept;
+/// What was read (the lanes of [`Pass::logits`]) plus the intercepts: the seven label logits
+/// and the softmax's padding lane, -infinity (the spare lane is finite).
+#[inline(always)]
+fn with_intercepts(read: [f32; 8], intercepts: &[f32; 8]) -> [f32; 8] {
+    let mut lanes = read;
+    for (lane, intercept) in lanes.iter_mut().zip(intercepts) {
+        *lane += intercept;
     }
-    logits
+    lanes
+}
+
+/// The seven label logits of [`with_intercepts`]' lanes.
+fn label_logits(lanes: [f32; 8]) -> [f32; 7] {
+    let [a, b, c, d, e, f, g, _padding] = lanes;
+    [a, b, c, d, e, f, g]
 }
 
 #[cold]
@@ -189,12 +198,12 @@ impl Scorer {
 
     /// Scores `text`. Never allocates; linear in the length of `text`.
     pub fn score(&self, text: &str) -> Scores {
-        Scores::from_logits(self.logits(text))
+        Scores::from_lanes(with_intercepts(self.read(text), &self.intercepts))
     }
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
-        with_intercepts(self.read(text), &self.intercepts)
+        label_logits(with_intercepts(self.read(text), &self.intercepts))
     }
 
     /// What the tokens of `text` add to the logits, and the spare lane (see [`Pass::logits`]).
@@ -534,11 +543,15 @@ fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon:
 }
 
 impl Scores {
-    /// Softmax of `logits` ([`softmax::softmax`]); a non-finite logit (impossible with finite
-    /// weights) falls back to all-neutral so that callers always get a distribution.
-    pub(crate) fn from_logits(logits: [f32; 7]) -> Scores {
-        match softmax::softmax(logits) {
-            Some(values) => Scores { values },
+    /// Softmax of the seven label logits and the padding lane of [`with_intercepts`]
+    /// ([`softmax::shares`]); a non-finite logit (impossible with finite weights) falls back to
+    /// all-neutral so that callers always get a distribution.
+    #[inline(always)]
+    fn from_lanes(lanes: [f32; 8]) -> Scores {
+        match softmax::shares(&lanes) {
+            Some(shares) => Scores {
+                values: label_logits(shares),
+            },
             None => {
                 let mut neutral = [0.0; 7];
                 neutral[Emotion::Neutral.index()] = 1.0;
@@ -725,7 +738,7 @@ mod tests {
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);
         }
-        with_intercepts(pass.logits, &scorer.intercepts)
+        label_logits(with_intercepts(pass.logits, &scorer.intercepts))
     }
 
     #[test]

@@ -158,6 +158,29 @@ impl Pass {
     }
 }
 
+/// Where the next word of a run may start after a word that ended at `end`, before the byte
+/// `next` (zero at the end of the text, or where [`Scorer::words`] must not look past): after
+/// a space, and after clause punctuation and the space that usually follows it, which ends the
+/// negation scope and the pending boost here as the dispatch would. No emoticon can start
+/// there, as one must stand apart from words. `None` for the dispatch to go on at `end`.
+#[inline(always)]
+fn after_word(pass: &mut Pass, bytes: &[u8], end: usize, next: u8) -> Option<usize> {
+    if next == b' ' {
+        return Some(end + 1);
+    }
+    if ByteClass::of(next) != ByteClass::ClauseBreak {
+        return None;
+    }
+    pass.negation_left = 0;
+    pass.pending_boost = 0.0;
+    let after = end + 1;
+    Some(if bytes.get(after) == Some(&b' ') {
+        after + 1
+    } else {
+        after
+    })
+}
+
 /// What was read (the lanes of [`Pass::logits`]) plus the intercepts: the seven label logits
 /// and the softmax's padding lane, -infinity (the spare lane is finite).
 #[inline(always)]
@@ -269,10 +292,10 @@ impl Scorer {
                         return self.general_token(pass, text, pos);
                     }
                     // The common case, on its own path rather than through the joins below.
-                    if word.next != b' ' {
-                        return word.end;
+                    match after_word(pass, bytes, word.end, word.next) {
+                        Some(next_word) => pos = next_word,
+                        None => return word.end,
                     }
-                    pos = word.end + 1;
                     continue;
                 }
                 WordStart::Longer(first) => match read_two_chunk_word(bytes, pos, first) {
@@ -280,10 +303,10 @@ impl Scorer {
                     None => {
                         let (read, end, next) = self.long_word(*pass, text, pos);
                         *pass = read;
-                        if next != b' ' {
-                            return end;
+                        match after_word(pass, bytes, end, next) {
+                            Some(next_word) => pos = next_word,
+                            None => return end,
                         }
-                        pos = end + 1;
                         continue;
                     }
                 },
@@ -295,10 +318,10 @@ impl Scorer {
             if !self.read_word(pass, text, entry, unknown_flags, || word.shape()) {
                 return self.general_token(pass, text, pos);
             }
-            if word.next != b' ' {
-                return word.end;
+            match after_word(pass, bytes, word.end, word.next) {
+                Some(next_word) => pos = next_word,
+                None => return word.end,
             }
-            pos = word.end + 1;
         }
     }
 

@@ -199,6 +199,7 @@ fn label_logits(lanes: [f32; 8]) -> [f32; 7] {
 }
 
 #[cold]
+#[inline(never)]
 fn has_lowercase(text: &str) -> bool {
     text.bytes().any(|b| b.is_ascii_lowercase())
 }

@@ -465,30 +465,34 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 fn load_chunk(bytes: &[u8], start: usize) -> u64 {
     // One comparison with a bound computed once per text, and no other: as far as the compiler
     // knows `start + 8` could overflow, and a slice of the eight bytes cost two more tests.
-    if start < bytes.len().saturating_sub(7) {
-        // SAFETY: `start + 8 <= bytes.len()`, so the eight bytes read are inside `bytes`;
-        // `read_unaligned` has no alignment requirement.
-        let chunk = unsafe { bytes.as_ptr().add(start).cast::<[u8; 8]>().read_unaligned() };
-        return u64::from_le_bytes(chunk);
-    }
-    // Near the end: the text's last eight bytes, shifted down so that `start` comes first.
-    // (Out of line, this path cost more than it saved: the call made the loop save registers.)
-    if let Some(last_eight) = bytes.len().checked_sub(8) {
-        let mut word = [0u8; 8];
-        if let Some(chunk) = bytes.get(last_eight..) {
-            word.copy_from_slice(chunk);
+    if start >= bytes.len().saturating_sub(7) {
+        // Near the end: the text's last eight bytes, shifted down so that `start` comes first.
+        // (Out of line, this path cost more than it saved: the call made the loop save
+        // registers.)
+        if let Some(last_eight) = bytes.len().checked_sub(8) {
+            let mut word = [0u8; 8];
+            if let Some(chunk) = bytes.get(last_eight..) {
+                word.copy_from_slice(chunk);
+            }
+            let skipped = start.saturating_sub(last_eight) as u32;
+            return u64::from_le_bytes(word)
+                .checked_shr(8 * skipped)
+                .unwrap_or(0);
         }
-        let skipped = start.saturating_sub(last_eight) as u32;
-        return u64::from_le_bytes(word)
-            .checked_shr(8 * skipped)
-            .unwrap_or(0);
+        // A text shorter than eight bytes, last byte first (an index loop: an iterator kept
+        // the text's end pointer live, and spilled, through the whole scoring loop).
+        let mut word = 0u64;
+        let mut i = bytes.len();
+        while i > start {
+            i -= 1;
+            word = word << 8 | u64::from(bytes[i]);
+        }
+        return word;
     }
-    // A text shorter than eight bytes.
-    let mut word = 0u64;
-    for (i, &byte) in bytes.iter().enumerate().skip(start) {
-        word |= u64::from(byte) << (8 * (i - start));
-    }
-    word
+    // SAFETY: `start + 8 <= bytes.len()`, so the eight bytes read are inside `bytes`;
+    // `read_unaligned` has no alignment requirement.
+    let chunk = unsafe { bytes.as_ptr().add(start).cast::<[u8; 8]>().read_unaligned() };
+    u64::from_le_bytes(chunk)
 }
 
 /// The length of the apostrophe at `pos` if one stands there before a word byte ("don't",

@@ -220,6 +220,15 @@ impl Scorer {
         &self.params
     }
 
+    /// The knobs, for the rules' rare paths (emphasis, negation, contrast, punctuation,
+    /// emoticons), read where they are used. Through [`std::hint::black_box`], which the
+    /// compiler cannot see through: otherwise it loads them all before the scoring loop, and
+    /// with no register to spare it copies each to the stack first, for every text.
+    #[inline(always)]
+    fn rare_params(&self) -> &Params {
+        std::hint::black_box(&self.params)
+    }
+
     /// Scores `text`. Never allocates; linear in the length of `text`.
     pub fn score(&self, text: &str) -> Scores {
         Scores::from_lanes(with_intercepts(self.read(text), &self.intercepts))
@@ -260,7 +269,7 @@ impl Scorer {
                 }
                 class @ (ByteClass::ClauseBreak | ByteClass::Punct) => {
                     if let Some((entry, end)) = read_emoticon(bytes, pos) {
-                        pass.add(&entry.weights(), self.params.emoticon_gain);
+                        pass.add(&entry.weights(), self.rare_params().emoticon_gain);
                         pos = end;
                     } else {
                         pos += 1;
@@ -462,7 +471,7 @@ impl Scorer {
 
     /// A run of `exclaims` `!` and `questions` `?`.
     fn punct_run(&self, pass: &mut Pass, exclaims: u32, questions: u32) {
-        let p = &self.params;
+        let p = self.rare_params();
         pass.negation_left = 0;
         pass.pending_boost = 0.0;
         for (count, entry, gain) in [
@@ -481,20 +490,19 @@ impl Scorer {
     /// the pending boost, emphasis, and negation, which this word uses up a word of.
     #[inline(always)]
     fn emphasis(&self, pass: &mut Pass, text: &str, shape: impl Fn() -> WordShape) -> f32 {
-        let p = &self.params;
         let mut scale = 1.0 + pass.pending_boost;
         if shape().all_caps() && pass.mixed_case(text) {
-            scale += p.caps_boost;
+            scale += self.rare_params().caps_boost;
         }
         if shape().elongated() {
-            scale += p.elongation_boost;
+            scale += self.rare_params().elongation_boost;
         }
         if shape().hashtag() {
-            scale += p.hashtag_boost;
+            scale += self.rare_params().hashtag_boost;
         }
         if pass.negation_left > 0 {
             pass.negation_left -= 1;
-            scale *= p.negation_scale;
+            scale *= self.rare_params().negation_scale;
         }
         scale
     }
@@ -510,7 +518,6 @@ impl Scorer {
         flags: u8,
         shape: impl Fn() -> WordShape,
     ) {
-        let p = &self.params;
         let Some(entry) = entry else {
             pass.negation_left = pass.negation_left.saturating_sub(1);
             if flags & ENDS_IN_NT != 0 {
@@ -528,9 +535,9 @@ impl Scorer {
             if flags & BUT != 0 {
                 // Contrast: the clause after "but" carries the message ("good, but sad").
                 for logit in pass.logits.iter_mut() {
-                    *logit *= p.contrast_before;
+                    *logit *= self.rare_params().contrast_before;
                 }
-                pass.clause_weight = p.contrast_after;
+                pass.clause_weight = self.rare_params().contrast_after;
                 pass.negation_left = 0;
             }
         }
@@ -538,12 +545,12 @@ impl Scorer {
         pass.add(&entry.weights(), scale);
         pass.pending_boost = if entry.is_booster() {
             let drawn_out = if shape().elongated() {
-                1.0 + p.elongation_boost
+                1.0 + self.rare_params().elongation_boost
             } else {
                 1.0
             };
             // (The weights' BOOSTER lane.)
-            entry.booster() * p.booster_gain * drawn_out
+            entry.booster() * self.rare_params().booster_gain * drawn_out
         } else {
             0.0
         };

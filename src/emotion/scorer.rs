@@ -2,7 +2,8 @@
 //! negation, emphasis and contrast) to the label intercepts, then a softmax.
 //!
 //! The walk dispatches on a byte class table. A word starts a run of words, read one after the
-//! other while single spaces separate them ([`read_word_start`] and the readers of longer words;
+//! other while single spaces or clause punctuation separate them ([`read_word_start`] and the
+//! readers of longer words;
 //! one lexicon probe each, the rules' word tests precomputed in the entry, and one test of those
 //! for the common plain word). Blanks, `!`/`?` runs, clause punctuation and emoticons are handled
 //! in the loop itself; anything else (hashtags, elongated or over-long words, emoji, other
@@ -286,8 +287,9 @@ impl Scorer {
     }
 
     /// Reads and weighs the word at `pos` (a word byte, not after a `#`), and the words after it
-    /// as long as single spaces separate them: a sentence is mostly that, and the next word needs
-    /// no dispatch nor hashtag check. Returns where the text continues.
+    /// as long as single spaces or clause punctuation separate them (see [`after_word`]): a
+    /// sentence is mostly that, and the next word needs no dispatch nor hashtag check. Returns
+    /// where the text continues.
     #[inline(always)]
     fn words(&self, pass: &mut Pass, text: &str, mut pos: usize) -> usize {
         let bytes = text.as_bytes();

@@ -40,6 +40,32 @@ pub(crate) struct Entry {
 #[repr(C, align(16))]
 struct WeightUnits([i16; 8]);
 
+/// [`Entry::unit_weights`] with SSE2: the sixteen bytes in one aligned load, widened to two
+/// four-lane `i32` vectors (each unit in the upper half of its lane, shifted down with its sign),
+/// converted exactly and divided, which gives each lane the same `f32` as a scalar division. Left
+/// to itself, the compiler loaded each half on its own.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn unit_weights_sse2(units: &WeightUnits) -> [f32; 8] {
+    use std::arch::x86_64::{
+        __m128, __m128i, _mm_cvtepi32_ps, _mm_div_ps, _mm_set1_ps, _mm_srai_epi32,
+        _mm_unpackhi_epi16, _mm_unpacklo_epi16,
+    };
+    // SAFETY: `WeightUnits` is sixteen bytes, any bit pattern is a valid `__m128i`, and the
+    // two are the same size.
+    let all: __m128i = unsafe { std::mem::transmute::<[i16; 8], __m128i>(units.0) };
+    let low = _mm_srai_epi32::<16>(_mm_unpacklo_epi16(all, all));
+    let high = _mm_srai_epi32::<16>(_mm_unpackhi_epi16(all, all));
+    let unit = _mm_set1_ps(WEIGHT_UNIT);
+    let weights = [
+        _mm_div_ps(_mm_cvtepi32_ps(low), unit),
+        _mm_div_ps(_mm_cvtepi32_ps(high), unit),
+    ];
+    // SAFETY: two `__m128` are eight `f32`, and any bit pattern is a valid `f32`.
+    unsafe { std::mem::transmute::<[__m128; 2], [f32; 8]>(weights) }
+}
+
 /// Where the degree-adverb scalar is in [`WeightUnits`] and [`Entry::weights`].
 pub(crate) const BOOSTER: usize = 7;
 
@@ -107,7 +133,16 @@ impl Entry {
     /// to each four-decimal weight, which is what parsing it gives.
     #[inline(always)]
     fn unit_weights(&self) -> [f32; 8] {
-        self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        {
+            // SAFETY: the one requirement of `unit_weights_sse2` is SSE2, which this build
+            // targets.
+            unsafe { unit_weights_sse2(&self.units) }
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        {
+            self.units.0.map(|units| f32::from(units) / WEIGHT_UNIT)
+        }
     }
 
     /// The weights of a [`WIDE`] entry, found by its key's place in `KEY_BYTES` (unique), so that
@@ -140,6 +175,18 @@ impl Entry {
     #[inline]
     pub(crate) fn key_flags(&self) -> u8 {
         self.flags & !(NEGATOR | BOOSTS | WIDE)
+    }
+
+    /// The key's bytes 8 to 15 as a little-endian word, zero past the key's end, for a key of
+    /// nine to sixteen bytes (`KEY_BYTES` ends in zero padding, so the read stays inside it).
+    #[inline(always)]
+    fn second_word(&self) -> u64 {
+        let start = self.key_start as usize + 8;
+        let stored = KEY_BYTES
+            .get(start..)
+            .and_then(|rest| rest.first_chunk::<8>())
+            .map_or(0, |bytes| u64::from_le_bytes(*bytes));
+        stored & (u64::MAX >> (8 * (16 - usize::from(self.key_len)).min(7)))
     }
 
     fn key(&self) -> &'static [u8] {
@@ -224,6 +271,34 @@ pub(crate) fn lookup_short_word(word: u64) -> Option<&'static Entry> {
     loop {
         let entry = &SLOTS[slot];
         if entry.key_prefix == word {
+            return Some(entry);
+        }
+        if entry.key_len == 0 {
+            return None;
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/// [`lookup_words`] for a key of eight to sixteen bytes, held in two zero-padded little-endian
+/// words (the second zero for eight bytes), as the scoring loop reads the longer common words:
+/// no array, and no loop over the words. The first word has no zero byte, so an empty slot
+/// (all zeros) never matches it and the match is tested first; past the first word, the key's
+/// bytes are read from `KEY_BYTES` only for a slot whose first word and length agree.
+#[inline(always)]
+pub(crate) fn lookup_two_words(first: u64, second: u64, len: usize) -> Option<&'static Entry> {
+    let mut hash = key_hash_step(0, first);
+    if len > 8 {
+        hash = key_hash_step(hash, second);
+    }
+    let mask = SLOTS.len() - 1;
+    let mut slot = key_slot(hash, SLOT_BITS);
+    loop {
+        let entry = &SLOTS[slot];
+        if entry.key_prefix == first
+            && usize::from(entry.key_len) == len
+            && (len == 8 || entry.second_word() == second)
+        {
             return Some(entry);
         }
         if entry.key_len == 0 {
@@ -422,6 +497,14 @@ mod tests {
             } else if key.len() > 8 {
                 long_keys += 1;
             }
+            if (8..=16).contains(&key.len()) {
+                let words = as_words(key);
+                let found = lookup_two_words(words[0], words[1], key.len());
+                assert_eq!(
+                    found.map(|e| e as *const Entry),
+                    Some(entry as *const Entry)
+                );
+            }
         }
         assert!(long_keys > 1000, "only {long_keys} keys longer than a word");
         // Keys that differ from a lexicon key only past the first word, or only in length.
@@ -437,10 +520,16 @@ mod tests {
                 *last = b'q';
             }
             assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            let two = |key: &[u8]| lookup_two_words(as_words(key)[0], as_words(key)[1], key.len());
+            assert!(two(&near).is_none());
             near.push(b's');
             assert!(lookup_words(&as_words(&near), near.len()).is_none());
+            assert!(two(&near).is_none());
             let shorter = &key[..key.len() - 1];
             assert!(lookup_words(&as_words(shorter), shorter.len()).is_none());
+            if shorter.len() >= 8 {
+                assert!(two(shorter).is_none(), "{shorter:?}");
+            }
             // Their first seven bytes, which share the longer key's first word but one byte.
             let start = &key[..7];
             assert_eq!(

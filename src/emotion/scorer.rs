@@ -2,7 +2,8 @@
 //! negation, emphasis and contrast) to the label intercepts, then a softmax.
 //!
 //! The walk dispatches on a byte class table. A word starts a run of words, read one after the
-//! other while single spaces separate them ([`read_word_start`] and the readers of longer words;
+//! other while single spaces or clause punctuation separate them ([`read_word_start`] and the
+//! readers of longer words;
 //! one lexicon probe each, the rules' word tests precomputed in the entry, and one test of those
 //! for the common plain word). Blanks, `!`/`?` runs, clause punctuation and emoticons are handled
 //! in the loop itself; anything else (hashtags, elongated or over-long words, emoji, other
@@ -13,7 +14,7 @@ use super::key_flags::{self, BUT, ENDS_IN_NT, HAS_TRIPLE, NEVER, SO_OR_THIS};
 use super::lexicon::{self, Entry};
 use super::tokenizer::{
     read_emoticon, read_long_word, read_two_chunk_word, read_word_start, ByteClass, KeyBuf,
-    PlainWord, Token, Tokenizer, WordChunk, WordShape, WordStart,
+    PlainWord, Token, Tokenizer, WordShape, WordStart,
 };
 use super::{softmax, Emotion, Scores};
 
@@ -85,8 +86,9 @@ pub struct Scorer {
     params: Params,
     /// The lexicon's label intercepts plus `params.label_offsets`, added to every text's logits:
     /// summed once here rather than per call, which also spares each call a read of the
-    /// lexicon's intercept table.
-    intercepts: [f32; 7],
+    /// lexicon's intercept table. Then -infinity, added to the spare lane of [`Pass::logits`]:
+    /// the sum is the softmax's padding lane (see [`softmax::shares`]), with no lane to insert.
+    intercepts: [f32; 8],
 }
 
 impl Default for Scorer {
@@ -95,12 +97,13 @@ impl Default for Scorer {
     }
 }
 
-/// Each label's lexicon intercept plus its offset in `params`.
-const fn intercepts(params: &Params) -> [f32; 7] {
+/// Each label's lexicon intercept plus its offset in `params`, and -infinity (see
+/// [`Scorer::intercepts`](Scorer)).
+const fn intercepts(params: &Params) -> [f32; 8] {
     let bias = lexicon::bias();
-    let mut intercepts = [0.0; 7];
+    let mut intercepts = [f32::NEG_INFINITY; 8];
     let mut i = 0;
-    while i < intercepts.len() {
+    while i < bias.len() {
         intercepts[i] = bias[i] + params.label_offsets[i];
         i += 1;
     }
@@ -156,17 +159,48 @@ impl Pass {
     }
 }
 
-/// The label logits: what was read (the lanes of [`Pass::logits`]), plus the intercepts.
-fn with_intercepts(read: [f32; 8], intercepts: &[f32; 7]) -> [f32; 7] {
-    let [a, b, c, d, e, f, g, _spare] = read;
-    let mut logits = [a, b, c, d, e, f, g];
-    for (logit, intercept) in logits.iter_mut().zip(intercepts) {
-        *logit += intercept;
+/// Where the next word of a run may start after a word that ended at `end`, before the byte
+/// `next` (zero at the end of the text, or where [`Scorer::words`] must not look past): after
+/// a space, and after clause punctuation and the space that usually follows it, which ends the
+/// negation scope and the pending boost here as the dispatch would. No emoticon can start
+/// there, as one must stand apart from words. `None` for the dispatch to go on at `end`.
+#[inline(always)]
+fn after_word(pass: &mut Pass, bytes: &[u8], end: usize, next: u8) -> Option<usize> {
+    if next == b' ' {
+        return Some(end + 1);
     }
-    logits
+    if ByteClass::of(next) != ByteClass::ClauseBreak {
+        return None;
+    }
+    pass.negation_left = 0;
+    pass.pending_boost = 0.0;
+    let after = end + 1;
+    Some(if bytes.get(after) == Some(&b' ') {
+        after + 1
+    } else {
+        after
+    })
+}
+
+/// What was read (the lanes of [`Pass::logits`]) plus the intercepts: the seven label logits
+/// and the softmax's padding lane, -infinity (the spare lane is finite).
+#[inline(always)]
+fn with_intercepts(read: [f32; 8], intercepts: &[f32; 8]) -> [f32; 8] {
+    let mut lanes = read;
+    for (lane, intercept) in lanes.iter_mut().zip(intercepts) {
+        *lane += intercept;
+    }
+    lanes
+}
+
+/// The seven label logits of [`with_intercepts`]' lanes.
+fn label_logits(lanes: [f32; 8]) -> [f32; 7] {
+    let [a, b, c, d, e, f, g, _padding] = lanes;
+    [a, b, c, d, e, f, g]
 }
 
 #[cold]
+#[inline(never)]
 fn has_lowercase(text: &str) -> bool {
     text.bytes().any(|b| b.is_ascii_lowercase())
 }
@@ -187,14 +221,23 @@ impl Scorer {
         &self.params
     }
 
+    /// The knobs, for the rules' rare paths (emphasis, negation, contrast, punctuation,
+    /// emoticons), read where they are used. Through [`std::hint::black_box`], which the
+    /// compiler cannot see through: otherwise it loads them all before the scoring loop, and
+    /// with no register to spare it copies each to the stack first, for every text.
+    #[inline(always)]
+    fn rare_params(&self) -> &Params {
+        std::hint::black_box(&self.params)
+    }
+
     /// Scores `text`. Never allocates; linear in the length of `text`.
     pub fn score(&self, text: &str) -> Scores {
-        Scores::from_logits(self.logits(text))
+        Scores::from_lanes(with_intercepts(self.read(text), &self.intercepts))
     }
 
     /// The label logits before the softmax.
     pub fn logits(&self, text: &str) -> [f32; 7] {
-        with_intercepts(self.read(text), &self.intercepts)
+        label_logits(with_intercepts(self.read(text), &self.intercepts))
     }
 
     /// What the tokens of `text` add to the logits, and the spare lane (see [`Pass::logits`]).
@@ -227,7 +270,7 @@ impl Scorer {
                 }
                 class @ (ByteClass::ClauseBreak | ByteClass::Punct) => {
                     if let Some((entry, end)) = read_emoticon(bytes, pos) {
-                        pass.add(&entry.weights(), self.params.emoticon_gain);
+                        pass.add(&entry.weights(), self.rare_params().emoticon_gain);
                         pos = end;
                     } else {
                         pos += 1;
@@ -244,13 +287,14 @@ impl Scorer {
     }
 
     /// Reads and weighs the word at `pos` (a word byte, not after a `#`), and the words after it
-    /// as long as single spaces separate them: a sentence is mostly that, and the next word needs
-    /// no dispatch nor hashtag check. Returns where the text continues.
+    /// as long as single spaces or clause punctuation separate them (see [`after_word`]): a
+    /// sentence is mostly that, and the next word needs no dispatch nor hashtag check. Returns
+    /// where the text continues.
     #[inline(always)]
     fn words(&self, pass: &mut Pass, text: &str, mut pos: usize) -> usize {
         let bytes = text.as_bytes();
         loop {
-            let (end, next) = match read_word_start(bytes, pos) {
+            let word = match read_word_start(bytes, pos) {
                 // After a space: the dispatch's.
                 WordStart::None => return pos,
                 WordStart::Short(word) => {
@@ -259,45 +303,51 @@ impl Scorer {
                     if !self.read_word(pass, text, entry, unknown_flags, || word.shape()) {
                         return self.general_token(pass, text, pos);
                     }
-                    // The common case, on its own path rather than through the join below.
-                    if word.next != b' ' {
-                        return word.end;
+                    // The common case, on its own path rather than through the joins below.
+                    match after_word(pass, bytes, word.end, word.next) {
+                        Some(next_word) => pos = next_word,
+                        None => return word.end,
                     }
-                    pos = word.end + 1;
                     continue;
                 }
-                WordStart::Longer(first) => {
-                    let (read, end, next) = self.longer_word(*pass, text, pos, first);
-                    *pass = read;
-                    (end, next)
-                }
+                WordStart::Longer(first) => match read_two_chunk_word(bytes, pos, first) {
+                    Some(word) => word,
+                    None => {
+                        let (read, end, next) = self.long_word(*pass, text, pos);
+                        *pass = read;
+                        match after_word(pass, bytes, end, next) {
+                            Some(next_word) => pos = next_word,
+                            None => return end,
+                        }
+                        continue;
+                    }
+                },
             };
-            if next != b' ' {
-                return end;
+            // A word of eight to sixteen bytes (one in ten): in the loop too, with a probe of
+            // its own.
+            let entry = lexicon::lookup_two_words(word.key[0], word.key[1], word.len);
+            let unknown_flags = || word.unknown_key_flags();
+            if !self.read_word(pass, text, entry, unknown_flags, || word.shape()) {
+                return self.general_token(pass, text, pos);
             }
-            pos = end + 1;
+            match after_word(pass, bytes, word.end, word.next) {
+                Some(next_word) => pos = next_word,
+                None => return word.end,
+            }
         }
     }
 
-    /// The word at `pos` that [`read_word_start`] found longer than its first chunk: weighs it
+    /// The word at `pos` that neither [`read_word_start`] nor [`read_two_chunk_word`] finished
+    /// (over sixteen bytes, or with an apostrophe where a chunk ends or a curly one): weighs it
     /// and returns the pass, where the text continues and the byte there (zero if the general
     /// reader took over, which [`Scorer::words`] then must not look past). Out of the loop,
-    /// with the pass by value: the loop's registers are saved for this call only when it is
-    /// made, one word in ten.
+    /// with the pass by value, and cold: the loop's registers are saved for this call only when
+    /// it is made.
+    #[cold]
     #[inline(never)]
-    fn longer_word(
-        &self,
-        mut pass: Pass,
-        text: &str,
-        pos: usize,
-        first: WordChunk,
-    ) -> (Pass, usize, u8) {
+    fn long_word(&self, mut pass: Pass, text: &str, pos: usize) -> (Pass, usize, u8) {
         let bytes = text.as_bytes();
-        let word = match read_two_chunk_word(bytes, pos, first) {
-            Some(word) => Some(word),
-            None => read_long_word(bytes, pos),
-        };
-        match word.and_then(|word| self.plain_word(&mut pass, text, &word)) {
+        match read_long_word(bytes, pos).and_then(|word| self.plain_word(&mut pass, text, &word)) {
             Some(end) => (pass, end, bytes.get(end).copied().unwrap_or_default()),
             // Elongated or over-long: the general reader's.
             None => {
@@ -371,7 +421,7 @@ impl Scorer {
         }
     }
 
-    /// A word read by [`read_two_chunk_word`] or [`read_long_word`]: weighs it and returns where
+    /// A word read by [`read_long_word`]: weighs it and returns where
     /// the text continues, or `None` if it is elongated (the general reader collapses the run).
     #[inline(always)]
     fn plain_word(&self, pass: &mut Pass, text: &str, word: &PlainWord) -> Option<usize> {
@@ -423,7 +473,7 @@ impl Scorer {
 
     /// A run of `exclaims` `!` and `questions` `?`.
     fn punct_run(&self, pass: &mut Pass, exclaims: u32, questions: u32) {
-        let p = &self.params;
+        let p = self.rare_params();
         pass.negation_left = 0;
         pass.pending_boost = 0.0;
         for (count, entry, gain) in [
@@ -442,20 +492,19 @@ impl Scorer {
     /// the pending boost, emphasis, and negation, which this word uses up a word of.
     #[inline(always)]
     fn emphasis(&self, pass: &mut Pass, text: &str, shape: impl Fn() -> WordShape) -> f32 {
-        let p = &self.params;
         let mut scale = 1.0 + pass.pending_boost;
         if shape().all_caps() && pass.mixed_case(text) {
-            scale += p.caps_boost;
+            scale += self.rare_params().caps_boost;
         }
         if shape().elongated() {
-            scale += p.elongation_boost;
+            scale += self.rare_params().elongation_boost;
         }
         if shape().hashtag() {
-            scale += p.hashtag_boost;
+            scale += self.rare_params().hashtag_boost;
         }
         if pass.negation_left > 0 {
             pass.negation_left -= 1;
-            scale *= p.negation_scale;
+            scale *= self.rare_params().negation_scale;
         }
         scale
     }
@@ -471,7 +520,6 @@ impl Scorer {
         flags: u8,
         shape: impl Fn() -> WordShape,
     ) {
-        let p = &self.params;
         let Some(entry) = entry else {
             pass.negation_left = pass.negation_left.saturating_sub(1);
             if flags & ENDS_IN_NT != 0 {
@@ -489,9 +537,9 @@ impl Scorer {
             if flags & BUT != 0 {
                 // Contrast: the clause after "but" carries the message ("good, but sad").
                 for logit in pass.logits.iter_mut() {
-                    *logit *= p.contrast_before;
+                    *logit *= self.rare_params().contrast_before;
                 }
-                pass.clause_weight = p.contrast_after;
+                pass.clause_weight = self.rare_params().contrast_after;
                 pass.negation_left = 0;
             }
         }
@@ -499,12 +547,12 @@ impl Scorer {
         pass.add(&entry.weights(), scale);
         pass.pending_boost = if entry.is_booster() {
             let drawn_out = if shape().elongated() {
-                1.0 + p.elongation_boost
+                1.0 + self.rare_params().elongation_boost
             } else {
                 1.0
             };
             // (The weights' BOOSTER lane.)
-            entry.booster() * p.booster_gain * drawn_out
+            entry.booster() * self.rare_params().booster_gain * drawn_out
         } else {
             0.0
         };
@@ -528,11 +576,15 @@ fn elongated_entry(key: &KeyBuf, spare: &mut KeyBuf) -> Option<&'static lexicon:
 }
 
 impl Scores {
-    /// Softmax of `logits` ([`softmax::softmax`]); a non-finite logit (impossible with finite
-    /// weights) falls back to all-neutral so that callers always get a distribution.
-    pub(crate) fn from_logits(logits: [f32; 7]) -> Scores {
-        match softmax::softmax(logits) {
-            Some(values) => Scores { values },
+    /// Softmax of the seven label logits and the padding lane of [`with_intercepts`]
+    /// ([`softmax::shares`]); a non-finite logit (impossible with finite weights) falls back to
+    /// all-neutral so that callers always get a distribution.
+    #[inline(always)]
+    fn from_lanes(lanes: [f32; 8]) -> Scores {
+        match softmax::shares(&lanes) {
+            Some(shares) => Scores {
+                values: label_logits(shares),
+            },
             None => {
                 let mut neutral = [0.0; 7];
                 neutral[Emotion::Neutral.index()] = 1.0;
@@ -719,7 +771,7 @@ mod tests {
         while pos < text.len() {
             pos = scorer.general_token(&mut pass, text, pos);
         }
-        with_intercepts(pass.logits, &scorer.intercepts)
+        label_logits(with_intercepts(pass.logits, &scorer.intercepts))
     }
 
     #[test]

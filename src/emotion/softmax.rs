@@ -74,7 +74,9 @@ const MIN_NORMAL_INPUT: f32 = -87.336_55;
 /// The softmax of `logits`, or `None` when one is NaN or +infinity or all are -infinity (the
 /// caller's fallback: the scorer's weights are finite, so this does not happen in practice).
 /// A logit of -infinity among finite ones gets zero.
-pub(super) fn softmax(logits: [f32; 7]) -> Option<[f32; 7]> {
+/// (The scorer calls [`shares`] with its padding lane already in place.)
+#[cfg(test)]
+fn softmax(logits: [f32; 7]) -> Option<[f32; 7]> {
     // The padding lane is -infinity: it cannot be the maximum and its exponential is zero.
     let mut lanes = [f32::NEG_INFINITY; LANES];
     lanes[..7].copy_from_slice(&logits);
@@ -85,10 +87,12 @@ pub(super) fn softmax(logits: [f32; 7]) -> Option<[f32; 7]> {
 }
 
 /// Each lane's share `e^(l - max)` / Σ `e^(l - max)`, `None` when the sum is not finite.
-/// Not inlined: inlined into its caller, the compiler sees the constant padding lane and splits
-/// the lanes into groups of four, two and one, which costs a third more instructions.
-#[inline(never)]
-fn shares(lanes: &Lanes) -> Option<Lanes> {
+/// The caller's padding lane must not be a constant the compiler sees: it then splits the
+/// lanes into groups of four, two and one, which costs a third more instructions. The scorer's
+/// comes from its intercepts (see `Scorer::score`), so this is inlined there, and the lanes
+/// stay in registers from the scan to the shares.
+#[inline(always)]
+pub(super) fn shares(lanes: &Lanes) -> Option<Lanes> {
     // A pairwise maximum and sum (not a left-to-right fold): see `pairwise_sum`.
     let top = pairwise(lanes, greater);
     let mut shifted = [0.0f32; LANES];

@@ -463,27 +463,36 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// every word, so the last word of a text needs no special case).
 #[inline(always)]
 fn load_chunk(bytes: &[u8], start: usize) -> u64 {
-    let read = |at: usize| {
-        let mut word = [0u8; 8];
-        if let Some(chunk) = bytes.get(at..at + 8) {
-            word.copy_from_slice(chunk);
+    // One comparison with a bound computed once per text, and no other: as far as the compiler
+    // knows `start + 8` could overflow, and a slice of the eight bytes cost two more tests.
+    if start >= bytes.len().saturating_sub(7) {
+        // Near the end: the text's last eight bytes, shifted down so that `start` comes first.
+        // (Out of line, this path cost more than it saved: the call made the loop save
+        // registers.)
+        if let Some(last_eight) = bytes.len().checked_sub(8) {
+            let mut word = [0u8; 8];
+            if let Some(chunk) = bytes.get(last_eight..) {
+                word.copy_from_slice(chunk);
+            }
+            let skipped = start.saturating_sub(last_eight) as u32;
+            return u64::from_le_bytes(word)
+                .checked_shr(8 * skipped)
+                .unwrap_or(0);
         }
-        u64::from_le_bytes(word)
-    };
-    if start + 8 <= bytes.len() {
-        return read(start);
+        // A text shorter than eight bytes, last byte first (an index loop: an iterator kept
+        // the text's end pointer live, and spilled, through the whole scoring loop).
+        let mut word = 0u64;
+        let mut i = bytes.len();
+        while i > start {
+            i -= 1;
+            word = word << 8 | u64::from(bytes[i]);
+        }
+        return word;
     }
-    // Near the end: the text's last eight bytes, shifted down so that `start` comes first.
-    if let Some(last_eight) = bytes.len().checked_sub(8) {
-        let skipped = start.saturating_sub(last_eight) as u32;
-        return read(last_eight).checked_shr(8 * skipped).unwrap_or(0);
-    }
-    // A text shorter than eight bytes.
-    let mut word = 0u64;
-    for (i, &byte) in bytes.iter().enumerate().skip(start) {
-        word |= u64::from(byte) << (8 * (i - start));
-    }
-    word
+    // SAFETY: `start + 8 <= bytes.len()`, so the eight bytes read are inside `bytes`;
+    // `read_unaligned` has no alignment requirement.
+    let chunk = unsafe { bytes.as_ptr().add(start).cast::<[u8; 8]>().read_unaligned() };
+    u64::from_le_bytes(chunk)
 }
 
 /// The length of the apostrophe at `pos` if one stands there before a word byte ("don't",
@@ -559,18 +568,6 @@ impl WordChunk {
             taken,
         }
     }
-
-    /// One bit in each byte that is an upper-case letter (see [`upper_case_letters`]).
-    #[inline(always)]
-    fn upper(&self) -> u64 {
-        upper_case_letters(self.key, self.written)
-    }
-
-    /// One bit in each byte that is a lower-case letter (see [`lower_case_letters`]).
-    #[inline(always)]
-    fn lower(&self) -> u64 {
-        lower_case_letters(self.written)
-    }
 }
 
 /// Bit 5 of each upper-case letter among a word's bytes, given them lowercased (`key`) and as
@@ -601,24 +598,26 @@ static LEADING_BYTES: [u64; 33] = {
 
 /// Reads one chunk of a word, the eight bytes of `v` (little-endian): with SSE2 (on every x86-64
 /// CPU), a dozen vector instructions classify all eight bytes at once; elsewhere, SWAR
-/// arithmetic on the `u64`.
+/// arithmetic on the `u64`. With `starts_word`, the chunk is a word's first: an apostrophe in
+/// its first byte takes nothing (it continues words, never starts one), which the
+/// classification folds in for one instruction rather than a test and branch of its own.
 #[inline(always)]
-fn word_chunk(v: u64) -> WordChunk {
+fn word_chunk(v: u64, starts_word: bool) -> WordChunk {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         // SAFETY: the one requirement of `word_chunk_sse2` is SSE2, which this build targets.
-        unsafe { word_chunk_sse2(v) }
+        unsafe { word_chunk_sse2(v, starts_word) }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
-        word_chunk_swar(v)
+        word_chunk_swar(v, starts_word)
     }
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn word_chunk_sse2(v: u64) -> WordChunk {
+fn word_chunk_sse2(v: u64, starts_word: bool) -> WordChunk {
     use std::arch::x86_64::{
         _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_movemask_epi8,
         _mm_or_si128, _mm_set1_epi8,
@@ -633,8 +632,9 @@ fn word_chunk_sse2(v: u64) -> WordChunk {
     );
     let others = _mm_movemask_epi8(others) as u32;
     let apostrophes = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\'' as i8))) as u32;
-    // Not a word byte: neither a letter nor a digit, nor an apostrophe before one.
-    let not_word = others & (!apostrophes | others >> 1);
+    // Not a word byte: neither a letter nor a digit, nor an apostrophe before one (nor, at the
+    // start of a word, an apostrophe at all).
+    let not_word = others & (!apostrophes | others >> 1 | u32::from(starts_word));
     // (Bit 8 is set: at most eight lead. A table of 33 entries needs no bounds check.)
     let taken = not_word.trailing_zeros() as usize;
     WordChunk::new(_mm_cvtsi128_si64(folded) as u64, v, taken)
@@ -663,19 +663,14 @@ fn bytes_above_sse2(
     allow(dead_code)
 )]
 #[inline(always)]
-fn word_chunk_swar(v: u64) -> WordChunk {
+fn word_chunk_swar(v: u64, starts_word: bool) -> WordChunk {
     // Setting bit 5 folds upper-case letters onto lower-case ones and nothing else onto them.
     let letters = bytes_in_range(v | (ONES * 0x20), b'a', b'z');
     let alphanumeric = letters | bytes_in_range(v, b'0', b'9');
-    let apostrophes = bytes_in_range(v, b'\'', b'\'');
+    let leading = if starts_word { 0x80 } else { 0 };
+    let apostrophes = bytes_in_range(v, b'\'', b'\'') & !leading;
     let (taken, _) = leading_word_bytes(alphanumeric | (apostrophes & (alphanumeric >> 8)));
     WordChunk::new(v | (ONES * 0x20), v, taken)
-}
-
-/// Whether a word ends at `bytes[end]`, or an apostrophe there may continue it.
-#[inline(always)]
-fn apostrophe_may_follow(bytes: &[u8], end: usize) -> bool {
-    matches!(bytes.get(end), Some(b'\'' | 0xE2))
 }
 
 /// A word that ends inside the first eight bytes it starts: the common case, kept in registers.
@@ -737,14 +732,16 @@ pub(crate) enum WordStart {
 #[inline(always)]
 pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
     let v = load_chunk(bytes, start);
-    let first = word_chunk(v);
-    // (An apostrophe leads only when a word byte follows; it continues words, never starts one.)
-    if first.taken == 0 || v as u8 == b'\'' {
+    let first = word_chunk(v, true);
+    if first.taken == 0 {
         return WordStart::None;
     }
     // The byte after the word, from the chunk (zero past the text, as `load_chunk` pads it).
+    // When all eight bytes are taken, the shift wraps to zero and this is the word's first byte.
     let next = v.wrapping_shr(8 * first.taken as u32) as u8;
-    if first.taken == 8 || matches!(next, b'\'' | 0xE2) {
+    // A space, after most words, settles it with one test: the word ended in this chunk (a
+    // full chunk would give its first byte, a word byte) and no apostrophe continues it.
+    if next != b' ' && (first.taken == 8 || matches!(next, b'\'' | 0xE2)) {
         // An apostrophe there may continue the word.
         return WordStart::Longer(first);
     }
@@ -757,6 +754,55 @@ pub(crate) fn read_word_start(bytes: &[u8], start: usize) -> WordStart {
     })
 }
 
+/// A word of eight to sixteen bytes with straight apostrophes at most, read by
+/// [`read_two_chunk_word`] without a loop, and kept in registers like a [`ShortWord`].
+pub(crate) struct TwoChunkWord {
+    /// The key (lowercased, apostrophes as `'`) as two zero-padded little-endian words; the
+    /// second is zero for a word of eight bytes.
+    pub(crate) key: [u64; 2],
+    /// The word's bytes as written, zero-padded likewise (see [`ShortWord::shape`]).
+    written: [u64; 2],
+    /// Key length in bytes, 8 to 15.
+    pub(crate) len: usize,
+    /// Where the text continues after the word.
+    pub(crate) end: usize,
+    /// The byte at `end`, or zero at the end of the text.
+    pub(crate) next: u8,
+}
+
+impl TwoChunkWord {
+    /// How the word was written, as for [`ShortWord::shape`]. The second chunk's upper-case bits
+    /// move down one place, so that the two chunks' bits stay apart and one test counts two.
+    #[inline(always)]
+    pub(crate) fn shape(&self) -> WordShape {
+        let upper = upper_case_letters(self.key[0], self.written[0])
+            | upper_case_letters(self.key[1], self.written[1]) >> 1;
+        let lower = lower_case_letters(self.written[0]) | lower_case_letters(self.written[1]);
+        WordShape::new(
+            false,
+            upper & upper.wrapping_sub(1) != 0 && lower == 0,
+            false,
+        )
+    }
+
+    /// The word as [`read_long_word`] gives it.
+    pub(crate) fn plain(&self) -> PlainWord {
+        PlainWord {
+            words: [self.key[0], self.key[1], 0, 0],
+            len: self.len,
+            end: self.end,
+            shape: self.shape(),
+        }
+    }
+
+    /// The [`key_flags`](super::key_flags) of a word not found in the lexicon (see
+    /// [`PlainWord::unknown_key_flags`]).
+    #[cold]
+    pub(crate) fn unknown_key_flags(&self) -> u8 {
+        self.plain().unknown_key_flags()
+    }
+}
+
 /// The rest of [`read_word_start`]'s word when it was [`WordStart::Longer`], given its first
 /// chunk, if the word ends within a second chunk and has straight apostrophes at most: sixteen
 /// bytes without a loop. `None` otherwise: then [`read_long_word`] reads it.
@@ -765,26 +811,24 @@ pub(crate) fn read_two_chunk_word(
     bytes: &[u8],
     start: usize,
     first: WordChunk,
-) -> Option<PlainWord> {
+) -> Option<TwoChunkWord> {
     if first.taken < 8 {
         return None;
     }
     let end = start + 8;
-    let second = word_chunk(load_chunk(bytes, end));
-    let end = end + second.taken;
-    if second.taken == 8 || apostrophe_may_follow(bytes, end) {
+    let v = load_chunk(bytes, end);
+    let second = word_chunk(v, false);
+    // (Below eight bytes taken, the shift does not wrap: this is the byte after the word.)
+    let next = v.wrapping_shr(8 * second.taken as u32) as u8;
+    if second.taken == 8 || matches!(next, b'\'' | 0xE2) {
         return None;
     }
-    let (first_upper, second_upper) = (first.upper(), second.upper());
-    let two_uppers = first_upper & first_upper.wrapping_sub(1) != 0
-        || second_upper & second_upper.wrapping_sub(1) != 0
-        || (first_upper != 0 && second_upper != 0);
-    let any_lower = (first.lower() | second.lower()) != 0;
-    Some(PlainWord {
-        words: [first.key, second.key, 0, 0],
+    Some(TwoChunkWord {
+        key: [first.key, second.key],
+        written: [first.written, second.written],
         len: 8 + second.taken,
-        end,
-        shape: WordShape::new(false, two_uppers && !any_lower, false),
+        end: end + second.taken,
+        next,
     })
 }
 
@@ -1050,7 +1094,10 @@ mod tests {
                 },
                 WordStart::Longer(first) => {
                     let two_chunks = read_two_chunk_word(text.as_bytes(), 0, first);
-                    match two_chunks.or_else(|| read_long_word(text.as_bytes(), 0)) {
+                    match two_chunks
+                        .map(|word| word.plain())
+                        .or_else(|| read_long_word(text.as_bytes(), 0))
+                    {
                         Some(word) => word,
                         None => continue, // declined: the byte-wise reader handles it
                     }
@@ -1094,12 +1141,19 @@ mod tests {
             } else {
                 u64::from_le_bytes([0; 8].map(|_: u8| BYTES[random.below(BYTES.len())]))
             };
-            let (reference, chunk) = (word_chunk_swar(v), word_chunk(v));
-            assert_eq!(
-                (chunk.key, chunk.written, chunk.taken),
-                (reference.key, reference.written, reference.taken),
-                "{v:#018x}"
-            );
+            for starts_word in [false, true] {
+                let (reference, chunk) =
+                    (word_chunk_swar(v, starts_word), word_chunk(v, starts_word));
+                assert_eq!(
+                    (chunk.key, chunk.written, chunk.taken),
+                    (reference.key, reference.written, reference.taken),
+                    "{v:#018x} {starts_word}"
+                );
+                // A word never starts with an apostrophe.
+                if starts_word && v as u8 == b'\'' {
+                    assert_eq!(chunk.taken, 0, "{v:#018x}");
+                }
+            }
         }
     }
 

@@ -1907,6 +1907,7 @@ pub fn error(code: ErrorCode, message: &str, id: Option<&str>, room: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzz_targets::SPLICES;
     use serde_json::{json, Value};
 
     fn parsed(text: &str) -> Result<ClientMessage<'_>, ParseError> {
@@ -2165,26 +2166,10 @@ mod tests {
             r#"{"type":"message","text":"a line that is longer than two sixteen-byte blocks"}"#,
             r#"{"type":"message","id":"web-1","text":"so glad","room":"lobby"}"#,
         ];
-        // Bytes that change the structure, and a multi-byte character.
-        let inserts = [
-            "\"",
-            "\\",
-            ",",
-            ":",
-            "{",
-            "}",
-            " ",
-            "\n",
-            "\u{1}",
-            "\u{7f}",
-            "é",
-            "x",
-            "null",
-            r#""id":"i","#,
-            r#""room":"r","#,
-            r#""text":"t","#,
-            r#""token":"k","#,
-        ];
+        // The fuzz target's splices (structural bytes, whitespace, escapes, control and
+        // non-ASCII characters, whole fields), and the one field the compact shape never has.
+        let token_field = r#""token":"k","#;
+        let inserts: Vec<&str> = SPLICES.iter().copied().chain([token_field]).collect();
         let mut random = crate::test_random::XorShift(0x6a09_e667_f3bc_c909);
         let mut next = |below: usize| random.below(below);
         let (mut compact, mut declined) = (0, 0);

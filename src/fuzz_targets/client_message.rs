@@ -99,7 +99,7 @@ const CANNED: [&str; 24] = [
 /// What an edit of a canned message inserts or writes over a byte: JSON's structural bytes,
 /// whitespace, escapes, control and non-ASCII characters, and whole fields, so that mutated
 /// messages land on both sides of every reader's limits.
-const SPLICES: [&str; 16] = [
+pub(crate) const SPLICES: [&str; 16] = [
     "\"",
     "\\",
     ",",

@@ -12,6 +12,8 @@ mod jwt;
 mod ws_frames;
 
 pub use client_message::client_message;
+#[cfg(test)]
+pub(crate) use client_message::SPLICES;
 pub use emotion::emotion;
 pub use http_head::http_head;
 pub use jwt::jwt;

@@ -493,41 +493,19 @@ fn is_special(byte: u8) -> bool {
 
 /// The index of the first special byte (see [`is_special`]) in the eight bytes of `word`.
 fn first_special_in_word(word: u64) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
-    /// High bit set in each byte of `word` below `limit` (at most 0x80). Borrows can flag bytes
-    /// above the first true one, never below it, so the lowest flag is exact.
-    fn bytes_below(word: u64, limit: u8) -> u64 {
-        word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH_BITS
-    }
-    let found = bytes_below(word ^ (ONES * u64::from(b'"')), 1)
-        | bytes_below(word ^ (ONES * u64::from(b'\\')), 1)
-        | bytes_below(word, 0x20);
+    let found = json_special_bytes(word);
     (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
-/// The index of the first special byte (see [`is_special`]) in a 16-byte block: three SSE2
-/// comparisons and one mask, a dozen instructions for what took two words of arithmetic.
+/// The index of the first special byte (see [`is_special`]) in a 16-byte block: one load and
+/// [`json_special_mask`], a dozen instructions for what took two words of arithmetic.
 #[cfg(target_arch = "x86_64")]
 fn first_special_in_block(block: &[u8]) -> Option<usize> {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8, _mm_xor_si128,
-    };
+    use std::arch::x86_64::_mm_loadu_si128;
     assert!(block.len() >= 16);
     // SAFETY: SSE2 is part of the x86-64 baseline, and `block` holds the 16 bytes the unaligned
     // load reads (asserted just above).
-    let found = unsafe {
-        let bytes = _mm_loadu_si128(block.as_ptr().cast());
-        // Flipping bit 1 takes a quote (0x22) to 0x20 and keeps the control characters below
-        // it, while every other byte stays above: one unsigned `<= 0x20` (the larger of the two
-        // is 0x20 exactly then) finds both.
-        let flipped = _mm_xor_si128(bytes, _mm_set1_epi8(0x02));
-        let limit = _mm_set1_epi8(0x20);
-        let quote_or_control = _mm_cmpeq_epi8(_mm_max_epu8(flipped, limit), limit);
-        let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
-        _mm_movemask_epi8(_mm_or_si128(quote_or_control, backslash))
-    };
+    let found = json_special_mask(unsafe { _mm_loadu_si128(block.as_ptr().cast()) });
     (found != 0).then(|| found.trailing_zeros() as usize)
 }
 
@@ -1550,16 +1528,18 @@ fn json_special_in(first: u64, last: u64) -> bool {
 #[inline(always)]
 fn json_special_mask(block: std::arch::x86_64::__m128i) -> i32 {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_xor_si128,
     };
     // SAFETY: SSE2 is part of the x86-64 baseline; these are register operations.
     unsafe {
-        let quote = _mm_cmpeq_epi8(block, _mm_set1_epi8(b'"' as i8));
+        // Flipping bit 1 takes a quote (0x22) to 0x20 and keeps the control characters below
+        // it, while every other byte stays above: one unsigned `<= 0x20` (the larger of the two
+        // is 0x20 exactly then) finds both.
+        let flipped = _mm_xor_si128(block, _mm_set1_epi8(0x02));
+        let limit = _mm_set1_epi8(0x20);
+        let quote_or_control = _mm_cmpeq_epi8(_mm_max_epu8(flipped, limit), limit);
         let backslash = _mm_cmpeq_epi8(block, _mm_set1_epi8(b'\\' as i8));
-        // Unsigned `byte <= 0x1f`: the larger of the two is 0x1f exactly then.
-        let limit = _mm_set1_epi8(0x1f);
-        let control = _mm_cmpeq_epi8(_mm_max_epu8(block, limit), limit);
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+        _mm_movemask_epi8(_mm_or_si128(quote_or_control, backslash))
     }
 }
 
@@ -1627,8 +1607,8 @@ unsafe fn copy_plain_blocks(text: &[u8], to: *mut u8) -> bool {
 
 /// Nonzero exactly when one of the eight bytes of `word` needs escaping in a JSON string: a
 /// quote, a backslash or a control character. A borrow out of a byte's subtraction starts only
-/// at such a byte, so the other bytes are never flagged in a word without one.
-#[cfg(any(test, not(target_arch = "x86_64")))]
+/// at such a byte, so the other bytes are never flagged in a word without one, and the lowest
+/// flag is exact.
 #[inline(always)]
 fn json_special_bytes(word: u64) -> u64 {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);

@@ -338,7 +338,7 @@ impl ChatCore {
                     ClientMessage::Message { id, .. } => id.as_deref(),
                     _ => None,
                 };
-                let id = id.filter(|id| id_within_limit(id));
+                let id = id.filter(|id| wire::within_chars(id, MAX_ID_CHARS));
                 let message = "authenticate first with {\"type\":\"auth\",\"token\":...}";
                 send_error(out, conn, ErrorCode::NotAuthenticated, message, id, None);
             }
@@ -622,13 +622,8 @@ impl ChatCore {
         delivery: Delivery,
         out: &mut impl Outbox,
     ) {
-        let Some(room) = self.rooms.get(room) else {
-            return;
-        };
-        for &member in room.members.as_slice() {
-            if Some(member) != skip {
-                out.send(member, json, delivery);
-            }
+        if let Some(room) = self.rooms.get(room) {
+            deliver(room, json, skip, delivery, out);
         }
     }
 
@@ -726,7 +721,7 @@ impl ChatCore {
         now: u64,
         out: &mut impl Outbox,
     ) {
-        let echo_id = id.filter(|id| id_within_limit(id));
+        let echo_id = id.filter(|id| wire::within_chars(id, MAX_ID_CHARS));
         let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
         // The session is looked up once: the room checks below borrow only the rooms.
         let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
@@ -745,7 +740,7 @@ impl ChatCore {
             return send_error(out, conn, ErrorCode::BadRequest, message, echo_id, None);
         }
         let max_chars = self.config.max_text_chars;
-        if text.len() > max_chars && text.chars().count() > max_chars {
+        if !wire::within_chars(text, max_chars) {
             let message = format!("text is longer than {max_chars} characters");
             return send_error(out, conn, ErrorCode::TextTooLong, &message, echo_id, None);
         }
@@ -829,7 +824,7 @@ impl ChatCore {
             }
         };
         let max_chars = self.config.max_text_chars;
-        if text.is_some_and(|t| t.len() > max_chars && t.chars().count() > max_chars) {
+        if text.is_some_and(|t| !wire::within_chars(t, max_chars)) {
             let message = format!("draft is longer than {max_chars} characters");
             return send_error(out, conn, ErrorCode::TextTooLong, &message, None, None);
         }
@@ -1198,12 +1193,6 @@ fn room_access(
     }
 }
 
-/// Whether an id has at most [`MAX_ID_CHARS`] characters. A character takes at least a byte, so
-/// the characters are counted only for ids longer than that in bytes.
-fn id_within_limit(id: &str) -> bool {
-    id.len() <= MAX_ID_CHARS || id.chars().count() <= MAX_ID_CHARS
-}
-
 /// Whether `text` is empty or whitespace only, as `str::trim` sees it. A message almost always
 /// starts with a visible ASCII character, which settles it without trimming.
 fn is_blank(text: &str) -> bool {
@@ -1258,12 +1247,24 @@ fn fan_out_to_members(
             event.encode_into(&room.name, emotion_json, frame);
             // The wire writers produce UTF-8 only.
             if let Ok(json) = std::str::from_utf8(frame) {
-                for &member in members {
-                    if Some(member) != skip {
-                        out.send(member, json, Delivery::Essential);
-                    }
-                }
+                deliver(room, json, skip, Delivery::Essential, out);
             }
+        }
+    }
+}
+
+/// The delivery loop behind [`ChatCore::publish`]: `json` to every local member of `room`
+/// except `skip`.
+fn deliver(
+    room: &Room,
+    json: &str,
+    skip: Option<ConnId>,
+    delivery: Delivery,
+    out: &mut impl Outbox,
+) {
+    for &member in room.members.as_slice() {
+        if Some(member) != skip {
+            out.send(member, json, delivery);
         }
     }
 }

@@ -530,7 +530,7 @@ fn classify_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> 
     let id = probe
         .get("id")
         .and_then(serde_json::Value::as_str)
-        .filter(|id| id.chars().count() <= MAX_ID_CHARS)
+        .filter(|id| within_chars(id, MAX_ID_CHARS))
         .map(str::to_owned);
     match probe.get("type").and_then(serde_json::Value::as_str) {
         None => Err(ParseError::BadRequest {
@@ -590,6 +590,12 @@ impl<'a> ReadingRoutes<'a> {
         }
         None
     }
+}
+
+/// Whether `text` has at most `max` characters. A character takes at least a byte, so they are
+/// counted only when `text` is longer than that in bytes.
+pub fn within_chars(text: &str, max: usize) -> bool {
+    text.len() <= max || text.chars().count() <= max
 }
 
 /// At most `max` characters of `text`, cut at a character boundary.

@@ -399,6 +399,8 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
                 scores[2 * index..2 * index + 2].copy_from_slice(&score.to_le_bytes());
             }
             rest = after;
+            // A private room's record (neither `from` nor `name`) skips the two empty loops:
+            // ten instructions a message in the chat load.
             if from.is_some() || name.is_some() {
                 for part in [from, name].into_iter().flatten() {
                     put(&mut rest, &(part.len() as u32).to_le_bytes());

@@ -11,11 +11,13 @@
 //! Both are hints: they change no memory and cannot fault. On x86-64 CPUs without the
 //! instructions they execute as no-ops, and on other architectures they are left out.
 
-/// Requests the cache lines of `bytes` for writing (`prefetchw`), without waiting for them.
-#[inline]
-pub(crate) fn prefetch_for_write(bytes: &[u8]) {
+/// Requests the cache lines of the `length` bytes from `start` for writing (`prefetchw`),
+/// without waiting for them. Any address will do (memory about to be written need not be in a
+/// slice yet): a prefetch cannot fault.
+#[inline(always)]
+pub(crate) fn prefetch_range_for_write(start: *const u8, length: usize) {
     #[cfg(target_arch = "x86_64")]
-    for line in lines(bytes) {
+    for line in lines_of(start as usize, length) {
         // SAFETY: a prefetch reads and writes no memory and cannot fault, on any address.
         // (Written out because `_mm_prefetch` gives a read prefetch without the `prfchw`
         // target feature.)
@@ -23,11 +25,13 @@ pub(crate) fn prefetch_for_write(bytes: &[u8]) {
             std::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags))
         };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (start, length);
 }
 
 /// Hints that the cache lines of `bytes` will not be needed soon: `cldemote` moves them from
 /// this core's L1 and L2 to the shared L3.
-#[inline]
+#[inline(always)]
 pub(crate) fn demote(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     for line in lines(bytes) {
@@ -41,11 +45,27 @@ pub(crate) fn demote(bytes: &[u8]) {
 
 /// The address of each 64-byte cache line that `bytes` touches.
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn lines(bytes: &[u8]) -> impl Iterator<Item = usize> {
-    let start = bytes.as_ptr() as usize;
-    let end = start + bytes.len();
-    let first = if bytes.is_empty() { end } else { start & !63 };
-    (first..end).step_by(64)
+    lines_of(bytes.as_ptr() as usize, bytes.len())
+}
+
+/// The address of each 64-byte cache line that the `length` bytes from `start` touch: a count
+/// and a multiply, which cost half the instructions per hint of a `step_by` range or a loop
+/// that checks for overflow. Wrapping arithmetic, for any address; the count is bounded by
+/// the lines `length` bytes can touch.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lines_of(start: usize, length: usize) -> impl Iterator<Item = usize> {
+    let first = start & !63;
+    let count = match length.checked_sub(1) {
+        None => 0,
+        Some(last_byte) => {
+            let last = start.wrapping_add(last_byte) & !63;
+            (last.wrapping_sub(first) / 64 + 1).min(length / 64 + 2)
+        }
+    };
+    (0..count).map(move |index| first.wrapping_add(index * 64))
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -68,8 +88,12 @@ mod tests {
             }
         }
         assert_eq!(lines(&buffer[..0]).count(), 0);
+        // Addresses that wrap around stay within the lines the length can touch.
+        assert!(lines_of(usize::MAX - 10, 100).count() <= 3);
+        assert_eq!(lines_of(usize::MAX - 10, 0).count(), 0);
         // The hints themselves have no effect to observe but must not fault.
-        prefetch_for_write(&buffer);
+        prefetch_range_for_write(buffer.as_ptr(), buffer.len());
+        prefetch_range_for_write(buffer.as_ptr().wrapping_add(1 << 40), 128);
         demote(&buffer);
     }
 }

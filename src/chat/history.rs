@@ -3,19 +3,20 @@
 //!
 //! Every message in a busy room retains one event and, once the ring is full, drops the oldest,
 //! and with many users each ring is cold by the time its room speaks again. So the layout is
-//! chosen for the cache lines an append touches rather than for instructions: the new record's
-//! bytes, written sequentially after the previous one (whose last line is often still warm), and
-//! one line of the length table, which every append to the room reads and writes in turn. The
-//! oldest record itself is never read to drop it: its length is in the table. The chat core asks
-//! for the new record's lines ahead (`prepare_message`, as soon as the room is known), and once
-//! written they are sent down to L3 ([`cache_hints`]): all the rooms' rings together are larger
-//! than a core's L2, and are read back only when a client resumes.
+//! chosen for the cache lines an append touches: the new record's bytes, written sequentially
+//! after the previous one (whose last line is often still warm), and one line of the offset
+//! table, which every append to the room reads and writes in turn. The oldest record itself is
+//! never read to drop it: dropping it only moves the table's first slot, and where the next
+//! record starts is in the table. The chat core asks for the new record's lines ahead
+//! (`prepare_message`, as soon as the room is known), and once written they are sent down to L3
+//! ([`cache_hints`]): all the rooms' rings together are larger than a core's L2, and are read
+//! back only when a client resumes.
 //!
-//! Buffer layout: `slots` little-endian `u32` record lengths (slot `i` belongs to the `i`-th
+//! Buffer layout: `slots` little-endian `u32` record offsets (slot `i` belongs to the `i`-th
 //! event after the one in `first_slot`, modulo `slots`), then the record area. Records never
 //! straddle the end of the buffer: one that does not fit after the newest starts again at the
-//! beginning of the area, so a reader finds each record after the previous one, or at the start
-//! of the area when it would not fit there.
+//! beginning of the area. So a record ends where the next one starts, or, the next one having
+//! gone to the start of the area, at the ring's `wrap_end`; the newest ends at `tail`.
 
 use super::room::{EventBody, RoomEvent};
 use super::wire::WireEmotion;
@@ -72,12 +73,14 @@ impl Retention {
 /// empty. 32 bytes, as the `VecDeque` it replaced, so an idle room is no larger.
 #[derive(Default)]
 pub struct HistoryRing {
-    /// The length table, then the record area; empty until the first event and after release.
+    /// The offset table, then the record area; empty until the first event and after release.
     buffer: Box<[u8]>,
-    /// Offset of the oldest record (the start of the area when empty).
-    head: u32,
     /// Offset just after the newest record (the start of the area when empty).
     tail: u32,
+    /// While the retained records wrap around (the newer ones from the start of the area, the
+    /// older ones after them), the end of the last record before the start of the area: no
+    /// table entry says where that record ends. Not read otherwise.
+    wrap_end: u32,
     /// Table slot of the oldest event.
     first_slot: u16,
     events: u16,
@@ -120,21 +123,101 @@ impl HistoryRing {
     /// Starts fetching the lines that appending a message with an `id_len`-byte id and a
     /// `text_len`-byte text from the room's own user will most likely write (after the newest
     /// record), so that they arrive while the message is being scored.
+    /// Only an address is computed, unchecked: a prefetch cannot fault, and one past the end
+    /// of the buffer (or of an empty ring's) only fetches a line for nothing.
+    #[inline(always)]
     pub fn prepare_message(&self, id_len: usize, text_len: usize) {
-        let (tail, length) = (self.tail as usize, MESSAGE_HEADER + id_len + text_len);
-        if let Some(next) = self.buffer.get(tail..self.buffer.len().min(tail + length)) {
-            cache_hints::prefetch_for_write(next);
-        }
+        let next = self.buffer.as_ptr().wrapping_add(self.tail as usize);
+        cache_hints::prefetch_range_for_write(next, MESSAGE_HEADER + id_len + text_len);
     }
 
     /// Appends `event`, first dropping the oldest events beyond `max_events - 1` and as many as
     /// it takes to stay within `max_bytes` of records.
+    ///
+    /// A room that has spoken for a while has a full ring whose record area is settled: each
+    /// append then drops the oldest event and writes the new record where the space allows,
+    /// which is settled here, inline in the caller, with the table and three offsets (the
+    /// general path weighs growing, shrinking and dropping more, and is a call).
+    #[inline(always)]
     pub fn push(
         &mut self,
         event: &RoomEvent<'_>,
         max_events: usize,
         max_bytes: usize,
     ) -> Retention {
+        if max_events != 0 {
+            if let Some(length) = record_length(event) {
+                if self.replace_oldest(event, length, max_bytes) {
+                    return Retention {
+                        added: 1,
+                        evicted: 1,
+                    };
+                }
+            }
+        }
+        // By value: the event is laid out in memory only on this path, not for every append.
+        self.push_general(*event, max_events, max_bytes)
+    }
+
+    /// Writes `event`'s `length`-byte record in place of the oldest event when the ring is full
+    /// by count, at least two events long, within `max_bytes` and the record fits without
+    /// dropping another: exactly what the general path does then. `false` (nothing changed)
+    /// otherwise.
+    #[inline(always)]
+    fn replace_oldest(&mut self, event: &RoomEvent<'_>, length: usize, max_bytes: usize) -> bool {
+        let slots = usize::from(self.slots);
+        if usize::from(self.events) != slots || slots < 2 {
+            return false;
+        }
+        let (start, end) = (slots * SLOT_BYTES, self.buffer.len());
+        // The area grew past the cap for an event larger than it, and has to shrink.
+        if end.saturating_sub(start) > max_bytes {
+            return false;
+        }
+        let oldest = usize::from(self.first_slot);
+        let next = if oldest + 1 < slots { oldest + 1 } else { 0 };
+        // With the oldest dropped, the records start at the next one.
+        let head = self.slot_start(next);
+        let tail = self.tail as usize;
+        let at = if tail > head {
+            if tail + length <= end {
+                tail
+            } else if start + length <= head {
+                start
+            } else {
+                return false;
+            }
+        } else if tail + length <= head {
+            tail
+        } else {
+            return false;
+        };
+        let Some(record) = self.buffer.get_mut(at..at + length) else {
+            return false;
+        };
+        encode(event, record);
+        cache_hints::demote(record);
+        // The oldest event's slot is the one after the newest: it takes the new record.
+        self.set_slot_start(oldest, at);
+        self.first_slot = next as u16;
+        if at != tail {
+            self.wrap_end = tail as u32;
+        }
+        // Offsets fit in `u32`: `rebuild` checks the buffer's size.
+        self.tail = (at + length) as u32;
+        true
+    }
+
+    /// [`HistoryRing::push`] in every case: a ring that is not full, grows, shrinks back to
+    /// the byte cap or drops more than one event.
+    #[inline(never)]
+    fn push_general(
+        &mut self,
+        event: RoomEvent<'_>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Retention {
+        let event = &event;
         if max_events == 0 {
             return Retention::default();
         }
@@ -176,8 +259,7 @@ impl HistoryRing {
                 evicted += 1;
             }
         };
-        // The slot after the newest; below `2 * slots`, so one subtraction wraps it (cheaper
-        // than a division on every append).
+        // The slot after the newest; below `2 * slots`, so one subtraction wraps it.
         let slot = usize::from(self.first_slot) + self.len();
         let slot = slot.checked_sub(usize::from(self.slots)).unwrap_or(slot);
         let Some(record) = self.buffer.get_mut(at..at + length) else {
@@ -186,8 +268,12 @@ impl HistoryRing {
         };
         encode(event, record);
         cache_hints::demote(record);
-        // Lengths and offsets fit in `u32`: `record_length` and `grow` check them.
-        self.set_slot_length(slot, length as u32);
+        self.set_slot_start(slot, at);
+        let tail = self.tail as usize;
+        if at != tail {
+            self.wrap_end = tail as u32;
+        }
+        // Offsets fit in `u32`: `rebuild` checks the buffer's size.
         self.tail = (at + length) as u32;
         self.events += 1;
         Retention { added: 1, evicted }
@@ -197,7 +283,9 @@ impl HistoryRing {
         usize::from(self.slots) * SLOT_BYTES
     }
 
-    fn slot_length(&self, slot: usize) -> usize {
+    /// Where the record in table slot `slot` starts.
+    #[inline(always)]
+    fn slot_start(&self, slot: usize) -> usize {
         let at = slot * SLOT_BYTES;
         self.buffer
             .get(at..at + SLOT_BYTES)
@@ -205,31 +293,31 @@ impl HistoryRing {
             .map_or(0, |bytes| u32::from_le_bytes(bytes) as usize)
     }
 
-    fn set_slot_length(&mut self, slot: usize, length: u32) {
-        let at = slot * SLOT_BYTES;
-        if let Some(bytes) = self.buffer.get_mut(at..at + SLOT_BYTES) {
-            bytes.copy_from_slice(&length.to_le_bytes());
+    #[inline(always)]
+    fn set_slot_start(&mut self, slot: usize, at: usize) {
+        let at_slot = slot * SLOT_BYTES;
+        if let Some(bytes) = self.buffer.get_mut(at_slot..at_slot + SLOT_BYTES) {
+            bytes.copy_from_slice(&(at as u32).to_le_bytes());
         }
     }
 
-    /// Where a record of `length` bytes goes when the previous one ends at `after`.
-    fn placed_after(&self, after: usize, length: usize) -> usize {
-        if after + length <= self.buffer.len() {
-            after
-        } else {
+    /// Where the oldest record starts (the start of the area when empty).
+    fn head(&self) -> usize {
+        if self.events == 0 {
             self.area_start()
+        } else {
+            self.slot_start(usize::from(self.first_slot))
         }
     }
 
     /// Where a record of `length` bytes can go now without overwriting a retained one.
     fn free_run(&mut self, length: usize) -> Option<usize> {
         let (start, end) = (self.area_start(), self.buffer.len());
-        let (head, tail) = (self.head as usize, self.tail as usize);
         if self.events == 0 {
-            self.head = start as u32;
             self.tail = start as u32;
             return (start + length <= end).then_some(start);
         }
+        let (head, tail) = (self.head(), self.tail as usize);
         if tail > head {
             // Records in [head, tail): free after them, then before them.
             if tail + length <= end {
@@ -238,28 +326,25 @@ impl HistoryRing {
                 (start + length <= head).then_some(start)
             }
         } else {
-            // Wrapped: records in [head, ..) and [start, tail); free in between.
+            // Wrapped: records in [head, wrap_end) and [start, tail); free in between.
             (tail + length <= head).then_some(tail)
         }
     }
 
-    /// Drops the oldest event: advances the head past it, reading only the table.
+    /// Drops the oldest event: only the table's first slot moves, no record is read.
     fn evict_oldest(&mut self) {
         if self.events == 0 {
             return;
         }
-        let slots = usize::from(self.slots);
         let oldest = usize::from(self.first_slot);
-        let after = self.head as usize + self.slot_length(oldest);
-        self.first_slot = if oldest + 1 < slots { oldest + 1 } else { 0 } as u16;
+        self.first_slot = if oldest + 1 < usize::from(self.slots) {
+            oldest + 1
+        } else {
+            0
+        } as u16;
         self.events -= 1;
         if self.events == 0 {
-            let start = self.area_start() as u32;
-            self.head = start;
-            self.tail = start;
-        } else {
-            let next_length = self.slot_length(usize::from(self.first_slot));
-            self.head = self.placed_after(after, next_length) as u32;
+            self.tail = self.area_start() as u32;
         }
     }
 
@@ -292,42 +377,53 @@ impl HistoryRing {
     }
 
     /// Replaces the buffer by one with an `area`-byte record area holding the same records
-    /// from its start; `false` (nothing changed) when they would not fit or offsets would not
-    /// fit in `u32`.
+    /// from its start, in the same table slots; `false` (nothing changed) when they would not
+    /// fit or offsets would not fit in `u32`.
     fn rebuild(&mut self, area: usize) -> bool {
         let table = self.area_start();
         if area < self.live_bytes() || u32::try_from(table + area).is_err() {
             return false;
         }
         let mut buffer = vec![0u8; table + area].into_boxed_slice();
-        if let (Some(new_table), Some(old_table)) =
-            (buffer.get_mut(..table), self.buffer.get(..table))
-        {
-            new_table.copy_from_slice(old_table);
-        }
+        let slots = usize::from(self.slots).max(1);
         let mut at = table;
-        for record in self.records() {
+        for (index, record) in self.records().enumerate() {
+            let slot = (usize::from(self.first_slot) + index) % slots;
+            let slot_at = slot * SLOT_BYTES;
+            if let Some(entry) = buffer.get_mut(slot_at..slot_at + SLOT_BYTES) {
+                entry.copy_from_slice(&(at as u32).to_le_bytes());
+            }
             if let Some(copy) = buffer.get_mut(at..at + record.len()) {
                 copy.copy_from_slice(record);
             }
             at += record.len();
         }
         self.buffer = buffer;
-        self.head = table as u32;
         self.tail = at as u32;
+        self.wrap_end = at as u32;
         true
     }
 
-    /// Each retained record's bytes, oldest first.
+    /// Each retained record's bytes, oldest first. A record ends where the next one starts,
+    /// unless the next one went to the start of the area (then at `wrap_end`); the newest ends
+    /// at `tail`.
     fn records(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let slots = usize::from(self.slots).max(1);
         let first = usize::from(self.first_slot);
-        let mut after = self.head as usize;
-        (0..self.len()).map_while(move |index| {
-            let length = self.slot_length((first + index) % slots);
-            let at = self.placed_after(after, length);
-            after = at + length;
-            self.buffer.get(at..after)
+        let count = self.len();
+        (0..count).map_while(move |index| {
+            let at = self.slot_start((first + index) % slots);
+            let end = if index + 1 == count {
+                self.tail as usize
+            } else {
+                let next = self.slot_start((first + index + 1) % slots);
+                if next > at {
+                    next
+                } else {
+                    self.wrap_end as usize
+                }
+            };
+            self.buffer.get(at..end)
         })
     }
 }
@@ -344,6 +440,7 @@ fn area_for(needed: usize, max_bytes: usize) -> usize {
 }
 
 /// Bytes of `event`'s record, when its lengths fit the header.
+#[inline(always)]
 fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
     // The lengths of strings held in memory cannot overflow `usize` summed (a few at most).
     let (id_len, length) = match &event.body {
@@ -371,14 +468,10 @@ fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
 }
 
 /// Writes `event` into `record`, which is exactly [`record_length`] bytes. The header goes
-/// straight into the record, field by field at fixed offsets, so that only the strings cost a
-/// copy call.
+/// straight into the record at fixed offsets, its first four bytes as one word, so that only
+/// the strings cost a copy call.
+#[inline(always)]
 fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
-    let Some((header, mut rest)) = record.split_first_chunk_mut::<REPLY_HEADER>() else {
-        return;
-    };
-    header[SEQ..SEQ + 8].copy_from_slice(&event.seq.to_le_bytes());
-    header[TS..TS + 8].copy_from_slice(&event.ts.to_le_bytes());
     match &event.body {
         EventBody::Message {
             from,
@@ -387,20 +480,20 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
             text,
             emotion,
         } => {
-            header[FLAGS] = if from.is_some() { HAS_FROM } else { 0 }
-                | if name.is_some() { HAS_NAME } else { 0 };
-            header[DOMINANT] = emotion.dominant.index() as u8;
-            header[ID_LEN..ID_LEN + 2].copy_from_slice(&(id.len() as u16).to_le_bytes());
-            let Some((scores, after)) = rest.split_first_chunk_mut::<{ MESSAGE_HEADER - SCORES }>()
-            else {
+            let Some((header, mut rest)) = record.split_first_chunk_mut::<MESSAGE_HEADER>() else {
                 return;
             };
-            for (index, score) in emotion.scores.iter().enumerate() {
-                scores[2 * index..2 * index + 2].copy_from_slice(&score.to_le_bytes());
+            let flags = if from.is_some() { HAS_FROM } else { 0 }
+                | if name.is_some() { HAS_NAME } else { 0 };
+            let dominant = emotion.dominant.index() as u8;
+            let Some((common, scores)) = header.split_first_chunk_mut::<REPLY_HEADER>() else {
+                return;
+            };
+            write_common_header(common, event, flags, dominant, id.len());
+            if let Some(scores) = scores.first_chunk_mut() {
+                *scores = score_bytes(&emotion.scores);
             }
-            rest = after;
-            // A private room's record (neither `from` nor `name`) skips the two empty loops:
-            // ten instructions a message in the chat load.
+            // A private room's record (neither `from` nor `name`) skips the two empty loops.
             if from.is_some() || name.is_some() {
                 for part in [from, name].into_iter().flatten() {
                     put(&mut rest, &(part.len() as u32).to_le_bytes());
@@ -419,22 +512,97 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
             text,
             emotion,
         } => {
-            header[FLAGS] = IS_REPLY;
-            header[DOMINANT] = emotion.index() as u8;
-            let id_len = in_reply_to.len() as u16;
-            header[ID_LEN..ID_LEN + 2].copy_from_slice(&id_len.to_le_bytes());
+            let Some((header, mut rest)) = record.split_first_chunk_mut::<REPLY_HEADER>() else {
+                return;
+            };
+            let dominant = emotion.index() as u8;
+            write_common_header(header, event, IS_REPLY, dominant, in_reply_to.len());
             put(&mut rest, in_reply_to.as_bytes());
             put(&mut rest, text.as_bytes());
         }
     }
 }
 
+/// Seven scores as fourteen little-endian bytes, copied as a whole (two loads and two
+/// stores) rather than as seven `u16`s, which the compiler does not merge.
+#[inline(always)]
+fn score_bytes(scores: &[u16; 7]) -> [u8; MESSAGE_HEADER - SCORES] {
+    // SAFETY: `[u16; 7]` and `[u8; 14]` have the same size, and any bytes are valid `u8`s.
+    // `to_le` (nothing to do on little-endian targets) makes the bytes little-endian.
+    let bytes: [u8; MESSAGE_HEADER - SCORES] =
+        unsafe { std::mem::transmute::<[u16; 7], [u8; 14]>(scores.map(u16::to_le)) };
+    debug_assert!(scores
+        .iter()
+        .zip(bytes.chunks_exact(2))
+        .all(|(score, pair)| pair == score.to_le_bytes()));
+    bytes
+}
+
+/// The header both kinds start with: `FLAGS`, `DOMINANT` and `ID_LEN` as one little-endian
+/// word, then `SEQ` and `TS`. `id_len` fits in `u16` (`record_length` checks it).
+#[inline(always)]
+fn write_common_header(
+    header: &mut [u8; REPLY_HEADER],
+    event: &RoomEvent<'_>,
+    flags: u8,
+    dominant: u8,
+    id_len: usize,
+) {
+    const _: () = assert!(DOMINANT == FLAGS + 1 && ID_LEN == FLAGS + 2 && SEQ == FLAGS + 4);
+    let first = u32::from(flags) | u32::from(dominant) << 8 | (id_len as u32) << 16;
+    header[FLAGS..SEQ].copy_from_slice(&first.to_le_bytes());
+    header[SEQ..SEQ + 8].copy_from_slice(&event.seq.to_le_bytes());
+    header[TS..TS + 8].copy_from_slice(&event.ts.to_le_bytes());
+}
+
 /// Copies `bytes` to the front of `rest` and moves `rest` past them.
+#[inline(always)]
 fn put(rest: &mut &mut [u8], bytes: &[u8]) {
     let taken = std::mem::take(rest);
     if let Some((field, after)) = taken.split_at_mut_checked(bytes.len()) {
-        field.copy_from_slice(bytes);
+        copy_short(field, bytes);
         *rest = after;
+    }
+}
+
+/// `to.copy_from_slice(from)` (of equal lengths), inline for up to 64 bytes: two overlapping
+/// moves of the widest size that fits (two words, or two pairs of 16-byte words), as `memcpy` does, without a call (which
+/// also makes the caller keep its values in memory across it). Ids and most chat lines are
+/// that short.
+#[inline(always)]
+fn copy_short(to: &mut [u8], from: &[u8]) {
+    fn ends<const N: usize>(to: &mut [u8], from: &[u8]) {
+        if let (Some(to_first), Some(from_first)) = (to.first_chunk_mut::<N>(), from.first_chunk())
+        {
+            *to_first = *from_first;
+        }
+        if let (Some(to_last), Some(from_last)) = (to.last_chunk_mut::<N>(), from.last_chunk()) {
+            *to_last = *from_last;
+        }
+    }
+    let length = from.len();
+    if to.len() != length {
+        return;
+    }
+    // Tested widest first, as a tree: two or three comparisons for any length.
+    if length >= 16 {
+        if length <= 32 {
+            ends::<16>(to, from);
+        } else if length <= 64 {
+            ends::<32>(to, from);
+        } else {
+            to.copy_from_slice(from);
+        }
+    } else if length >= 4 {
+        if length >= 8 {
+            ends::<8>(to, from);
+        } else {
+            ends::<4>(to, from);
+        }
+    } else if length >= 2 {
+        ends::<2>(to, from);
+    } else if let (Some(to_byte), Some(from_byte)) = (to.first_mut(), from.first()) {
+        *to_byte = *from_byte;
     }
 }
 
@@ -744,6 +912,66 @@ mod tests {
         // 100 such records, plus room to append without evicting more than one.
         println!("ring: {} bytes for 100 events", ring.allocated_bytes());
         assert!(ring.allocated_bytes() < 100 * SLOT_BYTES + 100 * length * 3 / 2);
+    }
+
+    #[test]
+    fn short_copies_copy_every_byte() {
+        let from: Vec<u8> = (1..=100).collect();
+        for length in 0..=100 {
+            let mut to = vec![0u8; length + 1];
+            copy_short(&mut to[..length], &from[..length]);
+            assert_eq!(&to[..length], &from[..length], "length {length}");
+            assert_eq!(to[length], 0, "length {length}: wrote past the end");
+        }
+        // Unequal lengths copy nothing.
+        let mut to = [0u8; 4];
+        copy_short(&mut to, &from[..3]);
+        assert_eq!(to, [0; 4]);
+    }
+
+    #[test]
+    fn scores_are_stored_little_endian() {
+        let scores = [0x0102, 0x0304, 0x0506, 0x0708, 0x090a, 0x0b0c, 0xfffe];
+        assert_eq!(
+            score_bytes(&scores),
+            [2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 0xfe, 0xff]
+        );
+    }
+
+    /// A full ring appends in place of its oldest event without the general path; records
+    /// that went to the start of the area and the ones left before the wrap both read back
+    /// whole, and a ring grown past a (smaller) byte cap takes the general path to shrink.
+    #[test]
+    fn a_full_ring_appends_in_place_across_wraps() {
+        let mut ring = HistoryRing::default();
+        let mut wraps = 0;
+        for seq in 1..=300u64 {
+            let text = "x".repeat((seq as usize * 13) % 70);
+            let before = ring.tail;
+            let retention = ring.push(&message(seq, &text).event(), 4, 4096);
+            let full = seq > 4;
+            assert_eq!(retention.evicted, usize::from(full), "seq {seq}");
+            wraps += usize::from(full && ring.tail < before);
+            let newest: Vec<u64> = (seq.saturating_sub(3).max(1)..=seq).collect();
+            assert_eq!(kept(&ring), newest, "seq {seq}");
+            let back: Vec<RoomEvent<'_>> = ring.iter().collect();
+            let owned: Vec<Owned> = newest
+                .iter()
+                .map(|&seq| message(seq, &"x".repeat((seq as usize * 13) % 70)))
+                .collect();
+            let expected: Vec<RoomEvent<'_>> = owned.iter().map(Owned::event).collect();
+            assert_eq!(back, expected, "seq {seq}");
+        }
+        assert!(wraps > 20, "{wraps} wraps");
+        // Grown past the cap for an event larger than it, then back within it.
+        let huge = "h".repeat(1000);
+        ring.push(&message(301, &huge).event(), 4, 400);
+        assert_eq!(kept(&ring), vec![301]);
+        for seq in 302..=306 {
+            ring.push(&message(seq, "after").event(), 4, 400);
+        }
+        assert_eq!(kept(&ring), vec![303, 304, 305, 306]);
+        assert!(ring.allocated_bytes() <= 4 * SLOT_BYTES + 400);
     }
 
     /// Random lengths, kinds and limits against a model: the ring holds the newest events, as

@@ -712,6 +712,7 @@ impl ChatCore {
 
     // ----- client messages -----
 
+    #[inline(never)]
     fn on_message(
         &mut self,
         conn: ConnId,
@@ -752,17 +753,33 @@ impl ChatCore {
             }
         };
         let private_room = session.private_room;
-        let name = session.name.clone();
         // `member_room` found the membership; it is almost never typing, and then there is
         // nothing to turn off.
-        let typing = session.take_typing(key);
-        if let Some(timer) = typing {
-            self.typing_went_off(conn, key, timer, out);
+        if let Some(timer) = session.take_typing(key) {
+            typing_went_off(
+                &mut self.timers,
+                &self.rooms,
+                session,
+                conn,
+                key,
+                timer,
+                out,
+            );
         }
+        // The session and the sender's private room stay borrowed (the session from
+        // `sessions`, the rooms mutably for the target) rather than their names cloned.
+        let name = session.name.as_deref();
         // In a private room the sender is the room's own user, named by the room.
-        let sender_room = (key != private_room).then(|| self.rooms[private_room].name.clone());
-        let Some(target) = self.rooms.get_mut(key) else {
-            return;
+        let (target, from) = if key == private_room {
+            let Some(target) = self.rooms.get_mut(key) else {
+                return;
+            };
+            (target, None)
+        } else {
+            let Some((target, sender_room)) = self.rooms.get2_mut(key, private_room) else {
+                return;
+            };
+            (target, Some(sender_room.private_sub()))
         };
         // The history record's lines are cold; they can arrive while the text is scored.
         target
@@ -774,18 +791,13 @@ impl ChatCore {
         // Encoded once for the sender's result and the room event.
         let emotion_json = EmotionJson::new(&emotion);
         let ts = self.unix_ms_at_zero.saturating_add(now);
-        let assigned;
+        // Written on the stack: no allocation, and nothing to drop at the end.
+        let mut assigned = [0u8; SERVER_ID_BYTES];
         let id = match echo_id {
             Some(id) => id,
-            None => {
-                assigned = format!("srv-{seq}");
-                &assigned
-            }
+            None => server_id(seq, &mut assigned),
         };
-        let from = sender_room
-            .as_deref()
-            .map(|room| room.strip_prefix(PRIVATE_PREFIX).unwrap_or(room));
-        let event = RoomEvent::message(seq, ts, from, name.as_deref(), id, text, emotion);
+        let event = RoomEvent::message(seq, ts, from, name, id, text, emotion);
         // The room stays borrowed to the end: published, retained and named in the result
         // without another look-up.
         fan_out(
@@ -977,22 +989,6 @@ impl ChatCore {
             if let Some(json) = self.typing_json(conn, key, true) {
                 self.publish(key, &json, Some(conn), Delivery::Droppable, out);
             }
-        }
-    }
-
-    /// Announces that `conn`'s indicator in the room went off, its `timer` having been taken
-    /// from the membership.
-    #[cold]
-    fn typing_went_off(
-        &mut self,
-        conn: ConnId,
-        key: RoomKey,
-        timer: TimerKey,
-        out: &mut impl Outbox,
-    ) {
-        self.timers.cancel(timer);
-        if let Some(json) = self.typing_json(conn, key, false) {
-            self.publish(key, &json, Some(conn), Delivery::Droppable, out);
         }
     }
 
@@ -1193,6 +1189,31 @@ fn room_access(
     }
 }
 
+/// Bytes of the longest id the server assigns: `srv-` and the 20 digits of `u64::MAX`.
+const SERVER_ID_BYTES: usize = 24;
+
+/// `srv-<seq>`, the id of a message sent without one, written into `buffer`.
+fn server_id(seq: u64, buffer: &mut [u8; SERVER_ID_BYTES]) -> &str {
+    const PREFIX: &[u8] = b"srv-";
+    let (prefix, digits) = buffer.split_at_mut(PREFIX.len());
+    prefix.copy_from_slice(PREFIX);
+    // Digits from the last place back, then moved up to follow the prefix.
+    let mut rest = seq;
+    let mut start = digits.len();
+    while let Some(digit) = start.checked_sub(1).and_then(|at| digits.get_mut(at)) {
+        *digit = b'0' + (rest % 10) as u8;
+        start -= 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits.copy_within(start.., 0);
+    let length = PREFIX.len() + digits.len() - start;
+    // ASCII only, so always UTF-8.
+    std::str::from_utf8(buffer.get(..length).unwrap_or_default()).unwrap_or_default()
+}
+
 /// Whether `text` is empty or whitespace only, as `str::trim` sees it. A message almost always
 /// starts with a visible ASCII character, which settles it without trimming.
 fn is_blank(text: &str) -> bool {
@@ -1221,12 +1242,14 @@ fn fan_out(
             return;
         }
     }
-    fan_out_to_members(room, event, emotion_json, skip, frame, out);
+    // By value: the event is laid out in memory only when someone else is to get it.
+    fan_out_to_members(room, *event, emotion_json, skip, frame, out);
 }
 
+#[inline(never)]
 fn fan_out_to_members(
     room: &Room,
-    event: &RoomEvent<'_>,
+    event: RoomEvent<'_>,
     emotion_json: Option<&EmotionJson>,
     skip: Option<ConnId>,
     frame: &mut Vec<u8>,
@@ -1267,6 +1290,29 @@ fn deliver(
             out.send(member, json, delivery);
         }
     }
+}
+
+/// Announces that `conn`'s indicator in the room went off, its `timer` having been taken
+/// from the membership. Takes the core's parts, so that a caller can hold the session.
+#[cold]
+fn typing_went_off(
+    timers: &mut TimerWheel<Timer>,
+    rooms: &Slab<Room>,
+    session: &Session,
+    conn: ConnId,
+    key: RoomKey,
+    timer: TimerKey,
+    out: &mut impl Outbox,
+) {
+    timers.cancel(timer);
+    let Some(room) = rooms.get(key) else {
+        return;
+    };
+    let sub = rooms
+        .get(session.private_room)
+        .map_or("", Room::private_sub);
+    let json = wire::typing(&room.name, sub, session.name.as_deref(), false);
+    deliver(room, &json, Some(conn), Delivery::Droppable, out);
 }
 
 /// Retains `event` in the room's history for resume and arms the room's idle timer, which

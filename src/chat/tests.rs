@@ -583,6 +583,52 @@ fn sending_the_message_clears_typing_first() {
 }
 
 #[test]
+fn a_named_senders_message_turns_typing_off_in_their_name() {
+    let mut h = Harness::without_bot();
+    let now_s = h.core.unix_seconds(0);
+    let named = h
+        .core
+        .authenticator()
+        .mint("u-ann", Some("Ann"), 600, now_s)
+        .unwrap();
+    h.core.open(1, None, 0, &mut h.out);
+    h.send(1, json!({"type": "auth", "token": named}));
+    h.drain();
+    h.connect(2, "bob");
+    h.send(1, json!({"type": "join", "room": "lobby"}));
+    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.send(1, json!({"type": "typing", "room": "lobby"}));
+    h.drain();
+    h.send(
+        1,
+        json!({"type": "message", "id": "m1", "text": "done", "room": "lobby"}),
+    );
+    let sent = h.drain();
+    assert_eq!(types(&sent, 2), vec!["typing", "message"]);
+    assert_eq!(
+        of_type(&sent, 2, "typing")[0],
+        &json!({"type": "typing", "room": "lobby", "from": "u-ann", "name": "Ann", "active": false})
+    );
+    let message = of_type(&sent, 2, "message")[0];
+    assert_eq!(
+        (&message["from"], &message["name"]),
+        (&json!("u-ann"), &json!("Ann"))
+    );
+}
+
+#[test]
+fn assigned_ids_are_srv_and_the_seq() {
+    let mut buffer = [0u8; SERVER_ID_BYTES];
+    assert_eq!(server_id(0, &mut buffer), "srv-0");
+    assert_eq!(server_id(7, &mut buffer), "srv-7");
+    assert_eq!(server_id(1_234_567_890, &mut buffer), "srv-1234567890");
+    assert_eq!(
+        server_id(u64::MAX, &mut buffer),
+        format!("srv-{}", u64::MAX)
+    );
+}
+
+#[test]
 fn disconnect_clears_typing() {
     let mut h = lobby_with_alice_and_bob();
     h.send(1, json!({"type": "typing", "room": "lobby"}));

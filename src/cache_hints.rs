@@ -17,14 +17,14 @@
 #[inline(always)]
 pub(crate) fn prefetch_range_for_write(start: *const u8, length: usize) {
     #[cfg(target_arch = "x86_64")]
-    for line in lines_of(start as usize, length) {
+    for_each_line(start as usize, length, |address| {
         // SAFETY: a prefetch reads and writes no memory and cannot fault, on any address.
         // (Written out because `_mm_prefetch` gives a read prefetch without the `prfchw`
         // target feature.)
         unsafe {
-            std::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags))
+            std::arch::asm!("prefetchw [{0}]", in(reg) address, options(nostack, preserves_flags))
         };
-    }
+    });
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (start, length);
 }
@@ -34,64 +34,66 @@ pub(crate) fn prefetch_range_for_write(start: *const u8, length: usize) {
 #[inline(always)]
 pub(crate) fn demote(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
-    for line in lines(bytes) {
+    for_each_line(bytes.as_ptr() as usize, bytes.len(), |address| {
         // SAFETY: `cldemote` only moves a line between caches: it changes no memory and cannot
         // fault, on any address.
         unsafe {
-            std::arch::asm!("cldemote [{0}]", in(reg) line, options(nostack, preserves_flags))
+            std::arch::asm!("cldemote [{0}]", in(reg) address, options(nostack, preserves_flags))
         };
-    }
+    });
 }
 
-/// The address of each 64-byte cache line that `bytes` touches.
+/// Calls `hint` with an address in each 64-byte cache line that the `length` bytes from
+/// `start` touch (a line may get two): the first and the last byte, then every 64 bytes in
+/// between. A history record spans two or three lines, so this is a few instructions a hint,
+/// where a loop over aligned line addresses first has to count them. Wrapping arithmetic, for
+/// any address; the lines in between are bounded by what `length` bytes can touch.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn lines(bytes: &[u8]) -> impl Iterator<Item = usize> {
-    lines_of(bytes.as_ptr() as usize, bytes.len())
-}
-
-/// The address of each 64-byte cache line that the `length` bytes from `start` touch: a count
-/// and a multiply, which cost half the instructions per hint of a `step_by` range or a loop
-/// that checks for overflow. Wrapping arithmetic, for any address; the count is bounded by
-/// the lines `length` bytes can touch.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn lines_of(start: usize, length: usize) -> impl Iterator<Item = usize> {
-    let first = start & !63;
-    let count = match length.checked_sub(1) {
-        None => 0,
-        Some(last_byte) => {
-            let last = start.wrapping_add(last_byte) & !63;
-            (last.wrapping_sub(first) / 64 + 1).min(length / 64 + 2)
-        }
+fn for_each_line(start: usize, length: usize, mut hint: impl FnMut(usize)) {
+    let Some(last_byte) = length.checked_sub(1) else {
+        return;
     };
-    (0..count).map(move |index| first.wrapping_add(index * 64))
+    let last = start.wrapping_add(last_byte);
+    hint(start);
+    hint(last);
+    let last_line = last & !63;
+    let mut between = start.wrapping_add(64);
+    for _ in 0..length / 64 {
+        if between & !63 >= last_line {
+            break;
+        }
+        hint(between);
+        between = between.wrapping_add(64);
+    }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
+    fn lines_hinted(start: usize, length: usize) -> Vec<usize> {
+        let mut lines = Vec::new();
+        for_each_line(start, length, |address| lines.push(address & !63));
+        lines.sort_unstable();
+        lines.dedup();
+        lines
+    }
+
     #[test]
-    fn lines_cover_every_byte_once() {
-        let buffer = [0u8; 256];
-        for offset in 0..64 {
-            for len in 1..=128 {
-                let bytes = &buffer[offset..offset + len];
-                let start = bytes.as_ptr() as usize;
-                let lines: Vec<usize> = lines(bytes).collect();
-                assert!(lines.iter().all(|line| line % 64 == 0));
-                assert!(lines[0] <= start && start < lines[0] + 64);
-                let last = *lines.last().unwrap();
-                assert!(last < start + len && start + len <= last + 64);
-                assert!(lines.windows(2).all(|pair| pair[1] == pair[0] + 64));
+    fn every_line_touched_gets_a_hint_and_no_other() {
+        for start in 4096..4096 + 64 {
+            for length in 1..=300 {
+                let touched: Vec<usize> = ((start & !63)..start + length).step_by(64).collect();
+                assert_eq!(lines_hinted(start, length), touched, "{start} + {length}");
             }
         }
-        assert_eq!(lines(&buffer[..0]).count(), 0);
+        assert!(lines_hinted(4096, 0).is_empty());
         // Addresses that wrap around stay within the lines the length can touch.
-        assert!(lines_of(usize::MAX - 10, 100).count() <= 3);
-        assert_eq!(lines_of(usize::MAX - 10, 0).count(), 0);
+        assert!(lines_hinted(usize::MAX - 10, 100).len() <= 3);
+        assert!(lines_hinted(usize::MAX - 10, 0).is_empty());
         // The hints themselves have no effect to observe but must not fault.
+        let buffer = [0u8; 256];
         prefetch_range_for_write(buffer.as_ptr(), buffer.len());
         prefetch_range_for_write(buffer.as_ptr().wrapping_add(1 << 40), 128);
         demote(&buffer);

@@ -18,7 +18,7 @@
 //! beginning of the area. So a record ends where the next one starts, or, the next one having
 //! gone to the start of the area, at the ring's `wrap_end`; the newest ends at `tail`.
 
-use super::room::{EventBody, RoomEvent};
+use super::room::{EventBody, MessageEvent, RoomEvent};
 use super::wire::WireEmotion;
 use crate::cache_hints;
 use crate::emotion::Emotion;
@@ -133,12 +133,6 @@ impl HistoryRing {
 
     /// Appends `event`, first dropping the oldest events beyond `max_events - 1` and as many as
     /// it takes to stay within `max_bytes` of records.
-    ///
-    /// A room that has spoken for a while has a full ring whose record area is settled: each
-    /// append then drops the oldest event and writes the new record where the space allows,
-    /// which is settled here, inline in the caller, with the table and three offsets (the
-    /// general path weighs growing, shrinking and dropping more, and is a call).
-    #[inline(always)]
     pub fn push(
         &mut self,
         event: &RoomEvent<'_>,
@@ -147,7 +141,9 @@ impl HistoryRing {
     ) -> Retention {
         if max_events != 0 {
             if let Some(length) = record_length(event) {
-                if self.replace_oldest(event, length, max_bytes) {
+                if let Some(record) = self.place_replacing_oldest(length, max_bytes) {
+                    encode(event, record);
+                    cache_hints::demote(record);
                     return Retention {
                         added: 1,
                         evicted: 1,
@@ -155,24 +151,54 @@ impl HistoryRing {
                 }
             }
         }
-        // By value: the event is laid out in memory only on this path, not for every append.
         self.push_general(*event, max_events, max_bytes)
     }
 
-    /// Writes `event`'s `length`-byte record in place of the oldest event when the ring is full
-    /// by count, at least two events long, within `max_bytes` and the record fits without
-    /// dropping another: exactly what the general path does then. `false` (nothing changed)
+    /// [`HistoryRing::push`] for a message, as the chat core has its fields: the way most
+    /// events are appended.
+    ///
+    /// A room that has spoken for a while has a full ring whose record area is settled: each
+    /// append then drops the oldest event and writes the new record where the space allows,
+    /// which is settled here, inline in the caller, with the table and three offsets (the
+    /// general path weighs growing, shrinking and dropping more, and is a call). The fields
+    /// stay flat: a [`RoomEvent`] (an enum) is laid out in memory only for the general path.
+    #[inline(always)]
+    pub fn push_message(
+        &mut self,
+        message: &MessageEvent<'_>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Retention {
+        if max_events != 0 {
+            if let Some(length) = message_length(message) {
+                if let Some(record) = self.place_replacing_oldest(length, max_bytes) {
+                    encode_message(message, record);
+                    cache_hints::demote(record);
+                    return Retention {
+                        added: 1,
+                        evicted: 1,
+                    };
+                }
+            }
+        }
+        self.push_general(message.event(), max_events, max_bytes)
+    }
+
+    /// The `length` bytes a new record takes in place of the oldest event, when the ring is
+    /// full by count, at least two events long, within `max_bytes` and the record fits without
+    /// dropping another: exactly what the general path does then. The oldest event is dropped
+    /// and the new one counted (the caller writes its record); `None` (nothing changed)
     /// otherwise.
     #[inline(always)]
-    fn replace_oldest(&mut self, event: &RoomEvent<'_>, length: usize, max_bytes: usize) -> bool {
+    fn place_replacing_oldest(&mut self, length: usize, max_bytes: usize) -> Option<&mut [u8]> {
         let slots = usize::from(self.slots);
         if usize::from(self.events) != slots || slots < 2 {
-            return false;
+            return None;
         }
         let (start, end) = (slots * SLOT_BYTES, self.buffer.len());
         // The area grew past the cap for an event larger than it, and has to shrink.
         if end.saturating_sub(start) > max_bytes {
-            return false;
+            return None;
         }
         let oldest = usize::from(self.first_slot);
         let next = if oldest + 1 < slots { oldest + 1 } else { 0 };
@@ -185,18 +211,16 @@ impl HistoryRing {
             } else if start + length <= head {
                 start
             } else {
-                return false;
+                return None;
             }
         } else if tail + length <= head {
             tail
         } else {
-            return false;
+            return None;
         };
-        let Some(record) = self.buffer.get_mut(at..at + length) else {
-            return false;
-        };
-        encode(event, record);
-        cache_hints::demote(record);
+        if at + length > end {
+            return None;
+        }
         // The oldest event's slot is the one after the newest: it takes the new record.
         self.set_slot_start(oldest, at);
         self.first_slot = next as u16;
@@ -205,7 +229,7 @@ impl HistoryRing {
         }
         // Offsets fit in `u32`: `rebuild` checks the buffer's size.
         self.tail = (at + length) as u32;
-        true
+        self.buffer.get_mut(at..at + length)
     }
 
     /// [`HistoryRing::push`] in every case: a ring that is not full, grows, shrinks back to
@@ -443,34 +467,53 @@ fn area_for(needed: usize, max_bytes: usize) -> usize {
 #[inline(always)]
 fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
     // The lengths of strings held in memory cannot overflow `usize` summed (a few at most).
-    let (id_len, length) = match &event.body {
+    match &event.body {
         EventBody::Message {
             from,
             name,
             id,
             text,
-            ..
-        } => {
-            let stored = |part: Option<&str>| part.map_or(0, |part| LENGTH_BYTES + part.len());
-            let length = MESSAGE_HEADER + stored(*from) + stored(*name) + id.len() + text.len();
-            (id.len(), length)
-        }
+            emotion,
+        } => message_length(&MessageEvent {
+            seq: event.seq,
+            ts: event.ts,
+            from: *from,
+            name: *name,
+            id,
+            text,
+            emotion: *emotion,
+        }),
         EventBody::Reply {
             in_reply_to, text, ..
-        } => (
+        } => fits_header(
             in_reply_to.len(),
             REPLY_HEADER + in_reply_to.len() + text.len(),
         ),
-    };
+    }
+}
+
+/// Bytes of `message`'s record, when its lengths fit the header.
+#[inline(always)]
+fn message_length(message: &MessageEvent<'_>) -> Option<usize> {
+    // The lengths of strings held in memory cannot overflow `usize` summed (a few at most).
+    let stored = |part: Option<&str>| part.map_or(0, |part| LENGTH_BYTES + part.len());
+    let length = MESSAGE_HEADER
+        + stored(message.from)
+        + stored(message.name)
+        + message.id.len()
+        + message.text.len();
+    fits_header(message.id.len(), length)
+}
+
+/// `length`, when a record of that many bytes with an `id_len`-byte id fits the header.
+#[inline(always)]
+fn fits_header(id_len: usize, length: usize) -> Option<usize> {
     // Well below `u32::MAX`, so that offsets past it still fit; the stored lengths of `from` and
     // `name` are then within `u32` too.
     (id_len <= usize::from(u16::MAX) && length <= u32::MAX as usize / 2).then_some(length)
 }
 
-/// Writes `event` into `record`, which is exactly [`record_length`] bytes. The header goes
-/// straight into the record at fixed offsets, its first four bytes as one word, so that only
-/// the strings cost a copy call.
-#[inline(always)]
+/// Writes `event` into `record`, which is exactly [`record_length`] bytes.
 fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
     match &event.body {
         EventBody::Message {
@@ -479,34 +522,18 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
             id,
             text,
             emotion,
-        } => {
-            let Some((header, mut rest)) = record.split_first_chunk_mut::<MESSAGE_HEADER>() else {
-                return;
-            };
-            let flags = if from.is_some() { HAS_FROM } else { 0 }
-                | if name.is_some() { HAS_NAME } else { 0 };
-            let dominant = emotion.dominant.index() as u8;
-            let Some((common, scores)) = header.split_first_chunk_mut::<REPLY_HEADER>() else {
-                return;
-            };
-            write_common_header(common, event, flags, dominant, id.len());
-            if let Some(scores) = scores.first_chunk_mut() {
-                *scores = score_bytes(&emotion.scores);
-            }
-            // A private room's record (neither `from` nor `name`) skips the two empty loops.
-            if from.is_some() || name.is_some() {
-                for part in [from, name].into_iter().flatten() {
-                    put(&mut rest, &(part.len() as u32).to_le_bytes());
-                }
-                put(&mut rest, id.as_bytes());
-                for part in [from, name].into_iter().flatten() {
-                    put(&mut rest, part.as_bytes());
-                }
-            } else {
-                put(&mut rest, id.as_bytes());
-            }
-            put(&mut rest, text.as_bytes());
-        }
+        } => encode_message(
+            &MessageEvent {
+                seq: event.seq,
+                ts: event.ts,
+                from: *from,
+                name: *name,
+                id,
+                text,
+                emotion: *emotion,
+            },
+            record,
+        ),
         EventBody::Reply {
             in_reply_to,
             text,
@@ -516,11 +543,60 @@ fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
                 return;
             };
             let dominant = emotion.index() as u8;
-            write_common_header(header, event, IS_REPLY, dominant, in_reply_to.len());
+            write_common_header(
+                header,
+                event.seq,
+                event.ts,
+                IS_REPLY,
+                dominant,
+                in_reply_to.len(),
+            );
             put(&mut rest, in_reply_to.as_bytes());
             put(&mut rest, text.as_bytes());
         }
     }
+}
+
+/// Writes `message` into `record`, which is exactly [`message_length`] bytes. The header goes
+/// straight into the record at fixed offsets, its first four bytes as one word and the scores
+/// as one array, and short strings as two overlapping moves each: no copy calls.
+#[inline(always)]
+fn encode_message(message: &MessageEvent<'_>, record: &mut [u8]) {
+    let MessageEvent {
+        seq,
+        ts,
+        from,
+        name,
+        id,
+        text,
+        emotion,
+    } = *message;
+    let Some((header, mut rest)) = record.split_first_chunk_mut::<MESSAGE_HEADER>() else {
+        return;
+    };
+    let flags =
+        if from.is_some() { HAS_FROM } else { 0 } | if name.is_some() { HAS_NAME } else { 0 };
+    let dominant = emotion.dominant.index() as u8;
+    let Some((common, scores)) = header.split_first_chunk_mut::<REPLY_HEADER>() else {
+        return;
+    };
+    write_common_header(common, seq, ts, flags, dominant, id.len());
+    if let Some(scores) = scores.first_chunk_mut() {
+        *scores = score_bytes(&emotion.scores);
+    }
+    // A private room's record (neither `from` nor `name`) skips the two empty loops.
+    if from.is_some() || name.is_some() {
+        for part in [from, name].into_iter().flatten() {
+            put(&mut rest, &(part.len() as u32).to_le_bytes());
+        }
+        put(&mut rest, id.as_bytes());
+        for part in [from, name].into_iter().flatten() {
+            put(&mut rest, part.as_bytes());
+        }
+    } else {
+        put(&mut rest, id.as_bytes());
+    }
+    put(&mut rest, text.as_bytes());
 }
 
 /// Seven scores as fourteen little-endian bytes, copied as a whole (two loads and two
@@ -543,7 +619,8 @@ fn score_bytes(scores: &[u16; 7]) -> [u8; MESSAGE_HEADER - SCORES] {
 #[inline(always)]
 fn write_common_header(
     header: &mut [u8; REPLY_HEADER],
-    event: &RoomEvent<'_>,
+    seq: u64,
+    ts: u64,
     flags: u8,
     dominant: u8,
     id_len: usize,
@@ -551,8 +628,8 @@ fn write_common_header(
     const _: () = assert!(DOMINANT == FLAGS + 1 && ID_LEN == FLAGS + 2 && SEQ == FLAGS + 4);
     let first = u32::from(flags) | u32::from(dominant) << 8 | (id_len as u32) << 16;
     header[FLAGS..SEQ].copy_from_slice(&first.to_le_bytes());
-    header[SEQ..SEQ + 8].copy_from_slice(&event.seq.to_le_bytes());
-    header[TS..TS + 8].copy_from_slice(&event.ts.to_le_bytes());
+    header[SEQ..SEQ + 8].copy_from_slice(&seq.to_le_bytes());
+    header[TS..TS + 8].copy_from_slice(&ts.to_le_bytes());
 }
 
 /// Copies `bytes` to the front of `rest` and moves `rest` past them.
@@ -912,6 +989,36 @@ mod tests {
         // 100 such records, plus room to append without evicting more than one.
         println!("ring: {} bytes for 100 events", ring.allocated_bytes());
         assert!(ring.allocated_bytes() < 100 * SLOT_BYTES + 100 * length * 3 / 2);
+    }
+
+    /// The chat core appends messages as flat fields: the same records, retentions and
+    /// evictions as the same events pushed as [`RoomEvent`]s, in every path.
+    #[test]
+    fn messages_pushed_as_fields_are_kept_as_events_are() {
+        let mut random = XorShift(0x5eed_0000_feed_0002);
+        let (mut as_events, mut as_fields) = (HistoryRing::default(), HistoryRing::default());
+        for seq in 1..=600u64 {
+            let longest_text = if random.below(8) == 0 { 900 } else { 90 };
+            let text = "é-".repeat(random.below(longest_text) / 2);
+            let from = (random.below(3) == 0).then(|| format!("user{}", random.below(4)));
+            let name = (random.below(3) == 0).then_some("Bo");
+            let id = format!("c{seq}");
+            let message = MessageEvent {
+                seq,
+                ts: seq * 7,
+                from: from.as_deref(),
+                name,
+                id: &id,
+                text: &text,
+                emotion: emotion(Emotion::ALL[random.below(7)], seq as u16),
+            };
+            let (max_events, max_bytes) = (12, 1500);
+            let pushed = as_events.push(&message.event(), max_events, max_bytes);
+            let appended = as_fields.push_message(&message, max_events, max_bytes);
+            assert_eq!(pushed, appended, "seq {seq}");
+            assert!(as_events.iter().eq(as_fields.iter()), "seq {seq}");
+            assert_eq!(as_fields.iter().last(), Some(message.event()));
+        }
     }
 
     #[test]

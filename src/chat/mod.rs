@@ -27,7 +27,9 @@ use crate::emotion::Scorer;
 use crate::timer_wheel::{TimerKey, TimerWheel};
 use inline_vec::InlineVec;
 use limits::TokenBucket;
-use room::{parse_room_name, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX};
+use room::{
+    parse_room_name, MessageEvent, PendingReply, Room, RoomEvent, RoomKey, RoomName, PRIVATE_PREFIX,
+};
 use session::{Membership, Phase, Session};
 use wire::{
     ClientMessage, EmotionJson, ErrorCode, ParseError, WireEmotion, BOT_NAME, MAX_ID_CHARS,
@@ -639,9 +641,11 @@ impl ChatCore {
         let Some(room) = self.rooms.get_mut(key) else {
             return;
         };
-        fan_out(room, event, None, None, &mut self.frame, out);
-        self.retained_events = retain(room, key, event, now, &self.config, &mut self.timers)
-            .applied_to(self.retained_events);
+        fan_out(room, || *event, None, None, &mut self.frame, out);
+        let (events, bytes) = (self.config.history_events, self.config.history_bytes);
+        let retention = room.history.push(event, events, bytes);
+        retained(room, key, now, &self.config, &mut self.timers);
+        self.retained_events = retention.applied_to(self.retained_events);
     }
 
     /// Adds `conn` to a shared room, announcing the user if this is their first connection.
@@ -797,19 +801,29 @@ impl ChatCore {
             Some(id) => id,
             None => server_id(seq, &mut assigned),
         };
-        let event = RoomEvent::message(seq, ts, from, name, id, text, emotion);
+        let message = MessageEvent {
+            seq,
+            ts,
+            from,
+            name,
+            id,
+            text,
+            emotion,
+        };
         // The room stays borrowed to the end: published, retained and named in the result
         // without another look-up.
         fan_out(
             target,
-            &event,
+            || message.event(),
             Some(&emotion_json),
             Some(conn),
             &mut self.frame,
             out,
         );
-        self.retained_events = retain(target, key, &event, now, &self.config, &mut self.timers)
-            .applied_to(self.retained_events);
+        let (events, bytes) = (self.config.history_events, self.config.history_bytes);
+        let retention = target.history.push_message(&message, events, bytes);
+        retained(target, key, now, &self.config, &mut self.timers);
+        self.retained_events = retention.applied_to(self.retained_events);
         let room_name = &target.name;
         let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
         out.send_with(conn, Delivery::Essential, size_hint, |json| {
@@ -1227,10 +1241,11 @@ fn is_blank(text: &str) -> bool {
 /// them is there to get it now: straight into that member's output when there is one (a user's
 /// second tab), otherwise once into `frame`, the same bytes going to every member.
 /// `emotion_json`: a message's emotion, already encoded for its sender's result.
+/// `event` builds it: it is laid out in memory only when someone else is to get it.
 #[inline(always)]
-fn fan_out(
+fn fan_out<'a>(
     room: &Room,
-    event: &RoomEvent<'_>,
+    event: impl FnOnce() -> RoomEvent<'a>,
     emotion_json: Option<&EmotionJson>,
     skip: Option<ConnId>,
     frame: &mut Vec<u8>,
@@ -1242,8 +1257,7 @@ fn fan_out(
             return;
         }
     }
-    // By value: the event is laid out in memory only when someone else is to get it.
-    fan_out_to_members(room, *event, emotion_json, skip, frame, out);
+    fan_out_to_members(room, event(), emotion_json, skip, frame, out);
 }
 
 #[inline(never)]
@@ -1315,20 +1329,17 @@ fn typing_went_off(
     deliver(room, &json, Some(conn), Delivery::Droppable, out);
 }
 
-/// Retains `event` in the room's history for resume and arms the room's idle timer, which
-/// releases the history once the room has been quiet for `history_min_age_ms`.
+/// After an event was pushed to the room's history for resume: notes the time and arms the
+/// room's idle timer, which releases the history once the room has been quiet for
+/// `history_min_age_ms`.
 #[inline(always)]
-fn retain(
+fn retained(
     room: &mut Room,
     key: RoomKey,
-    event: &RoomEvent<'_>,
     now: u64,
     config: &ChatConfig,
     timers: &mut TimerWheel<Timer>,
-) -> history::Retention {
-    let retention = room
-        .history
-        .push(event, config.history_events, config.history_bytes);
+) {
     room.last_event_at = now;
     if room.idle_timer.is_none() && !room.history.is_empty() {
         let timer = Timer::RoomIdle {
@@ -1338,7 +1349,6 @@ fn retain(
         let idle_at = now.saturating_add(config.history_min_age_ms);
         room.idle_timer = Some(timers.insert(idle_at, timer));
     }
-    retention
 }
 
 fn send_error(

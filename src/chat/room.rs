@@ -81,6 +81,36 @@ pub enum EventBody<'a> {
     },
 }
 
+/// A `message` event's fields, flat: how the chat core holds a message it has just accepted,
+/// to retain it (the history ring writes these straight into a record) and, when someone else
+/// is to get it now, to send it as a [`RoomEvent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageEvent<'a> {
+    pub seq: u64,
+    /// Unix milliseconds when the server accepted the message.
+    pub ts: u64,
+    /// See [`EventBody::Message`].
+    pub from: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub id: &'a str,
+    pub text: &'a str,
+    pub emotion: WireEmotion,
+}
+
+impl<'a> MessageEvent<'a> {
+    pub fn event(&self) -> RoomEvent<'a> {
+        RoomEvent::message(
+            self.seq,
+            self.ts,
+            self.from,
+            self.name,
+            self.id,
+            self.text,
+            self.emotion,
+        )
+    }
+}
+
 impl<'a> RoomEvent<'a> {
     pub fn message(
         seq: u64,

@@ -292,6 +292,7 @@ impl ChatCore {
             name: None,
             bucket: TokenBucket::full(self.config.msg_burst, now),
             rooms: InlineVec::new(),
+            typing_may_be_on: false,
         });
         self.session_count += 1;
         if let Some(claims) = claims {
@@ -757,8 +758,8 @@ impl ChatCore {
             }
         };
         let private_room = session.private_room;
-        // `member_room` found the membership; it is almost never typing, and then there is
-        // nothing to turn off.
+        // Almost never typing: unless an indicator was turned on since a message last found
+        // none, there is no membership to search.
         if let Some(timer) = session.take_typing(key) {
             typing_went_off(
                 &mut self.timers,
@@ -986,7 +987,7 @@ impl ChatCore {
             return;
         };
         let serial = session.serial;
-        let Some(membership) = session.membership_mut(key) else {
+        let Some(membership) = session.membership_to_type_in(key) else {
             return;
         };
         let already_on = match membership.typing.take() {

@@ -35,6 +35,9 @@ pub struct Session {
     pub bucket: TokenBucket,
     /// Every room this connection is in, the private room included once live.
     pub rooms: InlineVec<Membership, 2>,
+    /// Set whenever a typing indicator is turned on, and cleared once a message finds none on:
+    /// while clear, a message has no membership to search for an indicator to turn off.
+    pub typing_may_be_on: bool,
 }
 
 impl Session {
@@ -46,15 +49,26 @@ impl Session {
             .find(|m| m.room == room)
     }
 
-    /// Takes the timer of this connection's typing indicator in `room`, if it is on.
+    /// The membership of `room`, to turn its typing indicator on: marks the session as
+    /// possibly typing.
+    #[inline]
+    pub fn membership_to_type_in(&mut self, room: RoomKey) -> Option<&mut Membership> {
+        self.typing_may_be_on = true;
+        self.membership_mut(room)
+    }
+
+    /// Takes the timer of this connection's typing indicator in `room`, if it is on. Clears
+    /// `typing_may_be_on` when no indicator is left on.
     #[inline(always)]
     pub fn take_typing(&mut self, room: RoomKey) -> Option<TimerKey> {
-        let memberships = self.rooms.as_mut_slice();
-        memberships
-            .iter_mut()
-            .find(|m| m.room == room)?
-            .typing
-            .take()
+        if !self.typing_may_be_on {
+            return None;
+        }
+        let taken = self
+            .membership_mut(room)
+            .and_then(|membership| membership.typing.take());
+        self.typing_may_be_on = self.rooms.as_slice().iter().any(|m| m.typing.is_some());
+        taken
     }
 
     pub fn is_member(&self, room: RoomKey) -> bool {

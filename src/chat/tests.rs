@@ -629,6 +629,51 @@ fn assigned_ids_are_srv_and_the_seq() {
 }
 
 #[test]
+fn a_message_turns_off_only_its_rooms_typing_each_time_it_is_on() {
+    let mut h = Harness::without_bot();
+    h.connect(1, "alice");
+    h.connect(2, "bob");
+    h.connect(3, "alice");
+    h.send(1, json!({"type": "join", "room": "lobby"}));
+    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.send(1, json!({"type": "typing", "room": "lobby"}));
+    h.send(1, json!({"type": "typing"}));
+    h.drain();
+    // The lobby's indicator goes off with the message there; the private room's stays on.
+    h.send(
+        1,
+        json!({"type": "message", "id": "m1", "text": "one", "room": "lobby"}),
+    );
+    let sent = h.drain();
+    assert_eq!(types(&sent, 2), vec!["typing", "message"]);
+    assert!(types(&sent, 3).is_empty());
+    // Then the private room's, with a message there.
+    h.send(1, json!({"type": "message", "id": "m2", "text": "two"}));
+    let sent = h.drain();
+    assert_eq!(types(&sent, 3), vec!["typing", "message"]);
+    assert_eq!(of_type(&sent, 3, "typing")[0]["active"], false);
+    // None left on: messages turn nothing off, until typing starts again.
+    h.send(1, json!({"type": "message", "id": "m3", "text": "three"}));
+    assert_eq!(types(&h.drain(), 3), vec!["message"]);
+    h.send(1, json!({"type": "typing", "room": "lobby"}));
+    h.drain();
+    h.send(
+        1,
+        json!({"type": "message", "id": "m4", "text": "four", "room": "lobby"}),
+    );
+    assert_eq!(types(&h.drain(), 2), vec!["typing", "message"]);
+    // An indicator that expired is not turned off again by the next message.
+    h.send(1, json!({"type": "typing", "room": "lobby"}));
+    h.advance(5000);
+    assert_eq!(of_type(&h.drain(), 2, "typing")[1]["active"], false);
+    h.send(
+        1,
+        json!({"type": "message", "id": "m5", "text": "five", "room": "lobby"}),
+    );
+    assert_eq!(types(&h.drain(), 2), vec!["message"]);
+}
+
+#[test]
 fn disconnect_clears_typing() {
     let mut h = lobby_with_alice_and_bob();
     h.send(1, json!({"type": "typing", "room": "lobby"}));

@@ -44,10 +44,11 @@ pub(crate) fn demote(bytes: &[u8]) {
 }
 
 /// Calls `hint` with an address in each 64-byte cache line that the `length` bytes from
-/// `start` touch (a line may get two): the first and the last byte, then every 64 bytes in
-/// between. A history record spans two or three lines, so this is a few instructions a hint,
-/// where a loop over aligned line addresses first has to count them. Wrapping arithmetic, for
-/// any address; the lines in between are bounded by what `length` bytes can touch.
+/// `start` touch (a line may get two): the first and the last byte, the one 64 bytes on when
+/// there are more than 64, and beyond 128 every 64 bytes up to the last line. A history record
+/// spans two or three lines, so this is a few instructions a hint, where a loop over aligned
+/// line addresses first has to count them. Wrapping arithmetic, for any address; the lines in
+/// between are bounded by what `length` bytes can touch.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn for_each_line(start: usize, length: usize, mut hint: impl FnMut(usize)) {
@@ -57,14 +58,20 @@ fn for_each_line(start: usize, length: usize, mut hint: impl FnMut(usize)) {
     let last = start.wrapping_add(last_byte);
     hint(start);
     hint(last);
-    let last_line = last & !63;
-    let mut between = start.wrapping_add(64);
-    for _ in 0..length / 64 {
-        if between & !63 >= last_line {
-            break;
+    if length > 64 {
+        // In the line after the first: the last's, or the one between (up to 128 bytes).
+        hint(start.wrapping_add(64));
+        if length > 128 {
+            let last_line = last & !63;
+            let mut between = start.wrapping_add(128);
+            for _ in 0..length / 64 {
+                if between & !63 >= last_line {
+                    break;
+                }
+                hint(between);
+                between = between.wrapping_add(64);
+            }
         }
-        hint(between);
-        between = between.wrapping_add(64);
     }
 }
 

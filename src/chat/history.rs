@@ -196,8 +196,10 @@ impl HistoryRing {
             return None;
         }
         let (start, end) = (slots * SLOT_BYTES, self.buffer.len());
-        // The area grew past the cap for an event larger than it, and has to shrink.
-        if end.saturating_sub(start) > max_bytes {
+        // The area grew past the cap for an event larger than it, and has to shrink. (The
+        // buffer holds the table and the area: `end` is past `start`, and were it not, the
+        // wrapped difference would send this to the general path too.)
+        if end.wrapping_sub(start) > max_bytes {
             return None;
         }
         let oldest = usize::from(self.first_slot);

@@ -796,11 +796,12 @@ impl ChatCore {
         // Encoded once for the sender's result and the room event.
         let emotion_json = EmotionJson::new(&emotion);
         let ts = self.unix_ms_at_zero.saturating_add(now);
-        // Written on the stack: no allocation, and nothing to drop at the end.
-        let mut assigned = [0u8; SERVER_ID_BYTES];
+        // Written on the stack: no allocation, and nothing to drop at the end (nor a buffer
+        // to clear when the client gave an id).
+        let mut assigned = None;
         let id = match echo_id {
             Some(id) => id,
-            None => server_id(seq, &mut assigned),
+            None => server_id(seq, assigned.insert([0u8; SERVER_ID_BYTES])),
         };
         let message = MessageEvent {
             seq,
@@ -827,8 +828,9 @@ impl ChatCore {
         self.retained_events = retention.applied_to(self.retained_events);
         let room_name = &target.name;
         let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
-        out.send_with(conn, Delivery::Essential, size_hint, |json| {
-            wire::write_emotion_result(json, Some(id), room_name, Some(seq), &emotion_json)
+        let emotion_json = &emotion_json;
+        out.send_with(conn, Delivery::Essential, size_hint, move |json| {
+            wire::write_emotion_result(json, Some(id), room_name, Some(seq), emotion_json)
         });
         if self.config.bot && key == private_room {
             self.owe_reply(key, id, &emotion, now, out);

@@ -135,10 +135,12 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError>
     parse_other_client_message(text)
 }
 
-/// Everything [`read_compact_message`] leaves: the general hand reader, then serde. Kept out of
-/// line so that the chat message's path stays short.
+/// Everything [`read_compact_fields`] leaves: the general hand reader, then serde. Kept out of
+/// line so that the chat message's path stays short. `parse_client_message` is this after
+/// `read_compact_fields`; the chat core calls the two itself to take the chat message's fields
+/// without building a [`ClientMessage`].
 #[inline(never)]
-fn parse_other_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
+pub fn parse_other_client_message(text: &str) -> Result<ClientMessage<'_>, ParseError> {
     if let Some(message) = read_plain_message(text) {
         return Ok(message);
     }
@@ -174,22 +176,29 @@ fn read_compact_message(text: &str) -> Option<ClientMessage<'_>> {
     read_compact_fields(text).map(CompactFields::into_message)
 }
 
-/// The fields of a chat message in the compact shape: `id`, `text` and `room`.
-struct CompactFields<'a>(Option<&'a str>, &'a str, Option<&'a str>);
+/// The fields of a chat message in the compact shape, borrowed from the frame: plain strings,
+/// so no `Cow` and nothing to drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactFields<'a> {
+    pub id: Option<&'a str>,
+    pub text: &'a str,
+    pub room: Option<&'a str>,
+}
 
 impl<'a> CompactFields<'a> {
-    fn into_message(self) -> ClientMessage<'a> {
-        let CompactFields(id, text, room) = self;
+    /// The same message as the general [`ClientMessage`].
+    pub fn into_message(self) -> ClientMessage<'a> {
         ClientMessage::Message {
-            id: id.map(Cow::Borrowed),
-            text: Cow::Borrowed(text),
-            room: room.map(Cow::Borrowed),
+            id: self.id.map(Cow::Borrowed),
+            text: Cow::Borrowed(self.text),
+            room: self.room.map(Cow::Borrowed),
         }
     }
 }
 
-/// [`read_compact_message`]'s reading, up to the fields.
-fn read_compact_fields(text: &str) -> Option<CompactFields<'_>> {
+/// [`read_compact_message`]'s reading, up to the fields: a chat message in the compact shape,
+/// or `None` for anything else (which [`parse_other_client_message`] reads).
+pub fn read_compact_fields(text: &str) -> Option<CompactFields<'_>> {
     const PREFIX: &[u8; 18] = br#"{"type":"message","#;
     // The shortest message of this shape.
     const SHORTEST: usize = br#"{"type":"message","text":""}"#.len();
@@ -231,7 +240,11 @@ fn read_compact_fields(text: &str) -> Option<CompactFields<'_>> {
     if after + 1 != bytes.len() {
         return None;
     }
-    Some(CompactFields(id, message_text, room))
+    Some(CompactFields {
+        id,
+        text: message_text,
+        room,
+    })
 }
 
 /// A key of [`read_compact_message`]: its literal with the colon and the value's opening quote,

@@ -241,8 +241,7 @@ fn read_id_and_text(text: &str) -> Option<CompactFields<'_>> {
     if text_at > len - 2 || read_word(between) != BETWEEN || between[8..] != *br#":""# {
         return None;
     }
-    let message_text = bytes.get(text_at..len - 2)?;
-    if find_quote_backslash_or_control(message_text).is_some() {
+    if has_special(bytes.get(text_at..len - 2)?) {
         return None;
     }
     let text_end = len - 2;
@@ -257,6 +256,66 @@ fn read_id_and_text(text: &str) -> Option<CompactFields<'_>> {
         text: unsafe { text.get_unchecked(text_at..text_end) },
         room: None,
     })
+}
+
+/// Whether `bytes` has a special byte (see [`is_special`]): the straight line's text check,
+/// inlined there. Unlike [`find_quote_backslash_or_control`] it need not say where, so the
+/// blocks' masks are merged and tested once, two blocks a step, the last block ending where
+/// `bytes` ends; a text of a chat line took a third fewer instructions than with the call.
+#[inline(always)]
+fn has_special(bytes: &[u8]) -> bool {
+    let len = bytes.len();
+    if len < 16 {
+        return find_quote_backslash_or_control(bytes).is_some();
+    }
+    let start = bytes.as_ptr();
+    let mut found = 0;
+    // Up to the last block, which the step after the loop takes: `at + 16 < len` within.
+    let mut at = 0;
+    while len - at > 32 {
+        debug_assert!(at + 32 < len);
+        // SAFETY: the 32 bytes from `at` are in `bytes`, checked just above.
+        found |= unsafe { special_mask(start.add(at)) | special_mask(start.add(at + 16)) };
+        at += 32;
+    }
+    if len - at > 16 {
+        debug_assert!(at + 16 < len);
+        // SAFETY: the 16 bytes from `at` are in `bytes`, checked just above.
+        found |= unsafe { special_mask(start.add(at)) };
+    }
+    // SAFETY: `len >= 16` (checked first), so the last 16 bytes are in `bytes`.
+    found |= unsafe { special_mask(start.add(len - 16)) };
+    found != 0
+}
+
+/// The special bytes (see [`is_special`]) among the 16 bytes at `block`, as the low 16 bits of
+/// a mask.
+///
+/// # Safety
+/// `block` is valid for 16 bytes of reads.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn special_mask(block: *const u8) -> u32 {
+    use std::arch::x86_64::_mm_loadu_si128;
+    // SAFETY: SSE2 is part of the x86-64 baseline, and the caller vouches for the 16 bytes the
+    // unaligned load reads.
+    json_special_mask(unsafe { _mm_loadu_si128(block.cast()) }) as u32
+}
+
+/// The special bytes (see [`is_special`]) among the 16 bytes at `block`, as the low 16 bits of
+/// a mask.
+///
+/// # Safety
+/// `block` is valid for 16 bytes of reads.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn special_mask(block: *const u8) -> u32 {
+    // SAFETY: the caller vouches for the 16 bytes.
+    let block = unsafe { std::slice::from_raw_parts(block, 16) };
+    block
+        .iter()
+        .enumerate()
+        .filter(|&(_, &byte)| is_special(byte))
+        .fold(0, |mask, (index, _)| mask | 1 << index)
 }
 
 /// [`read_compact_fields`] for every order of the compact shape.
@@ -2463,6 +2522,30 @@ mod tests {
                     naive(&bytes),
                     "{bytes:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn text_check_finds_any_special_byte() {
+        let alphabet = [b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xff];
+        let mut random = crate::test_random::XorShift(0x9e37_79b9_7f4a_7c15);
+        // Past three 32-byte steps; below 16 bytes, the fallback to the slice scan.
+        for len in 0..100u64 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let seed = random.next();
+                        // Most inputs have none or one special byte, anywhere.
+                        if seed.is_multiple_of(2 * len + 1) {
+                            alphabet[(seed >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (seed >> 8) as u8 % 26
+                        }
+                    })
+                    .collect();
+                let naive = bytes.iter().any(|&b| is_special(b));
+                assert_eq!(has_special(&bytes), naive, "{bytes:?}");
             }
         }
     }

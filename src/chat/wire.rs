@@ -197,7 +197,9 @@ impl<'a> CompactFields<'a> {
 }
 
 /// [`read_compact_message`]'s reading, up to the fields: a chat message in the compact shape,
-/// or `None` for anything else (which [`parse_other_client_message`] reads).
+/// or `None` for anything else (which [`parse_other_client_message`] reads). Inlined: the
+/// straight line then runs in its caller's frame.
+#[inline(always)]
 pub fn read_compact_fields(text: &str) -> Option<CompactFields<'_>> {
     match read_id_and_text(text) {
         Some(fields) => Some(fields),

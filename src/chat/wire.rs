@@ -209,11 +209,12 @@ pub fn read_compact_fields(text: &str) -> Option<CompactFields<'_>> {
 
 /// The load generator's and most clients' order of the compact shape,
 /// `{"type":"message","id":"<id>","text":"<text>"}`, read in a straight line: the prefix and
-/// the id's key as three words, the id in the one block it fits in, the keys between the two
-/// values as two more words, and the text up to the closing quote and brace that end the
-/// frame checked for special bytes in one scan. Small enough to need no saved registers; any
-/// other input (a longer id, a room, another order, anything this would decline) is `None`
-/// and left to [`read_compact_fields_in_any_order`], which reads this shape the same way.
+/// the id's key as three words, the id in the one block it fits in, the quote and key between
+/// the two values as a word and two bytes, and the text up to the closing quote and brace that
+/// end the frame checked for special bytes in one scan. Inlined with [`read_compact_fields`]
+/// into the chat core; any other input (an id of 16 bytes or more, a room, another order,
+/// anything this would decline) is `None` and left to [`read_compact_fields_in_any_order`],
+/// which reads this shape the same way.
 #[inline(always)]
 fn read_id_and_text(text: &str) -> Option<CompactFields<'_>> {
     const PREFIX: [u64; 3] = [
@@ -263,7 +264,7 @@ fn read_id_and_text(text: &str) -> Option<CompactFields<'_>> {
 /// Whether `bytes` has a special byte (see [`is_special`]): the straight line's text check,
 /// inlined there. Unlike [`find_quote_backslash_or_control`] it need not say where, so the
 /// blocks' masks are merged and tested once, two blocks a step, the last block ending where
-/// `bytes` ends; a text of a chat line took a third fewer instructions than with the call.
+/// `bytes` ends: 15 instructions a chat message fewer than the call.
 #[inline(always)]
 fn has_special(bytes: &[u8]) -> bool {
     let len = bytes.len();

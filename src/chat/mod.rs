@@ -306,7 +306,18 @@ impl ChatCore {
             Some(session) if session.phase != Phase::Closing => session.phase,
             _ => return,
         };
-        let message = match wire::parse_client_message(text) {
+        // A chat message in the compact shape (almost every frame) goes to `on_message` as the
+        // borrowed fields the reader found: building, matching and dropping the general message
+        // enum and its `Result` cost as much as reading the fields. The rest is
+        // `parse_client_message`, split where the compact reader returns.
+        let parsed = match wire::read_compact_fields(text) {
+            Some(fields) if phase == Phase::Live => {
+                return self.on_message(conn, fields.id, fields.text, fields.room, now, out);
+            }
+            Some(fields) => Ok(fields.into_message()),
+            None => wire::parse_other_client_message(text),
+        };
+        let message = match parsed {
             Ok(message) => message,
             Err(ParseError::BadJson(detail)) => {
                 let message = format!("invalid JSON: {detail}");

@@ -1496,3 +1496,93 @@ fn unknown_connections_are_ignored() {
     h.core.binary(98, b"x", 0, &mut h.out);
     assert!(h.drain().is_empty());
 }
+
+// ----- the compact chat message route -----
+
+/// Everything sent and closed since the last call, as comparable values.
+fn outputs(h: &mut Harness) -> Vec<(ConnId, String, Delivery)> {
+    let mut all: Vec<_> = h
+        .drain()
+        .into_iter()
+        .map(|s| (s.conn, s.raw, s.delivery))
+        .collect();
+    let closes = h.drain_closes().into_iter();
+    all.extend(
+        closes.map(|(conn, code, reason)| (conn, format!("{code} {reason}"), Delivery::Essential)),
+    );
+    all
+}
+
+/// A harness with alice live on 1 (in `lobby`, with bob there on 4), an unauthenticated
+/// connection on 2 and alice on 3 being closed.
+fn compact_route_harness() -> Harness {
+    let mut h = Harness::with(ChatConfig {
+        bot: false,
+        msg_rate: 0,
+        ..ChatConfig::default()
+    });
+    h.connect(1, "alice");
+    h.connect(4, "bob");
+    h.core.open(2, None, h.now, &mut h.out);
+    h.connect(3, "alice");
+    h.send(1, json!({"type": "join", "room": "lobby"}));
+    h.send(4, json!({"type": "join", "room": "lobby"}));
+    h.send(3, json!({"type": "auth", "token": "not a token"}));
+    h.drain();
+    assert_eq!(h.drain_closes().len(), 1);
+    h
+}
+
+/// The reader's compact shape goes to `on_message` without the general message: whatever
+/// the phase, the fields and the errors, the answers are those the same message gets through
+/// the general route (here, by a space the compact shape does not allow).
+#[test]
+fn compact_chat_messages_are_answered_as_the_general_route_answers() {
+    let long_id = "i".repeat(MAX_ID_CHARS + 1);
+    let long_text = "x".repeat(ChatConfig::default().max_text_chars + 1);
+    let messages = [
+        r#"{"type":"message","id":"a1","text":"so happy today"}"#.to_owned(),
+        r#"{"type":"message","text":"no id here"}"#.to_owned(),
+        r#"{"type":"message","id":"","text":"an empty id"}"#.to_owned(),
+        r#"{"type":"message","id":"r1","room":"lobby","text":"room first"}"#.to_owned(),
+        r#"{"type":"message","id":"r2","text":"room last","room":"lobby"}"#.to_owned(),
+        r#"{"type":"message","id":"p1","room":"user:alice","text":"to my tabs"}"#.to_owned(),
+        r#"{"type":"message","id":"p2","room":"user:bob","text":"not mine"}"#.to_owned(),
+        r#"{"type":"message","id":"n1","text":"not joined","room":"elsewhere"}"#.to_owned(),
+        r#"{"type":"message","id":"b1","room":"Bad Room!","text":"bad name"}"#.to_owned(),
+        r#"{"type":"message","id":"e1","text":"   "}"#.to_owned(),
+        r#"{"type":"message","id":"e2","text":""}"#.to_owned(),
+        format!(r#"{{"type":"message","id":"{long_id}","text":"long id"}}"#),
+        format!(r#"{{"type":"message","id":"t1","text":"{long_text}"}}"#),
+        "{\"type\":\"message\",\"id\":\"é\",\"text\":\"dræft 🎉\"}".to_owned(),
+    ];
+    let mut compact = compact_route_harness();
+    let mut general = compact_route_harness();
+    let mut results = 0;
+    for message in &messages {
+        assert!(wire::read_compact_fields(message).is_some(), "{message}");
+        let spaced = message.replacen('{', "{ ", 1);
+        assert!(wire::read_compact_fields(&spaced).is_none(), "{spaced}");
+        for conn in [1, 2, 3, 4] {
+            compact.send_text(conn, message);
+            general.send_text(conn, &spaced);
+            let answers = outputs(&mut compact);
+            assert_eq!(answers, outputs(&mut general), "{message} on {conn}");
+            // Live connections get a result or an error, the unauthenticated one an error,
+            // the closing one nothing.
+            assert_eq!(
+                answers.is_empty(),
+                conn == 3,
+                "{message} on {conn}: {answers:?}"
+            );
+            let emotion = r#""type":"emotion""#;
+            results += answers
+                .iter()
+                .filter(|(_, raw, _)| raw.contains(emotion))
+                .count();
+        }
+    }
+    // Seven messages each from alice and bob are accepted: those without a room, in `lobby`
+    // and in their own private room.
+    assert_eq!(results, 14);
+}

@@ -85,6 +85,81 @@ pub fn start_close(
     }
 }
 
+/// The header of a text frame of 126 to 65,535 bytes, its length bytes still zero: the frame
+/// [`write_text_frame`] starts with for a hint in that range (a chat result's).
+const TEXT_HEADER_16: [u8; 4] = [0x81, 126, 0, 0];
+
+/// Appends a text frame whose payload (JSON) `write` appends, and returns the payload's length.
+/// A hint of 126 to 65,535 bytes (every chat result and most events) gets a four-byte header
+/// stored as one word before the payload and its length patched in after; one room check
+/// covers both the drained connection (no buffer: the pool supplies one) and the reserve.
+/// [`frame::write_text_with`] did the same in more steps (the header's size worked out from
+/// the hint, ten bytes of room zeroed, the header chosen by its size); it still frames the
+/// other hints, and a payload on the other side of 126 or 65,536 bytes is moved to the header
+/// its length needs.
+#[inline(always)]
+fn write_text_frame(
+    output: &mut Vec<u8>,
+    pool: &mut OutputPool,
+    size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> usize {
+    const HEADER_LEN: usize = TEXT_HEADER_16.len();
+    let start = output.len();
+    if !(126..=0xffff).contains(&size_hint) {
+        if output.capacity() == 0 {
+            pool.supply(output, frame::MAX_HEADER_LEN + size_hint);
+        }
+        return frame::write_text_with(output, size_hint, write);
+    }
+    if output.capacity() - start < HEADER_LEN + size_hint {
+        make_room(pool, output, size_hint);
+    }
+    debug_assert!(output.capacity() - start >= HEADER_LEN);
+    // SAFETY: the capacity has room for `HEADER_LEN` bytes past the length (just checked or
+    // made), and they are written before the length covers them.
+    unsafe {
+        let end = output.as_mut_ptr().add(start);
+        end.cast::<[u8; HEADER_LEN]>()
+            .write_unaligned(TEXT_HEADER_16);
+        output.set_len(start + HEADER_LEN);
+    }
+    write(output);
+    // `write` only appends.
+    let payload_len = output.len().saturating_sub(start + HEADER_LEN);
+    match (
+        u16::try_from(payload_len),
+        output.get_mut(start + 2..start + HEADER_LEN),
+    ) {
+        (Ok(len16), Some(length_bytes)) if payload_len >= 126 => {
+            length_bytes.copy_from_slice(&len16.to_be_bytes());
+        }
+        _ => reframe_text(output, start, payload_len),
+    }
+    payload_len
+}
+
+/// Gives `output` room for a frame of a `size_hint`-byte payload with a four-byte header: a
+/// buffer from the pool if it has none (its output drained), then a reserve, which seldom
+/// allocates.
+#[inline(never)]
+fn make_room(pool: &mut OutputPool, output: &mut Vec<u8>, size_hint: usize) {
+    pool.supply(output, frame::MAX_HEADER_LEN + size_hint);
+    output.reserve(TEXT_HEADER_16.len() + size_hint);
+}
+
+/// The end of [`write_text_frame`] when the `payload_len`-byte payload after the four-byte
+/// header at `start` needs another header: the shortest RFC 6455 allows, as
+/// [`frame::write_header`] writes it, in its place.
+#[cold]
+#[inline(never)]
+fn reframe_text(output: &mut Vec<u8>, start: usize, payload_len: usize) {
+    let mut header = Vec::with_capacity(frame::MAX_HEADER_LEN);
+    frame::write_header(&mut header, true, frame::OpCode::Text, payload_len);
+    let header_end = (start + TEXT_HEADER_16.len()).min(output.len());
+    output.splice(start..header_end, header);
+}
+
 impl ConnectionOutbox<'_> {
     /// Frames the JSON `write` produces into `key`'s output, unless the connection is no longer
     /// an open chat session, or the frame is droppable and the backlog above the soft limit. A
@@ -108,14 +183,8 @@ impl ConnectionOutbox<'_> {
             self.metrics.dropped_droppable_frames += 1;
             return;
         }
-        // Only a connection whose output drained has no buffer; the check spares the others a
-        // call.
-        if conn.output.capacity() == 0 {
-            let needed = frame::MAX_HEADER_LEN + size_hint;
-            self.output_pool.supply(&mut conn.output, needed);
-        }
         let start = conn.output.len();
-        let payload_len = frame::write_text_with(&mut conn.output, size_hint, write);
+        let payload_len = write_text_frame(&mut conn.output, self.output_pool, size_hint, write);
         debug_assert!(std::str::from_utf8(&conn.output[conn.output.len() - payload_len..]).is_ok());
         if backlog + payload_len + frame::MAX_HEADER_LEN > self.limits.hard {
             conn.output.truncate(start);
@@ -186,6 +255,30 @@ mod tests {
             chat_open: true,
         };
         (conn, client)
+    }
+
+    /// Every hint, right or wrong, frames a payload as `frame::write_text` does, after what the
+    /// output already holds, with or without a buffer to start with.
+    #[test]
+    fn frames_are_the_shortest_whatever_the_hint() {
+        let lengths = [0, 1, 125, 126, 127, 250, 65_535, 65_536, 70_000];
+        let hints = [0, 8, 125, 126, 200, 65_535, 65_536, 100_000];
+        let mut pool = OutputPool::default();
+        for payload_len in lengths {
+            let payload = "p".repeat(payload_len);
+            for size_hint in hints {
+                for before in [&b""[..], b"earlier frame"] {
+                    let mut expected = before.to_vec();
+                    frame::write_text(&mut expected, &payload);
+                    let mut output = before.to_vec();
+                    let written = write_text_frame(&mut output, &mut pool, size_hint, |out| {
+                        out.extend_from_slice(payload.as_bytes())
+                    });
+                    assert_eq!(written, payload_len, "{payload_len} {size_hint}");
+                    assert!(output == expected, "{payload_len} bytes, hint {size_hint}");
+                }
+            }
+        }
     }
 
     #[test]

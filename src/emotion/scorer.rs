@@ -129,6 +129,13 @@ struct Pass {
     /// Whether the message has any lowercase letter: ALL-CAPS only emphasises in mixed case.
     /// Found out at the first known ALL-CAPS word, as most messages have none.
     mixed_case: Option<bool>,
+    /// No boost pending, no negation scope open and a clause weight of 1: a plain known word
+    /// written plainly then adds its weights as they are, without the arithmetic of a scale
+    /// that could only come out at exactly 1 (and multiplying by 1 changes no `f32`). Set again
+    /// wherever a word's rules may have changed those three ([`Pass::settle`]); where one of
+    /// them is only reset (clause punctuation), it may stay clear until the next word settles
+    /// it, which costs that word the arithmetic and changes nothing.
+    unit_scale: bool,
 }
 
 impl Pass {
@@ -141,6 +148,23 @@ impl Pass {
             pending_boost: 0.0,
             clause_weight: 1.0,
             mixed_case: None,
+            unit_scale: true,
+        }
+    }
+
+    /// Works out [`Pass::unit_scale`] again.
+    #[inline(always)]
+    fn settle(&mut self) {
+        self.unit_scale =
+            self.negation_left == 0 && self.pending_boost == 0.0 && self.clause_weight == 1.0;
+    }
+
+    /// Adds `weights` unscaled, as [`Pass::add`] does with a scale and clause weight of 1.
+    #[inline(always)]
+    fn add_unscaled(&mut self, weights: &[f32; 8]) {
+        debug_assert!(self.unit_scale && self.clause_weight == 1.0);
+        for (logit, weight) in self.logits.iter_mut().zip(weights) {
+            *logit += weight;
         }
     }
 
@@ -466,9 +490,15 @@ impl Scorer {
         entry: &Entry,
         shape: impl Fn() -> WordShape,
     ) {
+        if pass.unit_scale && shape() == WordShape::default() {
+            // (The pending boost is zero already.)
+            pass.add_unscaled(&entry.plain_weights());
+            return;
+        }
         let scale = self.emphasis(pass, text, shape);
         pass.add(&entry.plain_weights(), scale);
         pass.pending_boost = 0.0;
+        pass.settle();
     }
 
     /// A run of `exclaims` `!` and `questions` `?`.
@@ -526,6 +556,7 @@ impl Scorer {
                 pass.negation_left = NEGATION_SCOPE;
                 pass.negated_by_never = false;
             }
+            pass.settle();
             return;
         };
         if flags & (SO_OR_THIS | BUT) != 0 {
@@ -560,6 +591,7 @@ impl Scorer {
             pass.negation_left = NEGATION_SCOPE;
             pass.negated_by_never = flags & NEVER != 0;
         }
+        pass.settle();
     }
 }
 

@@ -697,6 +697,100 @@ impl WireEmotion {
     }
 }
 
+/// [`EmotionJson::from_scores`] one step after the other: for scores with a NaN, none positive
+/// or a sum out of range (never the scorer's), and on other platforms than x86-64.
+#[cold]
+#[inline(never)]
+fn encode_any_scores(scores: &Scores) -> EmotionJson {
+    EmotionJson::new(&WireEmotion::from_scores(scores))
+}
+
+/// [`EmotionJson::from_scores`] with SSE2, `None` for scores it leaves to [`encode_any_scores`]: one
+/// with a NaN (the vector maximum does not order it as the scan does), none at least zero (the
+/// maximum is then the idle lane's zero), or a sum of the positive ones that is zero or not
+/// finite. The arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sum in the
+/// same order, the same product and rounding), so the units are the same bits.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_ps, _mm_add_ss, _mm_and_ps, _mm_and_si128, _mm_castps_si128,
+        _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cmpunord_ps, _mm_cvtss_f32, _mm_load_ps, _mm_loadu_ps,
+        _mm_loadu_si128, _mm_max_ps, _mm_movehl_ps, _mm_movemask_ps, _mm_mul_ps, _mm_or_ps,
+        _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_srli_si128,
+        _mm_storeu_si128,
+    };
+    let values = scores.as_array();
+    let c = std::hint::black_box(&DIGIT_CONSTANTS);
+    // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
+    // bytes (lanes 0 to 3, and 3 to 6), the aligned ones a constant's 16, and the store writes
+    // the 16 bytes of `units`.
+    unsafe {
+        let low = _mm_loadu_ps(values.as_ptr());
+        // Lanes 4 to 6 and a zero: lanes 3 to 6 shifted down one lane.
+        let high = _mm_castsi128_ps(_mm_srli_si128::<4>(_mm_castps_si128(_mm_loadu_ps(
+            values.as_ptr().add(3),
+        ))));
+        let unordered = _mm_movemask_ps(_mm_cmpunord_ps(low, high));
+        // The top score in every lane: the lanes folded in halves.
+        let top = _mm_max_ps(low, high);
+        let top = _mm_max_ps(top, _mm_movehl_ps(top, top));
+        let top = _mm_max_ps(top, _mm_shuffle_ps::<0b01_01_01_01>(top, top));
+        let top = _mm_shuffle_ps::<0>(top, top);
+        let at_top =
+            _mm_movemask_ps(_mm_cmpeq_ps(low, top)) | _mm_movemask_ps(_mm_cmpeq_ps(high, top)) << 4;
+        // `max(x, 0)` is `x > 0 ? x : 0`: NaN and negative scores count as zero, as in
+        // `from_scores`.
+        let zero = _mm_setzero_ps();
+        let low = _mm_max_ps(low, zero);
+        let high = _mm_max_ps(high, zero);
+        // `pairwise_sum`'s order: lane i and i + 4, then the halves, then the last two.
+        let fours = _mm_add_ps(low, high);
+        let twos = _mm_add_ps(fours, _mm_movehl_ps(fours, fours));
+        let sum = _mm_cvtss_f32(_mm_add_ss(
+            twos,
+            _mm_shuffle_ps::<0b01_01_01_01>(twos, twos),
+        ));
+        // Positive and finite (NaN fails both comparisons), as in `from_scores`; a label at
+        // the top (not only the idle lane).
+        if unordered != 0 || at_top & 0x7f == 0 || !(sum > 0.0 && sum <= f32::MAX) {
+            return None;
+        }
+        // Ties go to neutral, then to the earliest label: `Scores::dominant`.
+        let earliest = if at_top & 0x40 != 0 { 0 } else { at_top & 0x3f };
+        let dominant = Emotion::ALL[(earliest | 0x40).trailing_zeros() as usize];
+        // The idle lane takes the top score (positive, as the sum is): its units are the
+        // confidence's.
+        let high = _mm_or_ps(
+            high,
+            _mm_and_ps(top, _mm_load_ps(c.last_lane.as_ptr().cast())),
+        );
+        let scale = _mm_set1_ps(f32::from(SCORE_UNITS) / sum);
+        let shift = _mm_load_ps(c.integer_shift.as_ptr());
+        let units_mask = _mm_loadu_si128(c.units_mask.as_ptr().cast::<__m128i>());
+        let round = |lanes| {
+            _mm_and_si128(
+                _mm_castps_si128(_mm_add_ps(_mm_mul_ps(lanes, scale), shift)),
+                units_mask,
+            )
+        };
+        // At most 10,000 each (a share is at most the sum): the signed 16-bit packing keeps
+        // them as they are.
+        let packed = _mm_packs_epi32(round(low), round(high));
+        let mut units = [0u16; 8];
+        _mm_storeu_si128(units.as_mut_ptr().cast::<__m128i>(), packed);
+        let mut label_units = [0u16; 7];
+        label_units.copy_from_slice(&units[..7]);
+        Some(EmotionJson {
+            texts: ScoreTexts::from_lanes(packed, c),
+            emotion: WireEmotion {
+                dominant,
+                scores: label_units,
+            },
+        })
+    }
+}
+
 fn encode<T: Serialize>(value: &T) -> String {
     // Most server messages fit; growing the buffer would copy it.
     let mut out = Vec::with_capacity(256);
@@ -1037,7 +1131,8 @@ const EMOTION_JSON_ROOM: usize = 176;
 #[derive(Clone, Copy)]
 pub struct EmotionJson {
     texts: ScoreTexts,
-    dominant: Emotion,
+    /// What the texts are of.
+    emotion: WireEmotion,
 }
 
 /// The fragment's head for one dominant label, written in one constant copy.
@@ -1056,8 +1151,28 @@ impl EmotionJson {
         units[CONFIDENCE_LANE] = emotion.scores[emotion.dominant.index()];
         EmotionJson {
             texts: ScoreTexts::new(&units),
-            dominant: emotion.dominant,
+            emotion: *emotion,
         }
+    }
+
+    /// `EmotionJson::new(&WireEmotion::from_scores(scores))`, the same values, in one pass: the
+    /// shares stay in registers from the scores to the digits. With SSE2 the dominant label is
+    /// a vector maximum and an equality mask rather than a scan, and the confidence's units are
+    /// the top share's, rounded in the lane the scores leave idle, rather than looked up by
+    /// label (rounding is monotonic, so the top share's units are the dominant label's). Not
+    /// inlined: the result is written once, where the caller keeps it.
+    #[inline(never)]
+    pub fn from_scores(scores: &Scores) -> EmotionJson {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(encoded) = encode_usual_scores(scores) {
+            return encoded;
+        }
+        encode_any_scores(scores)
+    }
+
+    /// The emotion the texts are of.
+    pub fn emotion(&self) -> WireEmotion {
+        self.emotion
     }
 
     /// The fragment appended to `out`.
@@ -1075,7 +1190,7 @@ impl EmotionJson {
     #[inline(always)]
     unsafe fn put_into(&self, append: &mut Appender<'_>) {
         // Every write is of a constant size, so none is a `memcpy` call.
-        match self.dominant {
+        match self.emotion.dominant {
             Emotion::Anger => append.put_slice(dominant_head!("anger")),
             Emotion::Disgust => append.put_slice(dominant_head!("disgust")),
             Emotion::Fear => append.put_slice(dominant_head!("fear")),
@@ -1117,7 +1232,8 @@ const ONE: u16 = b'1' as u16;
 /// `"00"`: added to two digit values 0 to 9, their ASCII digits.
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
-/// The constants of [`ScoreTexts::new`], eight lanes each, together in three cache lines. Read
+/// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_usual_scores`],
+/// four lanes each, together in four cache lines. Read
 /// through [`std::hint::black_box`] so that the compiler loads them from here: left to itself it
 /// makes each a constant of its own, which the linker merges with equal constants elsewhere in
 /// the binary, one cache line apart each, all to be missed by a cold call.
@@ -1134,6 +1250,12 @@ struct DigitConstants {
     zero_point_xor_one: [u16; 8],
     six: [u16; 8],
     single: [u16; 8],
+    /// [`INTEGER_SHIFT`] in four lanes.
+    integer_shift: [f32; 4],
+    /// The low half of each 32-bit lane: a rounded share's units (see [`round_units`]).
+    units_mask: [u32; 4],
+    /// The last lane only: where the confidence goes.
+    last_lane: [u32; 4],
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1148,6 +1270,9 @@ static DIGIT_CONSTANTS: DigitConstants = DigitConstants {
     zero_point_xor_one: [ZERO_POINT ^ ONE; 8],
     six: [6; 8],
     single: [1; 8],
+    integer_shift: [INTEGER_SHIFT; 4],
+    units_mask: [0xffff; 4],
+    last_lane: [0, 0, 0, u32::MAX],
 };
 
 impl ScoreTexts {
@@ -1159,6 +1284,17 @@ impl ScoreTexts {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn new(units: &[u16; 8]) -> ScoreTexts {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128};
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the 16 bytes of `units`.
+        let units = unsafe { _mm_loadu_si128(units.as_ptr().cast::<__m128i>()) };
+        ScoreTexts::from_lanes(units, std::hint::black_box(&DIGIT_CONSTANTS))
+    }
+
+    /// [`ScoreTexts::new`] of the eight 16-bit lanes of a register, with the constants read
+    /// through `black_box` by the caller.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn from_lanes(units: std::arch::x86_64::__m128i, c: &DigitConstants) -> ScoreTexts {
         use std::arch::x86_64::{
             __m128i, _mm_add_epi16, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi16,
             _mm_loadu_si128, _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_setzero_si128,
@@ -1170,13 +1306,11 @@ impl ScoreTexts {
             words: [0; 8],
             len: [0; 8],
         };
-        let c = std::hint::black_box(&DIGIT_CONSTANTS);
         // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned loads and stores read
-        // and write exactly the 16 bytes of `units`, of a constant, of `texts.len` and of each
-        // two of `texts.words`.
+        // and write exactly the 16 bytes of a constant, of `texts.len` and of each two of
+        // `texts.words`.
         unsafe {
             let load = |lanes: &[u16; 8]| _mm_loadu_si128(lanes.as_ptr().cast::<__m128i>());
-            let units = load(units);
             let zero = _mm_setzero_si128();
             // All ones in the lanes of a score below 1 (units - 9,999, saturating, is zero
             // exactly there); the others (10,000, or more: written as 1 too) get digits below
@@ -2029,6 +2163,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `EmotionJson::from_scores` against `WireEmotion::from_scores` then `EmotionJson::new`,
+    /// its reference.
+    fn assert_encodes_as_the_steps(scores: &Scores) {
+        let json = EmotionJson::from_scores(scores);
+        let expected = WireEmotion::from_scores(scores);
+        assert_eq!(json.emotion(), expected, "{scores:?}");
+        let (mut fragment, mut expected_fragment) = (Vec::new(), Vec::new());
+        json.append_to(&mut fragment);
+        EmotionJson::new(&expected).append_to(&mut expected_fragment);
+        assert_eq!(fragment, expected_fragment, "{scores:?}");
+    }
+
+    #[test]
+    fn encoding_at_once_gives_the_steps_results() {
+        // Every assignment of these to the seven labels: ties, zeros of both signs, negative,
+        // infinite and NaN scores, sums out of range.
+        let specials = [0.0, -0.0, 0.25, 0.5, -1.0, f32::INFINITY, f32::NAN];
+        let mut values = [0.0f32; 7];
+        for mut index in 0..specials.len().pow(7) {
+            for value in values.iter_mut() {
+                *value = specials[index % specials.len()];
+                index /= specials.len();
+            }
+            assert_encodes_as_the_steps(&Scores::from_values(values));
+        }
+        // Shares as the scorer makes them, and shares near a rounding half.
+        let mut random = crate::test_random::XorShift(0x2545_f491_4f6c_dd1d);
+        for _ in 0..50_000 {
+            let raw: [f32; 7] = std::array::from_fn(|_| random.below(1 << 20) as f32);
+            let total: f32 = raw.iter().sum();
+            let shares = Scores::from_values(raw.map(|r| r / total));
+            // (These take the vector path, which is what is compared.)
+            #[cfg(target_arch = "x86_64")]
+            assert!(encode_usual_scores(&shares).is_some());
+            assert_encodes_as_the_steps(&shares);
+            let halves = raw.map(|r| ((r as u32 % 20_000) as f32 + 0.5) / 20_000.0);
+            assert_encodes_as_the_steps(&Scores::from_values(halves));
+        }
+        let scorer = crate::emotion::Scorer::new();
+        for text in ["", "hello", "I am so happy", "not sad", "gross!!", "wow :)"] {
+            assert_encodes_as_the_steps(&scorer.score(text));
+        }
+        assert_encodes_as_the_steps(&Scores::from_values([f32::MAX; 7]));
     }
 
     #[test]

@@ -705,11 +705,14 @@ fn encode_any_scores(scores: &Scores) -> EmotionJson {
     EmotionJson::new(&WireEmotion::from_scores(scores))
 }
 
-/// [`EmotionJson::from_scores`] with SSE2, `None` for scores it leaves to [`encode_any_scores`]: one
-/// with a NaN (the vector maximum does not order it as the scan does), none at least zero (the
-/// maximum is then the idle lane's zero), or a sum of the positive ones that is zero or not
-/// finite. The arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sum in the
-/// same order, the same product and rounding), so the units are the same bits.
+/// [`EmotionJson::from_scores`] with SSE2, `None` for scores it leaves to [`encode_any_scores`]:
+/// one with a NaN (the vector maximum does not order it as the scan does), none at least zero
+/// (the maximum is then the idle lane's zero), or a sum of the positive ones that is zero or
+/// not finite. The arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sums,
+/// the same product and rounding), so the units are the same bits.
+///
+/// The lanes are in [`ScoreTexts`]' order from the start: lane 0 idle (then the confidence's),
+/// lanes 1 to 7 the scores, loaded as two overlapping four-lane reads.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
@@ -717,34 +720,39 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         __m128i, _mm_add_ps, _mm_add_ss, _mm_and_ps, _mm_and_si128, _mm_castps_si128,
         _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cmpunord_ps, _mm_cvtss_f32, _mm_load_ps, _mm_loadu_ps,
         _mm_loadu_si128, _mm_max_ps, _mm_movehl_ps, _mm_movemask_ps, _mm_mul_ps, _mm_or_ps,
-        _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_srli_si128,
+        _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128,
         _mm_storeu_si128,
     };
     let values = scores.as_array();
     let c = std::hint::black_box(&DIGIT_CONSTANTS);
     // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
-    // bytes (lanes 0 to 3, and 3 to 6), the aligned ones a constant's 16, and the store writes
-    // the 16 bytes of `units`.
+    // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16, and the store
+    // writes the 16 bytes of `units`.
     unsafe {
-        let low = _mm_loadu_ps(values.as_ptr());
-        // Lanes 4 to 6 and a zero: lanes 3 to 6 shifted down one lane.
-        let high = _mm_castsi128_ps(_mm_srli_si128::<4>(_mm_castps_si128(_mm_loadu_ps(
-            values.as_ptr().add(3),
+        // A zero, then labels 0 to 2: labels 0 to 3 shifted up one lane.
+        let low = _mm_castsi128_ps(_mm_slli_si128::<4>(_mm_castps_si128(_mm_loadu_ps(
+            values.as_ptr(),
         ))));
+        // Labels 3 to 6.
+        let high = _mm_loadu_ps(values.as_ptr().add(3));
         let unordered = _mm_movemask_ps(_mm_cmpunord_ps(low, high));
         // The top score in every lane: the lanes folded in halves.
         let top = _mm_max_ps(low, high);
         let top = _mm_max_ps(top, _mm_movehl_ps(top, top));
         let top = _mm_max_ps(top, _mm_shuffle_ps::<0b01_01_01_01>(top, top));
         let top = _mm_shuffle_ps::<0>(top, top);
-        let at_top =
-            _mm_movemask_ps(_mm_cmpeq_ps(low, top)) | _mm_movemask_ps(_mm_cmpeq_ps(high, top)) << 4;
+        // Bit i for label i at the top (the idle lane's bit shifted out).
+        let at_top = (_mm_movemask_ps(_mm_cmpeq_ps(low, top))
+            | _mm_movemask_ps(_mm_cmpeq_ps(high, top)) << 4)
+            >> 1;
         // `max(x, 0)` is `x > 0 ? x : 0`: NaN and negative scores count as zero, as in
         // `from_scores`.
         let zero = _mm_setzero_ps();
         let low = _mm_max_ps(low, zero);
         let high = _mm_max_ps(high, zero);
-        // `pairwise_sum`'s order: lane i and i + 4, then the halves, then the last two.
+        // `pairwise_sum`'s sums: labels i and i + 4 (3 and the idle zero), then those of 0
+        // and 2 and those of 1 and 3, then the two; in other lanes here, but the same
+        // additions, and addition is commutative.
         let fours = _mm_add_ps(low, high);
         let twos = _mm_add_ps(fours, _mm_movehl_ps(fours, fours));
         let sum = _mm_cvtss_f32(_mm_add_ss(
@@ -753,7 +761,7 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         ));
         // Positive and finite (NaN fails both comparisons), as in `from_scores`; a label at
         // the top (not only the idle lane).
-        if unordered != 0 || at_top & 0x7f == 0 || !(sum > 0.0 && sum <= f32::MAX) {
+        if unordered != 0 || at_top == 0 || !(sum > 0.0 && sum <= f32::MAX) {
             return None;
         }
         // Ties go to neutral, then to the earliest label: `Scores::dominant`.
@@ -761,9 +769,9 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         let dominant = Emotion::ALL[(earliest | 0x40).trailing_zeros() as usize];
         // The idle lane takes the top score (positive, as the sum is): its units are the
         // confidence's.
-        let high = _mm_or_ps(
-            high,
-            _mm_and_ps(top, _mm_load_ps(c.last_lane.as_ptr().cast())),
+        let low = _mm_or_ps(
+            low,
+            _mm_and_ps(top, _mm_load_ps(c.first_lane.as_ptr().cast())),
         );
         let scale = _mm_set1_ps(f32::from(SCORE_UNITS) / sum);
         let shift = _mm_load_ps(c.integer_shift.as_ptr());
@@ -780,7 +788,7 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         let mut units = [0u16; 8];
         _mm_storeu_si128(units.as_mut_ptr().cast::<__m128i>(), packed);
         let mut label_units = [0u16; 7];
-        label_units.copy_from_slice(&units[..7]);
+        label_units.copy_from_slice(&units[1..]);
         Some(EmotionJson {
             texts: ScoreTexts::from_lanes(packed, c),
             emotion: WireEmotion {
@@ -1145,10 +1153,11 @@ macro_rules! dominant_head {
 impl EmotionJson {
     #[inline]
     pub fn new(emotion: &WireEmotion) -> EmotionJson {
-        // The eight numbers' texts at once: the seven scores, then the confidence.
+        // The eight numbers' texts at once, in the order they are written: the confidence,
+        // then the seven scores.
         let mut units = [0u16; 8];
-        units[..7].copy_from_slice(&emotion.scores);
-        units[CONFIDENCE_LANE] = emotion.scores[emotion.dominant.index()];
+        units[0] = emotion.scores[emotion.dominant.index()];
+        units[1..].copy_from_slice(&emotion.scores);
         EmotionJson {
             texts: ScoreTexts::new(&units),
             emotion: *emotion,
@@ -1199,30 +1208,68 @@ impl EmotionJson {
             Emotion::Surprise => append.put_slice(dominant_head!("surprise")),
             Emotion::Neutral => append.put_slice(dominant_head!("neutral")),
         }
+        // The texts and their keys at the places worked out with the texts: each a store or
+        // two at a known offset, with no length to add up between them.
         let texts = &self.texts;
-        texts.put(append, b"", CONFIDENCE_LANE);
-        // The labels in `Emotion::ALL` order, each key a constant written with its score.
-        texts.put(append, br#","scores":{"anger":"#, 0);
-        texts.put(append, br#","disgust":"#, 1);
-        texts.put(append, br#","fear":"#, 2);
-        texts.put(append, br#","joy":"#, 3);
-        texts.put(append, br#","sadness":"#, 4);
-        texts.put(append, br#","surprise":"#, 5);
-        texts.put(append, br#","neutral":"#, 6);
-        append.put(b"}");
+        append.put_word_at(0, texts.words[0]);
+        // The labels in `Emotion::ALL` order, each key a constant written before its score.
+        texts.put_keyed(append, SCORE_KEYS.0, 1);
+        texts.put_keyed(append, SCORE_KEYS.1, 2);
+        texts.put_keyed(append, SCORE_KEYS.2, 3);
+        texts.put_keyed(append, SCORE_KEYS.3, 4);
+        texts.put_keyed(append, SCORE_KEYS.4, 5);
+        texts.put_keyed(append, SCORE_KEYS.5, 6);
+        texts.put_keyed(append, SCORE_KEYS.6, 7);
+        let end = usize::from(texts.at[7]);
+        append.put_at(end, b"}");
+        append.keep(end + 1);
     }
 }
 
-/// The lane of [`ScoreTexts`] that holds the confidence (the seven scores come first).
-const CONFIDENCE_LANE: usize = 7;
+/// The keys before the seven scores' texts, in `Emotion::ALL` order (the first opens the
+/// scores object).
+#[allow(clippy::type_complexity)]
+const SCORE_KEYS: (
+    &[u8; 19],
+    &[u8; 11],
+    &[u8; 8],
+    &[u8; 7],
+    &[u8; 11],
+    &[u8; 12],
+    &[u8; 11],
+) = (
+    br#","scores":{"anger":"#,
+    br#","disgust":"#,
+    br#","fear":"#,
+    br#","joy":"#,
+    br#","sadness":"#,
+    br#","surprise":"#,
+    br#","neutral":"#,
+);
+
+/// Per lane of [`ScoreTexts`], the length of the key that follows its text (none after the
+/// last).
+const KEY_LENGTHS: [u16; 8] = [
+    SCORE_KEYS.0.len() as u16,
+    SCORE_KEYS.1.len() as u16,
+    SCORE_KEYS.2.len() as u16,
+    SCORE_KEYS.3.len() as u16,
+    SCORE_KEYS.4.len() as u16,
+    SCORE_KEYS.5.len() as u16,
+    SCORE_KEYS.6.len() as u16,
+    0,
+];
 
 /// Eight scores in ten-thousandths as their shortest decimals (`0`, `1`, `0.5`, `0.0123`), all
-/// computed at once, and per lane as a word whose first `len` bytes are the text (they took
-/// about 26 instructions per number one at a time).
+/// computed at once (they took about 26 instructions per number one at a time): the confidence
+/// in lane 0, then the seven labels' scores, the order they are written in. Per lane a word
+/// whose first bytes are the text, and where the texts go once put together with their keys
+/// ([`KEY_LENGTHS`]), counted from the first text's start: `at[i]` is where lane `i + 1`'s text
+/// starts, and `at[7]` where the last one ends.
 #[derive(Clone, Copy)]
 struct ScoreTexts {
     words: [u64; 8],
-    len: [u16; 8],
+    at: [u16; 8],
 }
 
 /// `"0."` as the first two bytes of a little-endian word.
@@ -1250,12 +1297,13 @@ struct DigitConstants {
     zero_point_xor_one: [u16; 8],
     six: [u16; 8],
     single: [u16; 8],
+    key_lengths: [u16; 8],
     /// [`INTEGER_SHIFT`] in four lanes.
     integer_shift: [f32; 4],
     /// The low half of each 32-bit lane: a rounded share's units (see [`round_units`]).
     units_mask: [u32; 4],
-    /// The last lane only: where the confidence goes.
-    last_lane: [u32; 4],
+    /// The first lane only: where the confidence goes.
+    first_lane: [u32; 4],
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1270,9 +1318,10 @@ static DIGIT_CONSTANTS: DigitConstants = DigitConstants {
     zero_point_xor_one: [ZERO_POINT ^ ONE; 8],
     six: [6; 8],
     single: [1; 8],
+    key_lengths: KEY_LENGTHS,
     integer_shift: [INTEGER_SHIFT; 4],
     units_mask: [0xffff; 4],
-    last_lane: [0, 0, 0, u32::MAX],
+    first_lane: [u32::MAX, 0, 0, 0],
 };
 
 impl ScoreTexts {
@@ -1295,6 +1344,7 @@ impl ScoreTexts {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn from_lanes(units: std::arch::x86_64::__m128i, c: &DigitConstants) -> ScoreTexts {
+        use std::arch::x86_64::_mm_slli_si128;
         use std::arch::x86_64::{
             __m128i, _mm_add_epi16, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi16,
             _mm_loadu_si128, _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_setzero_si128,
@@ -1304,10 +1354,10 @@ impl ScoreTexts {
         };
         let mut texts = ScoreTexts {
             words: [0; 8],
-            len: [0; 8],
+            at: [0; 8],
         };
         // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned loads and stores read
-        // and write exactly the 16 bytes of a constant, of `texts.len` and of each two of
+        // and write exactly the 16 bytes of a constant, of `texts.at` and of each two of
         // `texts.words`.
         unsafe {
             let load = |lanes: &[u16; 8]| _mm_loadu_si128(lanes.as_ptr().cast::<__m128i>());
@@ -1358,7 +1408,13 @@ impl ScoreTexts {
                 _mm_and_si128(fraction, len),
                 _mm_andnot_si128(fraction, load(&c.single)),
             );
-            _mm_storeu_si128(texts.len.as_mut_ptr().cast::<__m128i>(), len);
+            // Each text and the key after it, summed up to each lane: a prefix sum in three
+            // shifted additions.
+            let steps = _mm_add_epi16(len, load(&c.key_lengths));
+            let steps = _mm_add_epi16(steps, _mm_slli_si128::<2>(steps));
+            let steps = _mm_add_epi16(steps, _mm_slli_si128::<4>(steps));
+            let at = _mm_add_epi16(steps, _mm_slli_si128::<8>(steps));
+            _mm_storeu_si128(texts.at.as_mut_ptr().cast::<__m128i>(), at);
         }
         texts
     }
@@ -1374,12 +1430,15 @@ impl ScoreTexts {
     fn new_portable(units: &[u16; 8]) -> ScoreTexts {
         let mut texts = ScoreTexts {
             words: [0; 8],
-            len: [0; 8],
+            at: [0; 8],
         };
+        let mut end = 0;
         for (lane, &units) in units.iter().enumerate() {
+            end += KEY_LENGTHS[lane];
             if units >= SCORE_UNITS {
                 texts.words[lane] = u64::from(ONE);
-                texts.len[lane] = 1;
+                end += 1;
+                texts.at[lane] = end;
                 continue;
             }
             let hundreds = units / 100;
@@ -1391,37 +1450,43 @@ impl ScoreTexts {
                 | pair(digits[0], digits[1]) << 16
                 | pair(digits[2], digits[3]) << 32;
             // `0.` cut back to `0` for zero.
-            texts.len[lane] = if units == 0 { 1 } else { 2 + decimals as u16 };
+            end += if units == 0 { 1 } else { 2 + decimals as u16 };
+            texts.at[lane] = end;
         }
         texts
     }
 
-    /// Puts the constant `key`, then lane `lane`'s text, into `append`. All eight bytes of the
-    /// word are written (one fixed-size store), and only those that count kept.
+    /// Stores the constant `key` (the one of [`KEY_LENGTHS`] before lane `lane`, 1 to 7),
+    /// then lane `lane`'s text, where they go counted from `append`'s end, keeping neither (see
+    /// [`EmotionJson::put_into`]). All eight bytes of the word are written (one fixed-size
+    /// store); the next key, written after it, overwrites those that do not count.
     ///
     /// # Safety
-    /// `append` has room for `KEY + 8` more bytes.
+    /// `append` has room for the texts and keys up to this one and 8 more bytes.
     #[inline(always)]
-    unsafe fn put<const KEY: usize>(
+    unsafe fn put_keyed<const KEY: usize>(
         &self,
         append: &mut Appender<'_>,
         key: &[u8; KEY],
         lane: usize,
     ) {
-        append.put(key);
-        // A length is at most 6.
-        append.put_word(self.words[lane], usize::from(self.len[lane] & 7));
+        let at = usize::from(self.at[lane - 1]);
+        // At least `KEY`: the sum up to lane `lane - 1` includes this key's length.
+        debug_assert!(at >= KEY && usize::from(KEY_LENGTHS[lane - 1]) == KEY);
+        append.put_at(at.wrapping_sub(KEY), key);
+        append.put_word_at(at, self.words[lane]);
     }
 
     /// Lane `lane`'s text.
     #[cfg(test)]
     fn text(&self, lane: usize) -> String {
-        let mut bytes = Vec::new();
-        let mut append = Appender::new(&mut bytes, 8);
-        // SAFETY: the room is the word's eight bytes.
-        unsafe { self.put(&mut append, b"", lane) };
-        append.finish();
-        String::from_utf8(bytes).unwrap()
+        let start = match lane {
+            0 => 0,
+            _ => usize::from(self.at[lane - 1]),
+        };
+        let len = usize::from(self.at[lane] - KEY_LENGTHS[lane]) - start;
+        let bytes = self.words[lane].to_le_bytes();
+        String::from_utf8(bytes[..len].to_vec()).unwrap()
     }
 }
 
@@ -1499,6 +1564,39 @@ impl<'a> Appender<'a> {
     unsafe fn put<const N: usize>(&mut self, bytes: &[u8; N]) {
         self.next(N).cast::<[u8; N]>().write_unaligned(*bytes);
         self.len += N;
+    }
+
+    /// Stores the constant `bytes` at `offset` past the pieces kept so far, without keeping
+    /// them: pieces whose places are known up front go in any order, and [`Appender::keep`]
+    /// then keeps them all.
+    ///
+    /// # Safety
+    /// The reservation covers `offset + N` more bytes.
+    #[inline(always)]
+    unsafe fn put_at<const N: usize>(&mut self, offset: usize, bytes: &[u8; N]) {
+        self.next(offset + N)
+            .add(offset)
+            .cast::<[u8; N]>()
+            .write_unaligned(*bytes);
+    }
+
+    /// Stores the eight bytes of `word` (little-endian) at `offset`, as [`Appender::put_at`].
+    ///
+    /// # Safety
+    /// The reservation covers `offset + 8` more bytes.
+    #[inline(always)]
+    unsafe fn put_word_at(&mut self, offset: usize, word: u64) {
+        self.put_at(offset, &word.to_le_bytes());
+    }
+
+    /// Keeps the next `len` bytes, written by [`Appender::put_at`].
+    ///
+    /// # Safety
+    /// Those bytes were all written, and the reservation covers them.
+    #[inline(always)]
+    unsafe fn keep(&mut self, len: usize) {
+        let _ = self.next(len);
+        self.len += len;
     }
 
     /// Appends `bytes`, a constant slice once inlined (stores then, not a `memcpy` call).

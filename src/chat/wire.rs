@@ -623,7 +623,10 @@ pub fn truncate_bytes(text: &str, max: usize) -> &str {
 /// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1), held as
 /// integer ten-thousandths so that a retained event stays small and encodes exactly as it was
 /// first sent.
+/// In C layout, the label then the units from byte 2, so that [`encode_usual_scores`] can
+/// write the units with one store of a register whose first lane is spare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct WireEmotion {
     pub dominant: Emotion,
     /// Per label (indexed by [`Emotion::index`]), in ten-thousandths: 10,000 is 1.
@@ -706,9 +709,7 @@ fn encode_any_scores(scores: &Scores) -> EmotionJson {
 }
 
 /// [`EmotionJson::from_scores`] with SSE2, `None` for scores it leaves to [`encode_any_scores`]:
-/// one with a NaN (the vector maximum does not order it as the scan does), none at least zero
-/// (the maximum is then the idle lane's zero), or a sum of the positive ones that is zero or
-/// not finite. The arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sums,
+/// a NaN neutral score, or a sum of the positive ones that is zero or not finite. The arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sums,
 /// the same product and rounding), so the units are the same bits.
 ///
 /// The lanes are in [`ScoreTexts`]' order from the start: lane 0 idle (then the confidence's),
@@ -718,16 +719,16 @@ fn encode_any_scores(scores: &Scores) -> EmotionJson {
 fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
     use std::arch::x86_64::{
         __m128i, _mm_add_ps, _mm_add_ss, _mm_and_ps, _mm_and_si128, _mm_castps_si128,
-        _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cmpunord_ps, _mm_cvtss_f32, _mm_load_ps, _mm_loadu_ps,
-        _mm_loadu_si128, _mm_max_ps, _mm_movehl_ps, _mm_movemask_ps, _mm_mul_ps, _mm_or_ps,
-        _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128,
-        _mm_storeu_si128,
+        _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cvtss_f32, _mm_load_ps, _mm_loadu_ps, _mm_loadu_si128,
+        _mm_max_ps, _mm_movehl_ps, _mm_movemask_ps, _mm_mul_ps, _mm_or_ps, _mm_packs_epi32,
+        _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128, _mm_storeu_si128,
     };
     let values = scores.as_array();
     let c = std::hint::black_box(&DIGIT_CONSTANTS);
     // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
-    // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16, and the store
-    // writes the 16 bytes of `units`.
+    // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16. The store writes
+    // the 16 bytes of a `WireEmotion` (its size, asserted below), whose every field is then
+    // initialized: the label by the write after it, the units by the store (any `u16` is one).
     unsafe {
         // A zero, then labels 0 to 2: labels 0 to 3 shifted up one lane.
         let low = _mm_castsi128_ps(_mm_slli_si128::<4>(_mm_castps_si128(_mm_loadu_ps(
@@ -735,16 +736,6 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         ))));
         // Labels 3 to 6.
         let high = _mm_loadu_ps(values.as_ptr().add(3));
-        let unordered = _mm_movemask_ps(_mm_cmpunord_ps(low, high));
-        // The top score in every lane: the lanes folded in halves.
-        let top = _mm_max_ps(low, high);
-        let top = _mm_max_ps(top, _mm_movehl_ps(top, top));
-        let top = _mm_max_ps(top, _mm_shuffle_ps::<0b01_01_01_01>(top, top));
-        let top = _mm_shuffle_ps::<0>(top, top);
-        // Bit i for label i at the top (the idle lane's bit shifted out).
-        let at_top = (_mm_movemask_ps(_mm_cmpeq_ps(low, top))
-            | _mm_movemask_ps(_mm_cmpeq_ps(high, top)) << 4)
-            >> 1;
         // `max(x, 0)` is `x > 0 ? x : 0`: NaN and negative scores count as zero, as in
         // `from_scores`.
         let zero = _mm_setzero_ps();
@@ -759,16 +750,30 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
             twos,
             _mm_shuffle_ps::<0b01_01_01_01>(twos, twos),
         ));
-        // Positive and finite (NaN fails both comparisons), as in `from_scores`; a label at
-        // the top (not only the idle lane).
-        if unordered != 0 || at_top == 0 || !(sum > 0.0 && sum <= f32::MAX) {
+        // Positive and finite: the bits of those, less one, are below those of `f32::MAX`
+        // (zero, negative numbers, infinity and NaN wrap or lie above). A NaN neutral score
+        // makes `Scores::dominant` neutral whatever the others (nothing compares above it).
+        let usable_sum = sum.to_bits().wrapping_sub(1) < f32::MAX.to_bits();
+        let neutral = values[Emotion::Neutral.index()];
+        if !usable_sum || neutral.is_nan() {
             return None;
         }
+        // The top score in every lane: the lanes folded in halves. The clamped scores will
+        // do: the top one is positive (the sum is), so the lanes at the top are those of the
+        // labels whose scores are that, which `Scores::dominant`'s scan would pick from (a
+        // NaN score never wins it).
+        let top = _mm_max_ps(low, high);
+        let top = _mm_max_ps(top, _mm_movehl_ps(top, top));
+        let top = _mm_max_ps(top, _mm_shuffle_ps::<0b01_01_01_01>(top, top));
+        let top = _mm_shuffle_ps::<0>(top, top);
+        // Bit i for label i at the top (the idle lane, zero, is not).
+        let at_top = (_mm_movemask_ps(_mm_cmpeq_ps(low, top))
+            | _mm_movemask_ps(_mm_cmpeq_ps(high, top)) << 4)
+            >> 1;
         // Ties go to neutral, then to the earliest label: `Scores::dominant`.
         let earliest = if at_top & 0x40 != 0 { 0 } else { at_top & 0x3f };
-        let dominant = Emotion::ALL[(earliest | 0x40).trailing_zeros() as usize];
-        // The idle lane takes the top score (positive, as the sum is): its units are the
-        // confidence's.
+        let dominant = label_at((earliest | 0x40).trailing_zeros());
+        // The idle lane takes the top score: its units are the confidence's.
         let low = _mm_or_ps(
             low,
             _mm_and_ps(top, _mm_load_ps(c.first_lane.as_ptr().cast())),
@@ -785,17 +790,38 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         // At most 10,000 each (a share is at most the sum): the signed 16-bit packing keeps
         // them as they are.
         let packed = _mm_packs_epi32(round(low), round(high));
-        let mut units = [0u16; 8];
-        _mm_storeu_si128(units.as_mut_ptr().cast::<__m128i>(), packed);
-        let mut label_units = [0u16; 7];
-        label_units.copy_from_slice(&units[1..]);
+        // The labels' units are lanes 1 to 7, which is where `WireEmotion`'s C layout has
+        // them: one store, then the label over the first lane's low byte.
+        let mut emotion = std::mem::MaybeUninit::<WireEmotion>::uninit();
+        _mm_storeu_si128(emotion.as_mut_ptr().cast::<__m128i>(), packed);
+        std::ptr::addr_of_mut!((*emotion.as_mut_ptr()).dominant).write(dominant);
         Some(EmotionJson {
             texts: ScoreTexts::from_lanes(packed, c),
-            emotion: WireEmotion {
-                dominant,
-                scores: label_units,
-            },
+            // Every byte but the one of padding written: the label, then the units.
+            emotion: emotion.assume_init(),
         })
+    }
+}
+
+// The layout `encode_usual_scores` stores into.
+const _: () = assert!(
+    std::mem::size_of::<WireEmotion>() == 16
+        && std::mem::offset_of!(WireEmotion, dominant) == 0
+        && std::mem::offset_of!(WireEmotion, scores) == 2
+);
+
+/// The label of index `index` (at most 6) in [`Emotion::ALL`], by a `match` the compiler
+/// makes the identity (a table look-up for `Emotion::ALL[index]`).
+#[inline(always)]
+fn label_at(index: u32) -> Emotion {
+    match index {
+        0 => Emotion::Anger,
+        1 => Emotion::Disgust,
+        2 => Emotion::Fear,
+        3 => Emotion::Joy,
+        4 => Emotion::Sadness,
+        5 => Emotion::Surprise,
+        _ => Emotion::Neutral,
     }
 }
 

@@ -987,6 +987,10 @@ const PREVIEW_HEAD: &[u8; 36] = br#"{"type":"emotion","id":null,"room":""#;
 const RESULT_SEQ_KEY: &[u8; 8] = br#"","seq":"#;
 const RESULT_TAIL: &[u8; 17] = br#","preview":false}"#;
 const PREVIEW_TAIL: &[u8; 16] = br#","preview":true}"#;
+/// The scores object's closing brace and a tail: the fragment's last piece and the frame's
+/// in one constant store.
+const CLOSED_RESULT_TAIL: &[u8; 18] = br#"},"preview":false}"#;
+const CLOSED_PREVIEW_TAIL: &[u8; 17] = br#"},"preview":true}"#;
 
 /// The most bytes [`write_emotion_result`] touches besides the id's and the room's contents: the
 /// longer head, the seq with the slack of its digit stores and its comma, the emotion fragment
@@ -1049,10 +1053,9 @@ pub fn write_emotion_result(
             }
             None => append.put(br#"","#),
         }
-        emotion.put_into(&mut append);
         match seq {
-            Some(_) => append.put(RESULT_TAIL),
-            None => append.put(PREVIEW_TAIL),
+            Some(_) => emotion.put_into(&mut append, CLOSED_RESULT_TAIL),
+            None => emotion.put_into(&mut append, CLOSED_PREVIEW_TAIL),
         }
         plain_id & plain_room
     };
@@ -1213,17 +1216,23 @@ impl EmotionJson {
     /// The fragment appended to `out`.
     pub fn append_to(&self, out: &mut Vec<u8>) {
         let mut append = Appender::new(out, EMOTION_JSON_ROOM);
-        // SAFETY: `put_into` touches at most `EMOTION_JSON_ROOM` bytes.
-        unsafe { self.put_into(&mut append) };
+        // SAFETY: `put_into` with one closing byte touches at most `EMOTION_JSON_ROOM` bytes.
+        unsafe { self.put_into(&mut append, b"}") };
         append.finish();
     }
 
-    /// Puts the fragment into `append`, touching at most [`EMOTION_JSON_ROOM`] bytes.
+    /// Puts the fragment into `append`, with `closing` (the scores object's closing brace and
+    /// what follows it) after it, touching at most [`EMOTION_JSON_ROOM`] bytes and those of
+    /// `closing` past its first.
     ///
     /// # Safety
-    /// `append` has room for [`EMOTION_JSON_ROOM`] more bytes.
+    /// `append` has room for [`EMOTION_JSON_ROOM`] + `CLOSING` - 1 more bytes.
     #[inline(always)]
-    unsafe fn put_into(&self, append: &mut Appender<'_>) {
+    unsafe fn put_into<const CLOSING: usize>(
+        &self,
+        append: &mut Appender<'_>,
+        closing: &[u8; CLOSING],
+    ) {
         // Every write is of a constant size, so none is a `memcpy` call.
         match self.emotion.dominant {
             Emotion::Anger => append.put_slice(dominant_head!("anger")),
@@ -1247,8 +1256,8 @@ impl EmotionJson {
         texts.put_keyed(append, SCORE_KEYS.5, 6);
         texts.put_keyed(append, SCORE_KEYS.6, 7);
         let end = usize::from(texts.at[7]);
-        append.put_at(end, b"}");
-        append.keep(end + 1);
+        append.put_at(end, closing);
+        append.keep(end + CLOSING);
     }
 }
 

@@ -1743,47 +1743,14 @@ impl<'a> Appender<'a> {
             let text = (digits | u32::from_le_bytes([b'0'; 4])) >> (8 * leading_zeros);
             self.put_word(u64::from(text), 4 - leading_zeros);
         } else if value < TEN_TO_THE_8 {
-            self.put_leading_digits(value as u32);
+            let (word, len) = leading_digits(value as u32);
+            self.put_word(word, len);
         } else {
-            self.put_long_decimal(value);
+            // Out of line, and given a pointer rather than the appender: passing the appender
+            // by reference made every writer that inlines this keep it on the stack.
+            let written = write_long_decimal(self.next(DECIMAL_ROOM), value);
+            self.len += written;
         }
-    }
-
-    /// [`Appender::put_decimal`] for a number of nine digits or more.
-    ///
-    /// # Safety
-    /// As for [`Appender::put_decimal`].
-    #[inline(never)]
-    unsafe fn put_long_decimal(&mut self, value: u64) {
-        const TEN_TO_THE_8: u64 = 100_000_000;
-        const TEN_TO_THE_16: u64 = TEN_TO_THE_8 * TEN_TO_THE_8;
-        let rest = if value < TEN_TO_THE_16 {
-            self.put_leading_digits((value / TEN_TO_THE_8) as u32);
-            value % TEN_TO_THE_8
-        } else {
-            // Beyond 16 digits: the first four, then sixteen.
-            self.put_leading_digits((value / TEN_TO_THE_16) as u32);
-            let rest = value % TEN_TO_THE_16;
-            self.put_word(eight_digits((rest / TEN_TO_THE_8) as u32) | ASCII_ZEROS, 8);
-            rest % TEN_TO_THE_8
-        };
-        self.put_word(eight_digits(rest as u32) | ASCII_ZEROS, 8);
-    }
-
-    /// `value` (below 10^8) in decimal without leading zeros (`0` for zero): eight bytes
-    /// stored, the unused end not kept.
-    ///
-    /// # Safety
-    /// The reservation covers 8 more bytes.
-    #[inline(always)]
-    unsafe fn put_leading_digits(&mut self, value: u32) {
-        let digits = eight_digits(value);
-        // Leading zero digits are the word's low zero bytes; zero keeps its last digit.
-        let leading_zeros = ((digits | 1 << 56).trailing_zeros() / 8) as usize;
-        self.put_word(
-            (digits | ASCII_ZEROS) >> (8 * leading_zeros),
-            8 - leading_zeros,
-        );
     }
 
     /// Makes the pieces written part of the vector.
@@ -1793,6 +1760,53 @@ impl<'a> Appender<'a> {
         // vector's length up to `self.len`, inside the reserved capacity.
         unsafe { self.out.set_len(self.len) };
     }
+}
+
+/// `value` (below 10^8) in decimal without leading zeros (`0` for zero): a word whose first
+/// bytes are the digits, and how many they are.
+#[inline(always)]
+fn leading_digits(value: u32) -> (u64, usize) {
+    let digits = eight_digits(value);
+    // Leading zero digits are the word's low zero bytes; zero keeps its last digit.
+    let leading_zeros = ((digits | 1 << 56).trailing_zeros() / 8) as usize;
+    (
+        (digits | ASCII_ZEROS) >> (8 * leading_zeros),
+        8 - leading_zeros,
+    )
+}
+
+/// [`Appender::put_decimal`] for a number of nine digits or more, written at `to`; returns how
+/// many digits it has. Whole eight-byte words are stored, at most [`DECIMAL_ROOM`] bytes.
+///
+/// # Safety
+/// `to` is valid for [`DECIMAL_ROOM`] bytes of writes.
+#[inline(never)]
+unsafe fn write_long_decimal(to: *mut u8, value: u64) -> usize {
+    const TEN_TO_THE_8: u64 = 100_000_000;
+    const TEN_TO_THE_16: u64 = TEN_TO_THE_8 * TEN_TO_THE_8;
+    let store = |at: usize, word: u64| {
+        to.add(at)
+            .cast::<[u8; 8]>()
+            .write_unaligned(word.to_le_bytes())
+    };
+    let (leading, mut at, rest) = if value < TEN_TO_THE_16 {
+        let (word, len) = leading_digits((value / TEN_TO_THE_8) as u32);
+        (word, len, value % TEN_TO_THE_8)
+    } else {
+        // Beyond 16 digits: the first four, then sixteen.
+        let (word, len) = leading_digits((value / TEN_TO_THE_16) as u32);
+        (word, len, value % TEN_TO_THE_16)
+    };
+    store(0, leading);
+    let rest = if value >= TEN_TO_THE_16 {
+        store(at, eight_digits((rest / TEN_TO_THE_8) as u32) | ASCII_ZEROS);
+        at += 8;
+        rest % TEN_TO_THE_8
+    } else {
+        rest
+    };
+    store(at, eight_digits(rest as u32) | ASCII_ZEROS);
+    at + 8
 }
 
 /// The first four bytes of `bytes` (at least four) as a little-endian number.

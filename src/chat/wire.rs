@@ -719,16 +719,17 @@ fn encode_any_scores(scores: &Scores) -> EmotionJson {
 fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
     use std::arch::x86_64::{
         __m128i, _mm_add_ps, _mm_add_ss, _mm_and_ps, _mm_and_si128, _mm_castps_si128,
-        _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cvtss_f32, _mm_load_ps, _mm_loadu_ps, _mm_loadu_si128,
-        _mm_max_ps, _mm_movehl_ps, _mm_movemask_ps, _mm_mul_ps, _mm_or_ps, _mm_packs_epi32,
-        _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128, _mm_storeu_si128,
+        _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cvtss_f32, _mm_insert_epi16, _mm_load_ps, _mm_loadu_ps,
+        _mm_loadu_si128, _mm_max_ps, _mm_movehl_ps, _mm_movemask_ps, _mm_mul_ps, _mm_or_ps,
+        _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128,
     };
     let values = scores.as_array();
     let c = digit_constants();
     // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
-    // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16. The store writes
-    // the 16 bytes of a `WireEmotion` (its size, asserted below), whose every field is then
-    // initialized: the label by the write after it, the units by the store (any `u16` is one).
+    // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16. The register taken
+    // as a `WireEmotion` has its size and layout (asserted below): its first byte is a label's
+    // discriminant (`Emotion` is `repr(u8)`, 0 to 6 in `Emotion::ALL` order), then
+    // a byte of padding, then seven `u16`, any of which is valid.
     unsafe {
         // A zero, then labels 0 to 2: labels 0 to 3 shifted up one lane.
         let low = _mm_castsi128_ps(_mm_slli_si128::<4>(_mm_castps_si128(_mm_loadu_ps(
@@ -791,14 +792,12 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         // them as they are.
         let packed = _mm_packs_epi32(round(low), round(high));
         // The labels' units are lanes 1 to 7, which is where `WireEmotion`'s C layout has
-        // them: one store, then the label over the first lane's low byte.
-        let mut emotion = std::mem::MaybeUninit::<WireEmotion>::uninit();
-        _mm_storeu_si128(emotion.as_mut_ptr().cast::<__m128i>(), packed);
-        std::ptr::addr_of_mut!((*emotion.as_mut_ptr()).dominant).write(dominant);
+        // them; the label goes in the first lane (its low byte; the high one is padding).
+        // Built in the register, the whole value is one store.
+        let emotion = _mm_insert_epi16::<0>(packed, dominant as i32);
         Some(EmotionJson {
             texts: ScoreTexts::from_lanes(packed, c),
-            // Every byte but the one of padding written: the label, then the units.
-            emotion: emotion.assume_init(),
+            emotion: std::mem::transmute::<__m128i, WireEmotion>(emotion),
         })
     }
 }

@@ -623,7 +623,7 @@ pub fn truncate_bytes(text: &str, max: usize) -> &str {
 /// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1), held as
 /// integer ten-thousandths so that a retained event stays small and encodes exactly as it was
 /// first sent.
-/// In C layout, the label then the units from byte 2, so that [`encode_usual_scores`] can
+/// In C layout, the label then the units from byte 2, so that [`encode_with_sse2`] can
 /// write the units with one store of a register whose first lane is spare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
@@ -705,18 +705,22 @@ impl WireEmotion {
 #[cold]
 #[inline(never)]
 fn encode_any_scores(scores: &Scores) -> EmotionJson {
+    #[cfg(test)]
+    tests::ONE_STEP_AFTER_THE_OTHER.with(|count| count.set(count.get() + 1));
     EmotionJson::new(&WireEmotion::from_scores(scores))
 }
 
-/// [`EmotionJson::from_scores`] with SSE2, `None` for scores it leaves to [`encode_any_scores`]:
-/// a NaN neutral score, or a sum of the positive ones that is zero or not finite. The arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sums,
-/// the same product and rounding), so the units are the same bits.
+/// [`EmotionJson::from_scores`] with SSE2. Scores with a NaN neutral score, or whose positive
+/// ones sum to zero or more than `f32::MAX`, go to [`encode_any_scores`] (a tail call: an
+/// `Option` returned instead cost the usual path the `None` set up ahead of the branch). The
+/// arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sums, the same product
+/// and rounding), so the units are the same bits.
 ///
 /// The lanes are in [`ScoreTexts`]' order from the start: lane 0 idle (then the confidence's),
 /// lanes 1 to 7 the scores, loaded as two overlapping four-lane reads.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
+fn encode_with_sse2(scores: &Scores) -> EmotionJson {
     use std::arch::x86_64::{
         __m128i, _mm_add_ps, _mm_add_ss, _mm_and_ps, _mm_and_si128, _mm_castps_si128,
         _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cvtss_f32, _mm_insert_epi16, _mm_load_ps, _mm_loadu_ps,
@@ -757,7 +761,7 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         let usable_sum = sum.to_bits().wrapping_sub(1) < f32::MAX.to_bits();
         let neutral = values[Emotion::Neutral.index()];
         if !usable_sum || neutral.is_nan() {
-            return None;
+            return encode_any_scores(scores);
         }
         // The top score in every lane: the lanes folded in halves. The clamped scores will
         // do: the top one is positive (the sum is), so the lanes at the top are those of the
@@ -795,14 +799,14 @@ fn encode_usual_scores(scores: &Scores) -> Option<EmotionJson> {
         // them; the label goes in the first lane (its low byte; the high one is padding).
         // Built in the register, the whole value is one store.
         let emotion = _mm_insert_epi16::<0>(packed, dominant as i32);
-        Some(EmotionJson {
+        EmotionJson {
             texts: ScoreTexts::from_lanes(packed, c),
             emotion: std::mem::transmute::<__m128i, WireEmotion>(emotion),
-        })
+        }
     }
 }
 
-// The layout `encode_usual_scores` stores into.
+// The layout `encode_with_sse2` stores into.
 const _: () = assert!(
     std::mem::size_of::<WireEmotion>() == 16
         && std::mem::offset_of!(WireEmotion, dominant) == 0
@@ -1201,9 +1205,8 @@ impl EmotionJson {
     #[inline(never)]
     pub fn from_scores(scores: &Scores) -> EmotionJson {
         #[cfg(target_arch = "x86_64")]
-        if let Some(encoded) = encode_usual_scores(scores) {
-            return encoded;
-        }
+        return encode_with_sse2(scores);
+        #[cfg(not(target_arch = "x86_64"))]
         encode_any_scores(scores)
     }
 
@@ -1313,7 +1316,7 @@ const ONE: u16 = b'1' as u16;
 /// `"00"`: added to two digit values 0 to 9, their ASCII digits.
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
-/// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_usual_scores`],
+/// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_with_sse2`],
 /// four lanes each, together in four cache lines. Read through an address the compiler does
 /// not know ([`digit_constants`]) so that it loads them from here: left to itself it makes each
 /// a constant of its own, which the linker merges with equal constants elsewhere in the binary,
@@ -2345,6 +2348,12 @@ mod tests {
         }
     }
 
+    thread_local! {
+        /// How many times this thread's `EmotionJson::from_scores` took the two steps.
+        pub(super) static ONE_STEP_AFTER_THE_OTHER: std::cell::Cell<usize> =
+            const { std::cell::Cell::new(0) };
+    }
+
     /// `EmotionJson::from_scores` against `WireEmotion::from_scores` then `EmotionJson::new`,
     /// its reference.
     fn assert_encodes_as_the_steps(scores: &Scores) {
@@ -2376,9 +2385,15 @@ mod tests {
             let raw: [f32; 7] = std::array::from_fn(|_| random.below(1 << 20) as f32);
             let total: f32 = raw.iter().sum();
             let shares = Scores::from_values(raw.map(|r| r / total));
-            // (These take the vector path, which is what is compared.)
+            // These take the vector path (where there is one), which is what is compared.
+            let fallbacks = ONE_STEP_AFTER_THE_OTHER.with(|count| count.get());
+            let encoded = EmotionJson::from_scores(&shares);
             #[cfg(target_arch = "x86_64")]
-            assert!(encode_usual_scores(&shares).is_some());
+            assert_eq!(
+                ONE_STEP_AFTER_THE_OTHER.with(|count| count.get()),
+                fallbacks
+            );
+            assert_eq!(encoded.emotion(), WireEmotion::from_scores(&shares));
             assert_encodes_as_the_steps(&shares);
             let halves = raw.map(|r| ((r as u32 % 20_000) as f32 + 0.5) / 20_000.0);
             assert_encodes_as_the_steps(&Scores::from_values(halves));

@@ -39,6 +39,10 @@ fn encoding(c: &mut Criterion) {
     group.bench_function("emotion_json", |b| {
         b.iter(|| EmotionJson::new(black_box(&emotion)))
     });
+    // The two steps above at once, as the server takes them for a chat message.
+    group.bench_function("emotion_json_from_scores", |b| {
+        b.iter(|| EmotionJson::from_scores(black_box(&scores)))
+    });
     // Includes encoding the emotion fragment.
     group.bench_function("emotion_result", |b| {
         b.iter(|| {
@@ -70,6 +74,22 @@ fn encoding(c: &mut Criterion) {
         b.iter(|| {
             let emotion = WireEmotion::from_scores(&scorer.score(black_box(TEXT)));
             wire::emotion_result(Some("c12345"), "user:load-42", Some(1234), &emotion)
+        })
+    });
+    // The same as the server does it: the fragment encoded with the units, then the result
+    // written from it.
+    group.bench_function("score_then_write_emotion_result", |b| {
+        b.iter(|| {
+            let emotion_json = EmotionJson::from_scores(&scorer.score(black_box(TEXT)));
+            let mut out = Vec::new();
+            wire::write_emotion_result(
+                &mut out,
+                Some("c12345"),
+                "user:load-42",
+                Some(1234),
+                &emotion_json,
+            );
+            out
         })
     });
     group.finish();

@@ -803,9 +803,9 @@ impl ChatCore {
             .prepare_message(echo_id.map_or(0, str::len), text.len());
         target.last_seq += 1;
         let seq = target.last_seq;
-        let emotion = WireEmotion::from_scores(&self.scorer.score(text));
         // Encoded once for the sender's result and the room event.
-        let emotion_json = EmotionJson::new(&emotion);
+        let emotion_json = EmotionJson::from_scores(&self.scorer.score(text));
+        let emotion = emotion_json.emotion();
         let ts = self.unix_ms_at_zero.saturating_add(now);
         // Written on the stack: no allocation, and nothing to drop at the end (nor a buffer
         // to clear when the client gave an id).

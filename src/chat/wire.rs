@@ -769,7 +769,10 @@ pub fn truncate_bytes(text: &str, max: usize) -> &str {
 /// decimals (seven roundings of at most 5e-5 each keep the sum within 1e-3 of 1), held as
 /// integer ten-thousandths so that a retained event stays small and encodes exactly as it was
 /// first sent.
+/// In C layout, the label then the units from byte 2, so that [`encode_with_sse2`] can
+/// write the units with one store of a register whose first lane is spare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct WireEmotion {
     pub dominant: Emotion,
     /// Per label (indexed by [`Emotion::index`]), in ten-thousandths: 10,000 is 1.
@@ -840,6 +843,134 @@ impl WireEmotion {
     /// The dominant label's score.
     pub fn confidence(&self) -> f64 {
         self.score(self.dominant)
+    }
+}
+
+/// [`EmotionJson::from_scores`] one step after the other: for scores with a NaN, none positive
+/// or a sum out of range (never the scorer's), and on other platforms than x86-64.
+#[cold]
+#[inline(never)]
+fn encode_any_scores(scores: &Scores) -> EmotionJson {
+    #[cfg(test)]
+    tests::ONE_STEP_AFTER_THE_OTHER.with(|count| count.set(count.get() + 1));
+    EmotionJson::new(&WireEmotion::from_scores(scores))
+}
+
+/// [`EmotionJson::from_scores`] with SSE2. Scores with a NaN neutral score, or whose positive
+/// ones sum to zero or more than `f32::MAX`, go to [`encode_any_scores`] (a tail call: an
+/// `Option` returned instead cost the usual path the `None` set up ahead of the branch). The
+/// arithmetic is [`WireEmotion::from_scores`]' lane for lane (the same sums, the same product
+/// and rounding), so the units are the same bits.
+///
+/// The lanes are in [`ScoreTexts`]' order from the start: lane 0 idle (then the confidence's),
+/// lanes 1 to 7 the scores, loaded as two overlapping four-lane reads.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn encode_with_sse2(scores: &Scores) -> EmotionJson {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_ps, _mm_add_ss, _mm_and_ps, _mm_and_si128, _mm_castps_si128,
+        _mm_castsi128_ps, _mm_cmpeq_ps, _mm_cvtss_f32, _mm_insert_epi16, _mm_load_ps, _mm_loadu_ps,
+        _mm_loadu_si128, _mm_max_ps, _mm_movehl_ps, _mm_movemask_ps, _mm_mul_ps, _mm_or_ps,
+        _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128,
+    };
+    let values = scores.as_array();
+    let c = digit_constants();
+    // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
+    // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16. The register taken
+    // as a `WireEmotion` has its size and layout (asserted below): its first byte is a label's
+    // discriminant (`Emotion` is `repr(u8)`, 0 to 6 in `Emotion::ALL` order), then
+    // a byte of padding, then seven `u16`, any of which is valid.
+    unsafe {
+        // A zero, then labels 0 to 2: labels 0 to 3 shifted up one lane.
+        let low = _mm_castsi128_ps(_mm_slli_si128::<4>(_mm_castps_si128(_mm_loadu_ps(
+            values.as_ptr(),
+        ))));
+        // Labels 3 to 6.
+        let high = _mm_loadu_ps(values.as_ptr().add(3));
+        // `max(x, 0)` is `x > 0 ? x : 0`: NaN and negative scores count as zero, as in
+        // `from_scores`.
+        let zero = _mm_setzero_ps();
+        let low = _mm_max_ps(low, zero);
+        let high = _mm_max_ps(high, zero);
+        // `pairwise_sum`'s sums: labels i and i + 4 (3 and the idle zero), then those of 0
+        // and 2 and those of 1 and 3, then the two; in other lanes here, but the same
+        // additions, and addition is commutative.
+        let fours = _mm_add_ps(low, high);
+        let twos = _mm_add_ps(fours, _mm_movehl_ps(fours, fours));
+        let sum = _mm_cvtss_f32(_mm_add_ss(
+            twos,
+            _mm_shuffle_ps::<0b01_01_01_01>(twos, twos),
+        ));
+        // Positive and finite: the bits of those, less one, are below those of `f32::MAX`
+        // (zero, negative numbers, infinity and NaN wrap or lie above). A NaN neutral score
+        // makes `Scores::dominant` neutral whatever the others (nothing compares above it).
+        let usable_sum = sum.to_bits().wrapping_sub(1) < f32::MAX.to_bits();
+        let neutral = values[Emotion::Neutral.index()];
+        if !usable_sum || neutral.is_nan() {
+            return encode_any_scores(scores);
+        }
+        // The top score in every lane: the lanes folded in halves. The clamped scores will
+        // do: the top one is positive (the sum is), so the lanes at the top are those of the
+        // labels whose scores are that, which `Scores::dominant`'s scan would pick from (a
+        // NaN score never wins it).
+        let top = _mm_max_ps(low, high);
+        let top = _mm_max_ps(top, _mm_movehl_ps(top, top));
+        let top = _mm_max_ps(top, _mm_shuffle_ps::<0b01_01_01_01>(top, top));
+        let top = _mm_shuffle_ps::<0>(top, top);
+        // Bit i for label i at the top (the idle lane, zero, is not).
+        let at_top = (_mm_movemask_ps(_mm_cmpeq_ps(low, top))
+            | _mm_movemask_ps(_mm_cmpeq_ps(high, top)) << 4)
+            >> 1;
+        // Ties go to neutral, then to the earliest label: `Scores::dominant`.
+        let earliest = if at_top & 0x40 != 0 { 0 } else { at_top & 0x3f };
+        let dominant = label_at((earliest | 0x40).trailing_zeros());
+        // The idle lane takes the top score: its units are the confidence's.
+        let low = _mm_or_ps(
+            low,
+            _mm_and_ps(top, _mm_load_ps(c.first_lane.as_ptr().cast())),
+        );
+        let scale = _mm_set1_ps(f32::from(SCORE_UNITS) / sum);
+        let shift = _mm_load_ps(c.integer_shift.as_ptr());
+        let units_mask = _mm_loadu_si128(c.units_mask.as_ptr().cast::<__m128i>());
+        let round = |lanes| {
+            _mm_and_si128(
+                _mm_castps_si128(_mm_add_ps(_mm_mul_ps(lanes, scale), shift)),
+                units_mask,
+            )
+        };
+        // At most 10,000 each (a share is at most the sum): the signed 16-bit packing keeps
+        // them as they are.
+        let packed = _mm_packs_epi32(round(low), round(high));
+        // The labels' units are lanes 1 to 7, which is where `WireEmotion`'s C layout has
+        // them; the label goes in the first lane (its low byte; the high one is padding).
+        // Built in the register, the whole value is one store.
+        let emotion = _mm_insert_epi16::<0>(packed, dominant as i32);
+        EmotionJson {
+            texts: ScoreTexts::from_lanes(packed, c),
+            emotion: std::mem::transmute::<__m128i, WireEmotion>(emotion),
+        }
+    }
+}
+
+// The layout `encode_with_sse2` stores into.
+const _: () = assert!(
+    std::mem::size_of::<WireEmotion>() == 16
+        && std::mem::offset_of!(WireEmotion, dominant) == 0
+        && std::mem::offset_of!(WireEmotion, scores) == 2
+);
+
+/// The label of index `index` (at most 6) in [`Emotion::ALL`], by a `match` the compiler
+/// makes the identity (a table look-up for `Emotion::ALL[index]`).
+#[inline(always)]
+fn label_at(index: u32) -> Emotion {
+    match index {
+        0 => Emotion::Anger,
+        1 => Emotion::Disgust,
+        2 => Emotion::Fear,
+        3 => Emotion::Joy,
+        4 => Emotion::Sadness,
+        5 => Emotion::Surprise,
+        _ => Emotion::Neutral,
     }
 }
 
@@ -1005,6 +1136,10 @@ const PREVIEW_HEAD: &[u8; 36] = br#"{"type":"emotion","id":null,"room":""#;
 const RESULT_SEQ_KEY: &[u8; 8] = br#"","seq":"#;
 const RESULT_TAIL: &[u8; 17] = br#","preview":false}"#;
 const PREVIEW_TAIL: &[u8; 16] = br#","preview":true}"#;
+/// The scores object's closing brace and a tail: the fragment's last piece and the frame's
+/// in one constant store.
+const CLOSED_RESULT_TAIL: &[u8; 18] = br#"},"preview":false}"#;
+const CLOSED_PREVIEW_TAIL: &[u8; 17] = br#"},"preview":true}"#;
 
 /// The most bytes [`write_emotion_result`] touches besides the id's and the room's contents: the
 /// longer head, the seq with the slack of its digit stores and its comma, the emotion fragment
@@ -1067,10 +1202,9 @@ pub fn write_emotion_result(
             }
             None => append.put(br#"","#),
         }
-        emotion.put_into(&mut append);
         match seq {
-            Some(_) => append.put(RESULT_TAIL),
-            None => append.put(PREVIEW_TAIL),
+            Some(_) => emotion.put_into(&mut append, CLOSED_RESULT_TAIL),
+            None => emotion.put_into(&mut append, CLOSED_PREVIEW_TAIL),
         }
         plain_id & plain_room
     };
@@ -1183,7 +1317,8 @@ const EMOTION_JSON_ROOM: usize = 176;
 #[derive(Clone, Copy)]
 pub struct EmotionJson {
     texts: ScoreTexts,
-    dominant: Emotion,
+    /// What the texts are of.
+    emotion: WireEmotion,
 }
 
 /// The fragment's head for one dominant label, written in one constant copy.
@@ -1196,32 +1331,58 @@ macro_rules! dominant_head {
 impl EmotionJson {
     #[inline]
     pub fn new(emotion: &WireEmotion) -> EmotionJson {
-        // The eight numbers' texts at once: the seven scores, then the confidence.
+        // The eight numbers' texts at once, in the order they are written: the confidence,
+        // then the seven scores.
         let mut units = [0u16; 8];
-        units[..7].copy_from_slice(&emotion.scores);
-        units[CONFIDENCE_LANE] = emotion.scores[emotion.dominant.index()];
+        units[0] = emotion.scores[emotion.dominant.index()];
+        units[1..].copy_from_slice(&emotion.scores);
         EmotionJson {
             texts: ScoreTexts::new(&units),
-            dominant: emotion.dominant,
+            emotion: *emotion,
         }
+    }
+
+    /// `EmotionJson::new(&WireEmotion::from_scores(scores))`, the same values, in one pass: the
+    /// shares stay in registers from the scores to the digits. With SSE2 the dominant label is
+    /// a vector maximum and an equality mask rather than a scan, and the confidence's units are
+    /// the top share's, rounded in the lane the scores leave idle, rather than looked up by
+    /// label (rounding is monotonic, so the top share's units are the dominant label's). Not
+    /// inlined: the result is written once, where the caller keeps it.
+    #[inline(never)]
+    pub fn from_scores(scores: &Scores) -> EmotionJson {
+        #[cfg(target_arch = "x86_64")]
+        return encode_with_sse2(scores);
+        #[cfg(not(target_arch = "x86_64"))]
+        encode_any_scores(scores)
+    }
+
+    /// The emotion the texts are of.
+    pub fn emotion(&self) -> WireEmotion {
+        self.emotion
     }
 
     /// The fragment appended to `out`.
     pub fn append_to(&self, out: &mut Vec<u8>) {
         let mut append = Appender::new(out, EMOTION_JSON_ROOM);
-        // SAFETY: `put_into` touches at most `EMOTION_JSON_ROOM` bytes.
-        unsafe { self.put_into(&mut append) };
+        // SAFETY: `put_into` with one closing byte touches at most `EMOTION_JSON_ROOM` bytes.
+        unsafe { self.put_into(&mut append, b"}") };
         append.finish();
     }
 
-    /// Puts the fragment into `append`, touching at most [`EMOTION_JSON_ROOM`] bytes.
+    /// Puts the fragment into `append`, with `closing` (the scores object's closing brace and
+    /// what follows it) after it, touching at most [`EMOTION_JSON_ROOM`] bytes and those of
+    /// `closing` past its first.
     ///
     /// # Safety
-    /// `append` has room for [`EMOTION_JSON_ROOM`] more bytes.
+    /// `append` has room for [`EMOTION_JSON_ROOM`] + `CLOSING` - 1 more bytes.
     #[inline(always)]
-    unsafe fn put_into(&self, append: &mut Appender<'_>) {
+    unsafe fn put_into<const CLOSING: usize>(
+        &self,
+        append: &mut Appender<'_>,
+        closing: &[u8; CLOSING],
+    ) {
         // Every write is of a constant size, so none is a `memcpy` call.
-        match self.dominant {
+        match self.emotion.dominant {
             Emotion::Anger => append.put_slice(dominant_head!("anger")),
             Emotion::Disgust => append.put_slice(dominant_head!("disgust")),
             Emotion::Fear => append.put_slice(dominant_head!("fear")),
@@ -1230,30 +1391,68 @@ impl EmotionJson {
             Emotion::Surprise => append.put_slice(dominant_head!("surprise")),
             Emotion::Neutral => append.put_slice(dominant_head!("neutral")),
         }
+        // The texts and their keys at the places worked out with the texts: each a store or
+        // two at a known offset, with no length to add up between them.
         let texts = &self.texts;
-        texts.put(append, b"", CONFIDENCE_LANE);
-        // The labels in `Emotion::ALL` order, each key a constant written with its score.
-        texts.put(append, br#","scores":{"anger":"#, 0);
-        texts.put(append, br#","disgust":"#, 1);
-        texts.put(append, br#","fear":"#, 2);
-        texts.put(append, br#","joy":"#, 3);
-        texts.put(append, br#","sadness":"#, 4);
-        texts.put(append, br#","surprise":"#, 5);
-        texts.put(append, br#","neutral":"#, 6);
-        append.put(b"}");
+        append.put_word_at(0, texts.words[0]);
+        // The labels in `Emotion::ALL` order, each key a constant written before its score.
+        texts.put_keyed(append, SCORE_KEYS.0, 1);
+        texts.put_keyed(append, SCORE_KEYS.1, 2);
+        texts.put_keyed(append, SCORE_KEYS.2, 3);
+        texts.put_keyed(append, SCORE_KEYS.3, 4);
+        texts.put_keyed(append, SCORE_KEYS.4, 5);
+        texts.put_keyed(append, SCORE_KEYS.5, 6);
+        texts.put_keyed(append, SCORE_KEYS.6, 7);
+        let end = usize::from(texts.at[7]);
+        append.put_at(end, closing);
+        append.keep(end + CLOSING);
     }
 }
 
-/// The lane of [`ScoreTexts`] that holds the confidence (the seven scores come first).
-const CONFIDENCE_LANE: usize = 7;
+/// The keys before the seven scores' texts, in `Emotion::ALL` order (the first opens the
+/// scores object).
+#[allow(clippy::type_complexity)]
+const SCORE_KEYS: (
+    &[u8; 19],
+    &[u8; 11],
+    &[u8; 8],
+    &[u8; 7],
+    &[u8; 11],
+    &[u8; 12],
+    &[u8; 11],
+) = (
+    br#","scores":{"anger":"#,
+    br#","disgust":"#,
+    br#","fear":"#,
+    br#","joy":"#,
+    br#","sadness":"#,
+    br#","surprise":"#,
+    br#","neutral":"#,
+);
+
+/// Per lane of [`ScoreTexts`], the length of the key that follows its text (none after the
+/// last).
+const KEY_LENGTHS: [u16; 8] = [
+    SCORE_KEYS.0.len() as u16,
+    SCORE_KEYS.1.len() as u16,
+    SCORE_KEYS.2.len() as u16,
+    SCORE_KEYS.3.len() as u16,
+    SCORE_KEYS.4.len() as u16,
+    SCORE_KEYS.5.len() as u16,
+    SCORE_KEYS.6.len() as u16,
+    0,
+];
 
 /// Eight scores in ten-thousandths as their shortest decimals (`0`, `1`, `0.5`, `0.0123`), all
-/// computed at once, and per lane as a word whose first `len` bytes are the text (they took
-/// about 26 instructions per number one at a time).
+/// computed at once (they took about 26 instructions per number one at a time): the confidence
+/// in lane 0, then the seven labels' scores, the order they are written in. Per lane a word
+/// whose first bytes are the text, and where the texts go once put together with their keys
+/// ([`KEY_LENGTHS`]), counted from the first text's start: `at[i]` is where lane `i + 1`'s text
+/// starts, and `at[7]` where the last one ends.
 #[derive(Clone, Copy)]
 struct ScoreTexts {
     words: [u64; 8],
-    len: [u16; 8],
+    at: [u16; 8],
 }
 
 /// `"0."` as the first two bytes of a little-endian word.
@@ -1263,10 +1462,11 @@ const ONE: u16 = b'1' as u16;
 /// `"00"`: added to two digit values 0 to 9, their ASCII digits.
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
-/// The constants of [`ScoreTexts::new`], eight lanes each, together in three cache lines. Read
-/// through [`std::hint::black_box`] so that the compiler loads them from here: left to itself it
-/// makes each a constant of its own, which the linker merges with equal constants elsewhere in
-/// the binary, one cache line apart each, all to be missed by a cold call.
+/// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_with_sse2`],
+/// four lanes each, together in four cache lines. Read through an address the compiler does
+/// not know ([`digit_constants`]) so that it loads them from here: left to itself it makes each
+/// a constant of its own, which the linker merges with equal constants elsewhere in the binary,
+/// one cache line apart each, all to be missed by a cold call.
 #[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct DigitConstants {
@@ -1280,6 +1480,33 @@ struct DigitConstants {
     zero_point_xor_one: [u16; 8],
     six: [u16; 8],
     single: [u16; 8],
+    key_lengths: [u16; 8],
+    /// [`INTEGER_SHIFT`] in four lanes.
+    integer_shift: [f32; 4],
+    /// The low half of each 32-bit lane: a rounded share's units (see [`round_units`]).
+    units_mask: [u32; 4],
+    /// The first lane only: where the confidence goes.
+    first_lane: [u32; 4],
+}
+
+/// `&DIGIT_CONSTANTS` where the compiler cannot see the constants (see [`DigitConstants`]): one
+/// `lea` of the address, which `black_box` took four instructions to hide (the address stored
+/// to the stack and loaded back).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digit_constants() -> &'static DigitConstants {
+    let address: *const DigitConstants;
+    // SAFETY: the instruction only puts the static's address in a register: no memory access,
+    // no stack, no flags.
+    unsafe {
+        std::arch::asm!(
+            "lea {}, [rip + {}]",
+            out(reg) address,
+            sym DIGIT_CONSTANTS,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+        &*address
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1294,6 +1521,10 @@ static DIGIT_CONSTANTS: DigitConstants = DigitConstants {
     zero_point_xor_one: [ZERO_POINT ^ ONE; 8],
     six: [6; 8],
     single: [1; 8],
+    key_lengths: KEY_LENGTHS,
+    integer_shift: [INTEGER_SHIFT; 4],
+    units_mask: [0xffff; 4],
+    first_lane: [u32::MAX, 0, 0, 0],
 };
 
 impl ScoreTexts {
@@ -1305,6 +1536,18 @@ impl ScoreTexts {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn new(units: &[u16; 8]) -> ScoreTexts {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128};
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the 16 bytes of `units`.
+        let units = unsafe { _mm_loadu_si128(units.as_ptr().cast::<__m128i>()) };
+        ScoreTexts::from_lanes(units, digit_constants())
+    }
+
+    /// [`ScoreTexts::new`] of the eight 16-bit lanes of a register, with the constants read
+    /// through [`digit_constants`] by the caller.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn from_lanes(units: std::arch::x86_64::__m128i, c: &DigitConstants) -> ScoreTexts {
+        use std::arch::x86_64::_mm_slli_si128;
         use std::arch::x86_64::{
             __m128i, _mm_add_epi16, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi16,
             _mm_loadu_si128, _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_setzero_si128,
@@ -1314,15 +1557,13 @@ impl ScoreTexts {
         };
         let mut texts = ScoreTexts {
             words: [0; 8],
-            len: [0; 8],
+            at: [0; 8],
         };
-        let c = std::hint::black_box(&DIGIT_CONSTANTS);
         // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned loads and stores read
-        // and write exactly the 16 bytes of `units`, of a constant, of `texts.len` and of each
-        // two of `texts.words`.
+        // and write exactly the 16 bytes of a constant, of `texts.at` and of each two of
+        // `texts.words`.
         unsafe {
             let load = |lanes: &[u16; 8]| _mm_loadu_si128(lanes.as_ptr().cast::<__m128i>());
-            let units = load(units);
             let zero = _mm_setzero_si128();
             // All ones in the lanes of a score below 1 (units - 9,999, saturating, is zero
             // exactly there); the others (10,000, or more: written as 1 too) get digits below
@@ -1370,7 +1611,13 @@ impl ScoreTexts {
                 _mm_and_si128(fraction, len),
                 _mm_andnot_si128(fraction, load(&c.single)),
             );
-            _mm_storeu_si128(texts.len.as_mut_ptr().cast::<__m128i>(), len);
+            // Each text and the key after it, summed up to each lane: a prefix sum in three
+            // shifted additions.
+            let steps = _mm_add_epi16(len, load(&c.key_lengths));
+            let steps = _mm_add_epi16(steps, _mm_slli_si128::<2>(steps));
+            let steps = _mm_add_epi16(steps, _mm_slli_si128::<4>(steps));
+            let at = _mm_add_epi16(steps, _mm_slli_si128::<8>(steps));
+            _mm_storeu_si128(texts.at.as_mut_ptr().cast::<__m128i>(), at);
         }
         texts
     }
@@ -1386,12 +1633,15 @@ impl ScoreTexts {
     fn new_portable(units: &[u16; 8]) -> ScoreTexts {
         let mut texts = ScoreTexts {
             words: [0; 8],
-            len: [0; 8],
+            at: [0; 8],
         };
+        let mut end = 0;
         for (lane, &units) in units.iter().enumerate() {
+            end += KEY_LENGTHS[lane];
             if units >= SCORE_UNITS {
                 texts.words[lane] = u64::from(ONE);
-                texts.len[lane] = 1;
+                end += 1;
+                texts.at[lane] = end;
                 continue;
             }
             let hundreds = units / 100;
@@ -1403,37 +1653,43 @@ impl ScoreTexts {
                 | pair(digits[0], digits[1]) << 16
                 | pair(digits[2], digits[3]) << 32;
             // `0.` cut back to `0` for zero.
-            texts.len[lane] = if units == 0 { 1 } else { 2 + decimals as u16 };
+            end += if units == 0 { 1 } else { 2 + decimals as u16 };
+            texts.at[lane] = end;
         }
         texts
     }
 
-    /// Puts the constant `key`, then lane `lane`'s text, into `append`. All eight bytes of the
-    /// word are written (one fixed-size store), and only those that count kept.
+    /// Stores the constant `key` (the one of [`KEY_LENGTHS`] before lane `lane`, 1 to 7),
+    /// then lane `lane`'s text, where they go counted from `append`'s end, keeping neither (see
+    /// [`EmotionJson::put_into`]). All eight bytes of the word are written (one fixed-size
+    /// store); the next key, written after it, overwrites those that do not count.
     ///
     /// # Safety
-    /// `append` has room for `KEY + 8` more bytes.
+    /// `append` has room for the texts and keys up to this one and 8 more bytes.
     #[inline(always)]
-    unsafe fn put<const KEY: usize>(
+    unsafe fn put_keyed<const KEY: usize>(
         &self,
         append: &mut Appender<'_>,
         key: &[u8; KEY],
         lane: usize,
     ) {
-        append.put(key);
-        // A length is at most 6.
-        append.put_word(self.words[lane], usize::from(self.len[lane] & 7));
+        let at = usize::from(self.at[lane - 1]);
+        // At least `KEY`: the sum up to lane `lane - 1` includes this key's length.
+        debug_assert!(at >= KEY && usize::from(KEY_LENGTHS[lane - 1]) == KEY);
+        append.put_at(at.wrapping_sub(KEY), key);
+        append.put_word_at(at, self.words[lane]);
     }
 
     /// Lane `lane`'s text.
     #[cfg(test)]
     fn text(&self, lane: usize) -> String {
-        let mut bytes = Vec::new();
-        let mut append = Appender::new(&mut bytes, 8);
-        // SAFETY: the room is the word's eight bytes.
-        unsafe { self.put(&mut append, b"", lane) };
-        append.finish();
-        String::from_utf8(bytes).unwrap()
+        let start = match lane {
+            0 => 0,
+            _ => usize::from(self.at[lane - 1]),
+        };
+        let len = usize::from(self.at[lane] - KEY_LENGTHS[lane]) - start;
+        let bytes = self.words[lane].to_le_bytes();
+        String::from_utf8(bytes[..len].to_vec()).unwrap()
     }
 }
 
@@ -1513,6 +1769,39 @@ impl<'a> Appender<'a> {
         self.len += N;
     }
 
+    /// Stores the constant `bytes` at `offset` past the pieces kept so far, without keeping
+    /// them: pieces whose places are known up front go in any order, and [`Appender::keep`]
+    /// then keeps them all.
+    ///
+    /// # Safety
+    /// The reservation covers `offset + N` more bytes.
+    #[inline(always)]
+    unsafe fn put_at<const N: usize>(&mut self, offset: usize, bytes: &[u8; N]) {
+        self.next(offset + N)
+            .add(offset)
+            .cast::<[u8; N]>()
+            .write_unaligned(*bytes);
+    }
+
+    /// Stores the eight bytes of `word` (little-endian) at `offset`, as [`Appender::put_at`].
+    ///
+    /// # Safety
+    /// The reservation covers `offset + 8` more bytes.
+    #[inline(always)]
+    unsafe fn put_word_at(&mut self, offset: usize, word: u64) {
+        self.put_at(offset, &word.to_le_bytes());
+    }
+
+    /// Keeps the next `len` bytes, written by [`Appender::put_at`].
+    ///
+    /// # Safety
+    /// Those bytes were all written, and the reservation covers them.
+    #[inline(always)]
+    unsafe fn keep(&mut self, len: usize) {
+        let _ = self.next(len);
+        self.len += len;
+    }
+
     /// Appends `bytes`, a constant slice once inlined (stores then, not a `memcpy` call).
     ///
     /// # Safety
@@ -1552,15 +1841,15 @@ impl<'a> Appender<'a> {
                 .cast::<[u8; 8]>()
                 .write_unaligned(word.to_le_bytes())
         };
-        let plain = if len > 16 {
-            copy_plain_blocks(text, to)
-        } else if len >= 8 {
+        // The commonest lengths first, each range one comparison (ids and room names: 4 to
+        // 16 bytes).
+        let plain = if len.wrapping_sub(8) <= 8 {
             let first = read_word(&text[..8]);
             let last = read_word(&text[len - 8..]);
             store(0, first);
             store(len - 8, last);
             !json_special_in(first, last)
-        } else if len >= 4 {
+        } else if len.wrapping_sub(4) < 4 {
             let first = read_u32(&text[..4]);
             let last = read_u32(&text[len - 4..]);
             to.cast::<[u8; 4]>().write_unaligned(first.to_le_bytes());
@@ -1569,6 +1858,8 @@ impl<'a> Appender<'a> {
                 .write_unaligned(last.to_le_bytes());
             let word = u64::from(first) | u64::from(last) << 32;
             !json_special_in(word, word)
+        } else if len > 16 {
+            copy_plain_blocks(text, to)
         } else if len > 0 {
             // One to three bytes: the first, the middle and the last cover them.
             let (first, middle, last) = (text[0], text[len / 2], text[len - 1]);
@@ -1602,47 +1893,14 @@ impl<'a> Appender<'a> {
             let text = (digits | u32::from_le_bytes([b'0'; 4])) >> (8 * leading_zeros);
             self.put_word(u64::from(text), 4 - leading_zeros);
         } else if value < TEN_TO_THE_8 {
-            self.put_leading_digits(value as u32);
+            let (word, len) = leading_digits(value as u32);
+            self.put_word(word, len);
         } else {
-            self.put_long_decimal(value);
+            // Out of line, and given a pointer rather than the appender: passing the appender
+            // by reference made every writer that inlines this keep it on the stack.
+            let written = write_long_decimal(self.next(DECIMAL_ROOM), value);
+            self.len += written;
         }
-    }
-
-    /// [`Appender::put_decimal`] for a number of nine digits or more.
-    ///
-    /// # Safety
-    /// As for [`Appender::put_decimal`].
-    #[inline(never)]
-    unsafe fn put_long_decimal(&mut self, value: u64) {
-        const TEN_TO_THE_8: u64 = 100_000_000;
-        const TEN_TO_THE_16: u64 = TEN_TO_THE_8 * TEN_TO_THE_8;
-        let rest = if value < TEN_TO_THE_16 {
-            self.put_leading_digits((value / TEN_TO_THE_8) as u32);
-            value % TEN_TO_THE_8
-        } else {
-            // Beyond 16 digits: the first four, then sixteen.
-            self.put_leading_digits((value / TEN_TO_THE_16) as u32);
-            let rest = value % TEN_TO_THE_16;
-            self.put_word(eight_digits((rest / TEN_TO_THE_8) as u32) | ASCII_ZEROS, 8);
-            rest % TEN_TO_THE_8
-        };
-        self.put_word(eight_digits(rest as u32) | ASCII_ZEROS, 8);
-    }
-
-    /// `value` (below 10^8) in decimal without leading zeros (`0` for zero): eight bytes
-    /// stored, the unused end not kept.
-    ///
-    /// # Safety
-    /// The reservation covers 8 more bytes.
-    #[inline(always)]
-    unsafe fn put_leading_digits(&mut self, value: u32) {
-        let digits = eight_digits(value);
-        // Leading zero digits are the word's low zero bytes; zero keeps its last digit.
-        let leading_zeros = ((digits | 1 << 56).trailing_zeros() / 8) as usize;
-        self.put_word(
-            (digits | ASCII_ZEROS) >> (8 * leading_zeros),
-            8 - leading_zeros,
-        );
     }
 
     /// Makes the pieces written part of the vector.
@@ -1652,6 +1910,53 @@ impl<'a> Appender<'a> {
         // vector's length up to `self.len`, inside the reserved capacity.
         unsafe { self.out.set_len(self.len) };
     }
+}
+
+/// `value` (below 10^8) in decimal without leading zeros (`0` for zero): a word whose first
+/// bytes are the digits, and how many they are.
+#[inline(always)]
+fn leading_digits(value: u32) -> (u64, usize) {
+    let digits = eight_digits(value);
+    // Leading zero digits are the word's low zero bytes; zero keeps its last digit.
+    let leading_zeros = ((digits | 1 << 56).trailing_zeros() / 8) as usize;
+    (
+        (digits | ASCII_ZEROS) >> (8 * leading_zeros),
+        8 - leading_zeros,
+    )
+}
+
+/// [`Appender::put_decimal`] for a number of nine digits or more, written at `to`; returns how
+/// many digits it has. Whole eight-byte words are stored, at most [`DECIMAL_ROOM`] bytes.
+///
+/// # Safety
+/// `to` is valid for [`DECIMAL_ROOM`] bytes of writes.
+#[inline(never)]
+unsafe fn write_long_decimal(to: *mut u8, value: u64) -> usize {
+    const TEN_TO_THE_8: u64 = 100_000_000;
+    const TEN_TO_THE_16: u64 = TEN_TO_THE_8 * TEN_TO_THE_8;
+    let store = |at: usize, word: u64| {
+        to.add(at)
+            .cast::<[u8; 8]>()
+            .write_unaligned(word.to_le_bytes())
+    };
+    let (leading, mut at, rest) = if value < TEN_TO_THE_16 {
+        let (word, len) = leading_digits((value / TEN_TO_THE_8) as u32);
+        (word, len, value % TEN_TO_THE_8)
+    } else {
+        // Beyond 16 digits: the first four, then sixteen.
+        let (word, len) = leading_digits((value / TEN_TO_THE_16) as u32);
+        (word, len, value % TEN_TO_THE_16)
+    };
+    store(0, leading);
+    let rest = if value >= TEN_TO_THE_16 {
+        store(at, eight_digits((rest / TEN_TO_THE_8) as u32) | ASCII_ZEROS);
+        at += 8;
+        rest % TEN_TO_THE_8
+    } else {
+        rest
+    };
+    store(at, eight_digits(rest as u32) | ASCII_ZEROS);
+    at + 8
 }
 
 /// The first four bytes of `bytes` (at least four) as a little-endian number.
@@ -1780,7 +2085,19 @@ fn four_digits(value: u32) -> u32 {
     // The two-digit halves in 16-bit lanes.
     let pairs = hundreds | ((value - 100 * hundreds) << 16);
     let tens = ((pairs * 103) >> 10) & 0x000f_000f;
-    tens | ((pairs - 10 * tens) << 8)
+    tens_then_ones(pairs, tens)
+}
+
+/// Each 16-bit lane `10t + o` of `pairs` (below 100, `t` the lane of `tens`) as `t | o << 8`:
+/// `256(10t + o) - 2559t`, one multiplication and one subtraction for the ones and the
+/// combination both (no lane's result is negative, so no borrow crosses lanes).
+#[inline(always)]
+fn tens_then_ones<T>(pairs: T, tens: T) -> T
+where
+    T: std::ops::Shl<u32, Output = T> + std::ops::Sub<Output = T> + std::ops::Mul<Output = T>,
+    T: From<u16>,
+{
+    (pairs << 8) - tens * T::from(2559)
 }
 
 /// The eight decimal digits of `value` (below 10^8, with leading zeros) as digit values 0 to 9,
@@ -1797,7 +2114,7 @@ fn eight_digits(value: u32) -> u64 {
     // Each lane's two-digit halves in 16-bit lanes.
     let pairs = hundreds | ((fours - 100 * hundreds) << 16);
     let tens = ((pairs * 103) >> 10) & 0x000f_000f_000f_000f;
-    tens | ((pairs - 10 * tens) << 8)
+    tens_then_ones(pairs, tens)
 }
 
 /// `text` as a JSON string literal, escaped exactly as serde_json does: `"`, `\\`, the short
@@ -2175,6 +2492,63 @@ mod tests {
                 );
             }
         }
+    }
+
+    thread_local! {
+        /// How many times this thread's `EmotionJson::from_scores` took the two steps.
+        pub(super) static ONE_STEP_AFTER_THE_OTHER: std::cell::Cell<usize> =
+            const { std::cell::Cell::new(0) };
+    }
+
+    /// `EmotionJson::from_scores` against `WireEmotion::from_scores` then `EmotionJson::new`,
+    /// its reference.
+    fn assert_encodes_as_the_steps(scores: &Scores) {
+        let json = EmotionJson::from_scores(scores);
+        let expected = WireEmotion::from_scores(scores);
+        assert_eq!(json.emotion(), expected, "{scores:?}");
+        let (mut fragment, mut expected_fragment) = (Vec::new(), Vec::new());
+        json.append_to(&mut fragment);
+        EmotionJson::new(&expected).append_to(&mut expected_fragment);
+        assert_eq!(fragment, expected_fragment, "{scores:?}");
+    }
+
+    #[test]
+    fn encoding_at_once_gives_the_steps_results() {
+        // Every assignment of these to the seven labels: ties, zeros of both signs, negative,
+        // infinite and NaN scores, sums out of range.
+        let specials = [0.0, -0.0, 0.25, 0.5, -1.0, f32::INFINITY, f32::NAN];
+        let mut values = [0.0f32; 7];
+        for mut index in 0..specials.len().pow(7) {
+            for value in values.iter_mut() {
+                *value = specials[index % specials.len()];
+                index /= specials.len();
+            }
+            assert_encodes_as_the_steps(&Scores::from_values(values));
+        }
+        // Shares as the scorer makes them, and shares near a rounding half.
+        let mut random = crate::test_random::XorShift(0x2545_f491_4f6c_dd1d);
+        for _ in 0..50_000 {
+            let raw: [f32; 7] = std::array::from_fn(|_| random.below(1 << 20) as f32);
+            let total: f32 = raw.iter().sum();
+            let shares = Scores::from_values(raw.map(|r| r / total));
+            // These take the vector path (where there is one), which is what is compared.
+            let fallbacks = ONE_STEP_AFTER_THE_OTHER.with(|count| count.get());
+            let encoded = EmotionJson::from_scores(&shares);
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(
+                ONE_STEP_AFTER_THE_OTHER.with(|count| count.get()),
+                fallbacks
+            );
+            assert_eq!(encoded.emotion(), WireEmotion::from_scores(&shares));
+            assert_encodes_as_the_steps(&shares);
+            let halves = raw.map(|r| ((r as u32 % 20_000) as f32 + 0.5) / 20_000.0);
+            assert_encodes_as_the_steps(&Scores::from_values(halves));
+        }
+        let scorer = crate::emotion::Scorer::new();
+        for text in ["", "hello", "I am so happy", "not sad", "gross!!", "wow :)"] {
+            assert_encodes_as_the_steps(&scorer.score(text));
+        }
+        assert_encodes_as_the_steps(&Scores::from_values([f32::MAX; 7]));
     }
 
     #[test]

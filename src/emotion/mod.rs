@@ -19,8 +19,10 @@ mod tokenizer;
 pub use scorer::{Params, Scorer};
 pub(crate) use softmax::pairwise_sum;
 
-/// The seven labels, in the fixed order used by [`Scores`] and on the wire.
+/// The seven labels, in the fixed order used by [`Scores`] and on the wire. One byte, the
+/// discriminant the index (`chat::wire` builds a label in a vector register).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Emotion {
     Anger,
     Disgust,

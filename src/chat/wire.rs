@@ -874,7 +874,7 @@ fn encode_with_sse2(scores: &Scores) -> EmotionJson {
         _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128,
     };
     let values = scores.as_array();
-    let c = digit_constants();
+    let c = std::hint::black_box(&DIGIT_CONSTANTS);
     // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
     // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16. The register taken
     // as a `WireEmotion` has its size and layout (asserted below): its first byte is a label's
@@ -1463,10 +1463,10 @@ const ONE: u16 = b'1' as u16;
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
 /// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_with_sse2`],
-/// four lanes each, together in four cache lines. Read through an address the compiler does
-/// not know ([`digit_constants`]) so that it loads them from here: left to itself it makes each
-/// a constant of its own, which the linker merges with equal constants elsewhere in the binary,
-/// one cache line apart each, all to be missed by a cold call.
+/// four lanes each, together in four cache lines. Read through [`std::hint::black_box`] so that
+/// the compiler loads them from here: left to itself it makes each a constant of its own, which
+/// the linker merges with equal constants elsewhere in the binary, one cache line apart each,
+/// all to be missed by a cold call.
 #[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct DigitConstants {
@@ -1487,26 +1487,6 @@ struct DigitConstants {
     units_mask: [u32; 4],
     /// The first lane only: where the confidence goes.
     first_lane: [u32; 4],
-}
-
-/// `&DIGIT_CONSTANTS` where the compiler cannot see the constants (see [`DigitConstants`]): one
-/// `lea` of the address, which `black_box` took four instructions to hide (the address stored
-/// to the stack and loaded back).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn digit_constants() -> &'static DigitConstants {
-    let address: *const DigitConstants;
-    // SAFETY: the instruction only puts the static's address in a register: no memory access,
-    // no stack, no flags.
-    unsafe {
-        std::arch::asm!(
-            "lea {}, [rip + {}]",
-            out(reg) address,
-            sym DIGIT_CONSTANTS,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-        &*address
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1539,11 +1519,11 @@ impl ScoreTexts {
         use std::arch::x86_64::{__m128i, _mm_loadu_si128};
         // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the 16 bytes of `units`.
         let units = unsafe { _mm_loadu_si128(units.as_ptr().cast::<__m128i>()) };
-        ScoreTexts::from_lanes(units, digit_constants())
+        ScoreTexts::from_lanes(units, std::hint::black_box(&DIGIT_CONSTANTS))
     }
 
     /// [`ScoreTexts::new`] of the eight 16-bit lanes of a register, with the constants read
-    /// through [`digit_constants`] by the caller.
+    /// through `black_box` by the caller.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn from_lanes(units: std::arch::x86_64::__m128i, c: &DigitConstants) -> ScoreTexts {

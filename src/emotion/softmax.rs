@@ -23,9 +23,9 @@ const fn quad(value: f32) -> Quad {
 }
 
 /// The exponential's constants, each as four lanes, together in four cache lines. Read through
-/// an address the compiler does not know ([`exp_constants`]) so that it loads them from here:
-/// left to itself it makes each a constant of its own, which the linker merges with equal
-/// constants elsewhere in the binary, and a cold call then missed eleven lines instead of four.
+/// [`std::hint::black_box`] (see [`exp_lanes`]) so that the compiler loads them from here: left
+/// to itself it makes each a constant of its own, which the linker merges with equal constants
+/// elsewhere in the binary, and a cold call then missed eleven lines instead of four.
 #[repr(C, align(64))]
 struct ExpConstants {
     /// `log2(e)`: `x * log2_e` is the power of two the result lies near.
@@ -169,35 +169,11 @@ fn greater(a: f32, b: f32) -> f32 {
     }
 }
 
-/// `&EXP_CONSTANTS` where the compiler cannot see the constants: with x86-64, one `lea` of the
-/// address, which `black_box` took four instructions to hide (the address stored to the stack
-/// and loaded back).
-#[inline(always)]
-fn exp_constants() -> &'static ExpConstants {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let address: *const ExpConstants;
-        // SAFETY: the instruction only puts the static's address in a register: no memory
-        // access, no stack, no flags.
-        unsafe {
-            std::arch::asm!(
-                "lea {}, [rip + {}]",
-                out(reg) address,
-                sym EXP_CONSTANTS,
-                options(pure, nomem, nostack, preserves_flags),
-            );
-            &*address
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    std::hint::black_box(&EXP_CONSTANTS)
-}
-
 /// `e^x` per lane for `x <= 0`: zero below [`MIN_NORMAL_INPUT`] (and for -infinity), NaN for
 /// NaN. Positive inputs are outside its contract (the softmax subtracts the maximum first).
 #[inline(always)]
 fn exp_lanes(x: &Lanes) -> Lanes {
-    let constants = exp_constants();
+    let constants = std::hint::black_box(&EXP_CONSTANTS);
     let mut out = [0.0f32; LANES];
     // Four lanes at a time, each with the constants' four copies.
     for (out, x) in out.chunks_exact_mut(4).zip(x.chunks_exact(4)) {

@@ -474,10 +474,13 @@ fn load_chunk(bytes: &[u8], start: usize) -> u64 {
             if let Some(chunk) = bytes.get(last_eight..) {
                 word.copy_from_slice(chunk);
             }
-            let skipped = start.saturating_sub(last_eight) as u32;
-            return u64::from_le_bytes(word)
-                .checked_shr(8 * skipped)
-                .unwrap_or(0);
+            // `start` is past `last_eight` here, by one to eight bytes (eight at the very end:
+            // all padding). Shifted in two steps, the second by a byte, so that no shift
+            // reaches 64 bits and neither needs a guard (in wrapping arithmetic: the bound
+            // above makes it exact, and nothing can panic).
+            let skipped_but_one = start.wrapping_sub(last_eight).wrapping_sub(1) as u32;
+            debug_assert!(skipped_but_one < 8);
+            return u64::from_le_bytes(word).wrapping_shr(8 * skipped_but_one) >> 8;
         }
         // A text shorter than eight bytes, last byte first (an index loop: an iterator kept
         // the text's end pointer live, and spilled, through the whole scoring loop).

@@ -490,7 +490,9 @@ impl Scorer {
         entry: &Entry,
         shape: impl Fn() -> WordShape,
     ) {
-        if pass.unit_scale && shape() == WordShape::default() {
+        // (The shape first: the same test, but the loop's code came out seven instructions a
+        // message shorter in this order, as callgrind counts them.)
+        if shape() == WordShape::default() && pass.unit_scale {
             // (The pending boost is zero already.)
             pass.add_unscaled(&entry.plain_weights());
             return;

@@ -125,26 +125,17 @@ fn write_text_frame(
         output.set_len(start + HEADER_LEN);
     }
     write(output);
-    // `write` only appends, so the length is past the header; were it not, the wrapped
-    // difference would be far out of range. One range test then settles the header.
-    let payload_len = output.len().wrapping_sub(start + HEADER_LEN);
-    if (126..=0xffff).contains(&payload_len) {
-        debug_assert_eq!(output.len(), start + HEADER_LEN + payload_len);
-        // SAFETY: `payload_len` in range means `output.len()` is `start + HEADER_LEN` plus
-        // it (a wrapped difference is out of range), so the header's two length bytes at
-        // `start + 2` are within the initialized length. The pointer is taken after `write`,
-        // which may have reallocated.
-        unsafe {
-            output
-                .as_mut_ptr()
-                .add(start + 2)
-                .cast::<[u8; 2]>()
-                .write_unaligned((payload_len as u16).to_be_bytes());
-        }
-        return payload_len;
-    }
+    // `write` only appends.
     let payload_len = output.len().saturating_sub(start + HEADER_LEN);
-    reframe_text(output, start, payload_len);
+    match (
+        u16::try_from(payload_len),
+        output.get_mut(start + 2..start + HEADER_LEN),
+    ) {
+        (Ok(len16), Some(length_bytes)) if payload_len >= 126 => {
+            length_bytes.copy_from_slice(&len16.to_be_bytes());
+        }
+        _ => reframe_text(output, start, payload_len),
+    }
     payload_len
 }
 

@@ -738,7 +738,12 @@ impl ChatCore {
         now: u64,
         out: &mut impl Outbox,
     ) {
-        let echo_id = id.filter(|id| wire::within_chars(id, MAX_ID_CHARS));
+        // Settled in one test of the id: echoed when short enough, refused (after the rate
+        // check) when not.
+        let (echo_id, id_too_long) = match id {
+            Some(id) if !wire::within_chars(id, MAX_ID_CHARS) => (None, true),
+            id => (id, false),
+        };
         let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
         // The session is looked up once: the room checks below borrow only the rooms.
         let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
@@ -748,7 +753,7 @@ impl ChatCore {
             let message = format!("more than {rate} messages per second; slow down");
             return send_error(out, conn, ErrorCode::RateLimited, &message, echo_id, None);
         }
-        if id.is_some() && echo_id.is_none() {
+        if id_too_long {
             let message = format!("id is longer than {MAX_ID_CHARS} characters");
             return send_error(out, conn, ErrorCode::BadRequest, &message, None, None);
         }
@@ -761,7 +766,12 @@ impl ChatCore {
             let message = format!("text is longer than {max_chars} characters");
             return send_error(out, conn, ErrorCode::TextTooLong, &message, echo_id, None);
         }
-        let key = match member_room(&self.rooms, &self.room_index, session, room) {
+        // Both callers pass live sessions only: no room named is the session's private room,
+        // without `member_room`'s phase check.
+        debug_assert!(session.phase == Phase::Live);
+        let key = match room.map_or(Ok(session.private_room), |_| {
+            member_room(&self.rooms, &self.room_index, session, room)
+        }) {
             Ok(key) => key,
             Err((code, message)) => {
                 let room = room.map(|r| wire::truncate_chars(r, 80));
@@ -840,9 +850,17 @@ impl ChatCore {
         let room_name = &target.name;
         let size_hint = wire::emotion_result_size_hint(Some(id), room_name);
         let emotion_json = &emotion_json;
-        out.send_with(conn, Delivery::Essential, size_hint, move |json| {
-            wire::write_emotion_result(json, Some(id), room_name, Some(seq), emotion_json)
-        });
+        // Inlined where the outbox calls it: its captures are then the caller's registers
+        // rather than a struct on the stack read back, and there is no second frame to set up.
+        out.send_with(
+            conn,
+            Delivery::Essential,
+            size_hint,
+            #[inline(always)]
+            move |json| {
+                wire::write_emotion_result(json, Some(id), room_name, Some(seq), emotion_json)
+            },
+        );
         if self.config.bot && key == private_room {
             self.owe_reply(key, id, &emotion, now, out);
         }

@@ -872,6 +872,43 @@ fn rate_limit_applies_per_connection() {
     assert_eq!(types(&h.drain(), 1), vec!["emotion"]);
 }
 
+/// The id is checked once, after the rate: an over-long id on a limited connection gets the
+/// rate error without it, and on a fresh one the id error without it.
+#[test]
+fn an_over_long_id_is_refused_after_the_rate_check_and_not_echoed() {
+    let mut h = Harness::with(ChatConfig {
+        msg_rate: 1,
+        msg_burst: 1,
+        bot: false,
+        ..ChatConfig::default()
+    });
+    h.connect(1, "alice");
+    let long_id = "i".repeat(MAX_ID_CHARS + 1);
+    h.send(
+        1,
+        json!({"type": "message", "id": long_id, "text": "first"}),
+    );
+    h.send(
+        1,
+        json!({"type": "message", "id": long_id, "text": "second"}),
+    );
+    let sent = h.drain();
+    let errors = of_type(&sent, 1, "error");
+    assert_eq!(types(&sent, 1), vec!["error", "error"]);
+    assert_eq!(error_code(errors[0]), "bad_request");
+    assert_eq!(error_code(errors[1]), "rate_limited");
+    assert!(errors.iter().all(|error| error.get("id").is_none()));
+    let at_limit = "i".repeat(MAX_ID_CHARS);
+    h.advance(1_000);
+    h.send(
+        1,
+        json!({"type": "message", "id": at_limit, "text": "third"}),
+    );
+    let sent = h.drain();
+    assert_eq!(types(&sent, 1), vec!["emotion"]);
+    assert_eq!(of_type(&sent, 1, "emotion")[0]["id"], at_limit.as_str());
+}
+
 #[test]
 fn zero_rate_means_unlimited() {
     let mut h = Harness::with(ChatConfig {

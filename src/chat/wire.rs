@@ -874,7 +874,7 @@ fn encode_with_sse2(scores: &Scores) -> EmotionJson {
         _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128,
     };
     let values = scores.as_array();
-    let c = std::hint::black_box(&DIGIT_CONSTANTS);
+    let c = digit_constants();
     // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
     // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16. The register taken
     // as a `WireEmotion` has its size and layout (asserted below): its first byte is a label's
@@ -1463,8 +1463,8 @@ const ONE: u16 = b'1' as u16;
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
 /// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_with_sse2`],
-/// four lanes each, together in four cache lines. Read through [`std::hint::black_box`] so that
-/// the compiler loads them from here: left to itself it makes each a constant of its own, which
+/// four lanes each, together in four cache lines. Read through [`digit_constants`] so that the
+/// compiler loads them from here: left to itself it makes each a constant of its own, which
 /// the linker merges with equal constants elsewhere in the binary, one cache line apart each,
 /// all to be missed by a cold call.
 #[cfg(target_arch = "x86_64")]
@@ -1487,6 +1487,22 @@ struct DigitConstants {
     units_mask: [u32; 4],
     /// The first lane only: where the confidence goes.
     first_lane: [u32; 4],
+}
+
+/// [`DIGIT_CONSTANTS`]' address, read by [`digit_constants`].
+#[cfg(target_arch = "x86_64")]
+static DIGIT_CONSTANTS_AT: &DigitConstants = &DIGIT_CONSTANTS;
+
+/// [`DIGIT_CONSTANTS`], through a pointer the compiler cannot see the value of (a volatile
+/// read of [`DIGIT_CONSTANTS_AT`]), so the constants are loaded from the table. One load where
+/// `black_box` stored the address to the stack and loaded it back, which also gave the
+/// encoder a stack frame.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digit_constants() -> &'static DigitConstants {
+    // SAFETY: `DIGIT_CONSTANTS_AT` is a static, so valid and aligned for the read, and
+    // initialized (to a reference to a static).
+    unsafe { std::ptr::read_volatile(&DIGIT_CONSTANTS_AT) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1519,11 +1535,11 @@ impl ScoreTexts {
         use std::arch::x86_64::{__m128i, _mm_loadu_si128};
         // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the 16 bytes of `units`.
         let units = unsafe { _mm_loadu_si128(units.as_ptr().cast::<__m128i>()) };
-        ScoreTexts::from_lanes(units, std::hint::black_box(&DIGIT_CONSTANTS))
+        ScoreTexts::from_lanes(units, digit_constants())
     }
 
     /// [`ScoreTexts::new`] of the eight 16-bit lanes of a register, with the constants read
-    /// through `black_box` by the caller.
+    /// through [`digit_constants`] by the caller.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn from_lanes(units: std::arch::x86_64::__m128i, c: &DigitConstants) -> ScoreTexts {

@@ -1321,11 +1321,53 @@ pub struct EmotionJson {
     emotion: WireEmotion,
 }
 
-/// The fragment's head for one dominant label, written in one constant copy.
+/// The fragment's head for one dominant label.
 macro_rules! dominant_head {
     ($label:literal) => {
         concat!(r#""dominant":""#, $label, r#"","confidence":"#).as_bytes()
     };
+}
+
+/// How many bytes of a [`DominantHead`] row are copied: the longest head (36 bytes) rounded up
+/// to whole 16-byte stores.
+const DOMINANT_HEAD_ROOM: usize = 48;
+
+/// One dominant label's head, padded with zeros to [`DOMINANT_HEAD_ROOM`] bytes, and its
+/// length; a row is a cache line.
+#[repr(C, align(64))]
+struct DominantHead {
+    bytes: [u8; DOMINANT_HEAD_ROOM],
+    len: u8,
+}
+
+/// The heads in `Emotion::ALL` order, looked up by the label's index: a copy of fixed size
+/// from the row, where a `match` on the label jumped through a table to a copy per label.
+struct DominantHeads([DominantHead; 7]);
+
+static DOMINANT_HEADS: DominantHeads = DominantHeads([
+    DominantHead::new(dominant_head!("anger")),
+    DominantHead::new(dominant_head!("disgust")),
+    DominantHead::new(dominant_head!("fear")),
+    DominantHead::new(dominant_head!("joy")),
+    DominantHead::new(dominant_head!("sadness")),
+    DominantHead::new(dominant_head!("surprise")),
+    DominantHead::new(dominant_head!("neutral")),
+]);
+
+impl DominantHead {
+    const fn new(head: &[u8]) -> DominantHead {
+        assert!(head.len() <= DOMINANT_HEAD_ROOM);
+        let mut bytes = [0u8; DOMINANT_HEAD_ROOM];
+        let mut at = 0;
+        while at < head.len() {
+            bytes[at] = head[at];
+            at += 1;
+        }
+        DominantHead {
+            bytes,
+            len: head.len() as u8,
+        }
+    }
 }
 
 impl EmotionJson {
@@ -1381,28 +1423,26 @@ impl EmotionJson {
         append: &mut Appender<'_>,
         closing: &[u8; CLOSING],
     ) {
-        // Every write is of a constant size, so none is a `memcpy` call.
-        match self.emotion.dominant {
-            Emotion::Anger => append.put_slice(dominant_head!("anger")),
-            Emotion::Disgust => append.put_slice(dominant_head!("disgust")),
-            Emotion::Fear => append.put_slice(dominant_head!("fear")),
-            Emotion::Joy => append.put_slice(dominant_head!("joy")),
-            Emotion::Sadness => append.put_slice(dominant_head!("sadness")),
-            Emotion::Surprise => append.put_slice(dominant_head!("surprise")),
-            Emotion::Neutral => append.put_slice(dominant_head!("neutral")),
-        }
+        // Every write is of a constant size, so none is a `memcpy` call. The head is one
+        // fixed copy of its table row (whose bytes past the head the texts overwrite), kept up
+        // to the length the row ends with: no branch on the label.
+        let row = &DOMINANT_HEADS.0[self.emotion.dominant.index()];
+        append.put_at(0, &row.bytes);
+        append.keep(usize::from(row.len));
         // The texts and their keys at the places worked out with the texts: each a store or
         // two at a known offset, with no length to add up between them.
         let texts = &self.texts;
         append.put_word_at(0, texts.words[0]);
         // The labels in `Emotion::ALL` order, each key a constant written before its score.
-        texts.put_keyed(append, SCORE_KEYS.0, 1);
-        texts.put_keyed(append, SCORE_KEYS.1, 2);
-        texts.put_keyed(append, SCORE_KEYS.2, 3);
-        texts.put_keyed(append, SCORE_KEYS.3, 4);
-        texts.put_keyed(append, SCORE_KEYS.4, 5);
-        texts.put_keyed(append, SCORE_KEYS.5, 6);
-        texts.put_keyed(append, SCORE_KEYS.6, 7);
+        // The keys of 9 to 15 bytes as one 16-byte store (a word and a smaller store as they
+        // are); the text's word stored next covers the padding.
+        texts.put_keyed::<19, 19>(append, SCORE_KEYS.0, 1);
+        texts.put_keyed::<11, 16>(append, &const { padded(SCORE_KEYS.1) }, 2);
+        texts.put_keyed::<8, 8>(append, SCORE_KEYS.2, 3);
+        texts.put_keyed::<7, 7>(append, SCORE_KEYS.3, 4);
+        texts.put_keyed::<11, 16>(append, &const { padded(SCORE_KEYS.4) }, 5);
+        texts.put_keyed::<12, 16>(append, &const { padded(SCORE_KEYS.5) }, 6);
+        texts.put_keyed::<11, 16>(append, &const { padded(SCORE_KEYS.6) }, 7);
         let end = usize::from(texts.at[7]);
         append.put_at(end, closing);
         append.keep(end + CLOSING);
@@ -1429,6 +1469,18 @@ const SCORE_KEYS: (
     br#","surprise":"#,
     br#","neutral":"#,
 );
+
+/// `key` followed by zeros up to `N` bytes.
+const fn padded<const K: usize, const N: usize>(key: &[u8; K]) -> [u8; N] {
+    assert!(K <= N);
+    let mut bytes = [0u8; N];
+    let mut at = 0;
+    while at < K {
+        bytes[at] = key[at];
+        at += 1;
+    }
+    bytes
+}
 
 /// Per lane of [`ScoreTexts`], the length of the key that follows its text (none after the
 /// last).
@@ -1663,16 +1715,24 @@ impl ScoreTexts {
     /// # Safety
     /// `append` has room for the texts and keys up to this one and 8 more bytes.
     #[inline(always)]
-    unsafe fn put_keyed<const KEY: usize>(
+    unsafe fn put_keyed<const KEY: usize, const STORE: usize>(
         &self,
         append: &mut Appender<'_>,
-        key: &[u8; KEY],
+        key: &[u8; STORE],
         lane: usize,
     ) {
         let at = usize::from(self.at[lane - 1]);
         // At least `KEY`: the sum up to lane `lane - 1` includes this key's length.
         debug_assert!(at >= KEY && usize::from(KEY_LENGTHS[lane - 1]) == KEY);
-        append.put_at(at.wrapping_sub(KEY), key);
+        // The padding, if any, lies under the text's word.
+        debug_assert!(STORE >= KEY && STORE - KEY <= 8);
+        if STORE == 16 {
+            // SAFETY (of the cast): `STORE` is 16 in this branch.
+            let whole = &*key.as_ptr().cast::<[u8; 16]>();
+            append.put_whole_at(at.wrapping_sub(KEY), whole);
+        } else {
+            append.put_at(at.wrapping_sub(KEY), key);
+        }
         append.put_word_at(at, self.words[lane]);
     }
 
@@ -1779,6 +1839,21 @@ impl<'a> Appender<'a> {
             .write_unaligned(*bytes);
     }
 
+    /// [`Appender::put_at`] of 16 bytes as a volatile store: one 16-byte store even where
+    /// later stores overwrite some of its bytes, which the compiler would otherwise trim off,
+    /// splitting what is left into a word and a smaller store.
+    ///
+    /// # Safety
+    /// The reservation covers `offset + 16` more bytes.
+    #[inline(always)]
+    unsafe fn put_whole_at(&mut self, offset: usize, bytes: &[u8; 16]) {
+        // `[u8; 16]` has alignment 1, so the unaligned place is aligned for it.
+        std::ptr::write_volatile(
+            self.next(offset + 16).add(offset).cast::<[u8; 16]>(),
+            *bytes,
+        );
+    }
+
     /// Stores the eight bytes of `word` (little-endian) at `offset`, as [`Appender::put_at`].
     ///
     /// # Safety
@@ -1796,16 +1871,6 @@ impl<'a> Appender<'a> {
     unsafe fn keep(&mut self, len: usize) {
         let _ = self.next(len);
         self.len += len;
-    }
-
-    /// Appends `bytes`, a constant slice once inlined (stores then, not a `memcpy` call).
-    ///
-    /// # Safety
-    /// The reservation covers `bytes.len()` more bytes.
-    #[inline(always)]
-    unsafe fn put_slice(&mut self, bytes: &[u8]) {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.next(bytes.len()), bytes.len());
-        self.len += bytes.len();
     }
 
     /// Stores the eight bytes of `word` (little-endian) and keeps the first `keep` (at most 8).
@@ -3369,7 +3434,7 @@ mod tests {
             dominant: Emotion::Joy,
             scores: [1, 10, 100, 1000, 9, 90, 8790],
         });
-        // Every label dominant: each has its own constant head.
+        // Every label dominant: each has its own row of the head table.
         for dominant in Emotion::ALL {
             emotions.push(WireEmotion {
                 dominant,

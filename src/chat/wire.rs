@@ -1180,20 +1180,20 @@ pub fn write_emotion_result(
     // (copied exactly), the longer of the two heads (the id case's is its head and room key,
     // 34 bytes), the seq key, at most `DECIMAL_ROOM` for the digits, the comma, the fragment's
     // `EMOTION_JSON_ROOM` and the longer tail.
-    let plain = unsafe {
-        let plain_id = match id {
+    let special = unsafe {
+        let special_id = match id {
             Some(id) => {
                 append.put(RESULT_HEAD);
-                let plain = append.put_plain(id.as_bytes());
+                let special = append.put_plain_bits(id.as_bytes());
                 append.put(RESULT_ROOM_KEY);
-                plain
+                special
             }
             None => {
                 append.put(PREVIEW_HEAD);
-                true
+                0
             }
         };
-        let plain_room = append.put_plain(room.as_bytes());
+        let special_room = append.put_plain_bits(room.as_bytes());
         match seq {
             Some(seq) => {
                 append.put(RESULT_SEQ_KEY);
@@ -1206,9 +1206,9 @@ pub fn write_emotion_result(
             Some(_) => emotion.put_into(&mut append, CLOSED_RESULT_TAIL),
             None => emotion.put_into(&mut append, CLOSED_PREVIEW_TAIL),
         }
-        plain_id & plain_room
+        special_id | special_room
     };
-    if plain {
+    if special == 0 {
         append.finish();
     } else {
         write_escaped_emotion_result(out, id, room, seq, emotion);
@@ -1885,8 +1885,10 @@ impl<'a> Appender<'a> {
         self.len += keep;
     }
 
-    /// Appends `text` and returns whether none of its bytes needs escaping in a JSON string (a
-    /// quote, a backslash, a control character): a copy and the check in one pass instead of a
+    /// Appends `text` and returns zero when none of its bytes needs escaping in a JSON string (a
+    /// quote, a backslash, a control character), something else when one does, so that a
+    /// writer can merge the results of several texts with one OR and test them once: a copy
+    /// and the check in one pass instead of a
     /// scan then a `memcpy` call. Up to 16 bytes (ids, most room names) are two loads and two
     /// stores that overlap as needed, checked at once; longer texts go 16 bytes at a time, the
     /// last block overlapping the one before it. Exactly `text.len()` bytes are touched.
@@ -1894,7 +1896,7 @@ impl<'a> Appender<'a> {
     /// # Safety
     /// The reservation covers `text.len()` more bytes.
     #[inline(always)]
-    unsafe fn put_plain(&mut self, text: &[u8]) -> bool {
+    unsafe fn put_plain_bits(&mut self, text: &[u8]) -> u32 {
         let len = text.len();
         let to = self.next(len);
         let store = |at: usize, word: u64| {
@@ -1904,12 +1906,12 @@ impl<'a> Appender<'a> {
         };
         // The commonest lengths first, each range one comparison (ids and room names: 4 to
         // 16 bytes).
-        let plain = if len.wrapping_sub(8) <= 8 {
+        let special = if len.wrapping_sub(8) <= 8 {
             let first = read_word(&text[..8]);
             let last = read_word(&text[len - 8..]);
             store(0, first);
             store(len - 8, last);
-            !json_special_in(first, last)
+            json_special_bits(first, last)
         } else if len.wrapping_sub(4) < 4 {
             let first = read_u32(&text[..4]);
             let last = read_u32(&text[len - 4..]);
@@ -1918,9 +1920,9 @@ impl<'a> Appender<'a> {
                 .cast::<[u8; 4]>()
                 .write_unaligned(last.to_le_bytes());
             let word = u64::from(first) | u64::from(last) << 32;
-            !json_special_in(word, word)
+            json_special_bits(word, word)
         } else if len > 16 {
-            copy_plain_blocks(text, to)
+            u32::from(!copy_plain_blocks(text, to))
         } else if len > 0 {
             // One to three bytes: the first, the middle and the last cover them.
             let (first, middle, last) = (text[0], text[len / 2], text[len - 1]);
@@ -1928,12 +1930,22 @@ impl<'a> Appender<'a> {
             *to.add(len / 2) = middle;
             *to.add(len - 1) = last;
             let word = u64::from_le_bytes([first, middle, last, b' ', b' ', b' ', b' ', b' ']);
-            !json_special_in(word, word)
+            json_special_bits(word, word)
         } else {
-            true
+            0
         };
         self.len += len;
-        plain
+        special
+    }
+
+    /// [`Appender::put_plain_bits`] as whether no byte needs escaping.
+    ///
+    /// # Safety
+    /// The reservation covers `text.len()` more bytes.
+    #[inline(always)]
+    #[cfg(test)]
+    unsafe fn put_plain(&mut self, text: &[u8]) -> bool {
+        self.put_plain_bits(text) == 0
     }
 
     /// Appends `value` in decimal. Numbers below 10^16 (sequence numbers, millisecond
@@ -2031,13 +2043,20 @@ fn read_u32(bytes: &[u8]) -> u32 {
 /// Whether one of the sixteen bytes of `first` and `last` (little-endian) needs escaping in a
 /// JSON string: a quote, a backslash or a control character. With SSE2, three comparisons and
 /// one mask for both words.
+#[cfg(all(test, target_arch = "x86_64"))]
+fn json_special_in(first: u64, last: u64) -> bool {
+    json_special_bits(first, last) != 0
+}
+
+/// Whether one of the sixteen bytes of `first` and `last` needs escaping, as bits: zero when
+/// none does, the mask of those that do otherwise.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn json_special_in(first: u64, last: u64) -> bool {
+fn json_special_bits(first: u64, last: u64) -> u32 {
     use std::arch::x86_64::_mm_set_epi64x;
     // SAFETY: SSE2 is part of the x86-64 baseline.
     let bytes = unsafe { _mm_set_epi64x(last as i64, first as i64) };
-    json_special_mask(bytes) != 0
+    json_special_mask(bytes) as u32
 }
 
 /// The bytes of `block` that need escaping in a JSON string, as a 16-bit mask (see
@@ -2095,6 +2114,13 @@ unsafe fn copy_plain_blocks(text: &[u8], to: *mut u8) -> bool {
 #[inline(always)]
 fn json_special_in(first: u64, last: u64) -> bool {
     json_special_bytes(first) | json_special_bytes(last) != 0
+}
+
+/// [`json_special_in`] as bits, zero when no byte needs escaping.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn json_special_bits(first: u64, last: u64) -> u32 {
+    u32::from(json_special_in(first, last))
 }
 
 /// Copies `text` (more than 16 bytes) to `to` eight bytes at a time, the last word overlapping

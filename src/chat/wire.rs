@@ -1197,10 +1197,10 @@ pub fn write_emotion_result(
         match seq {
             Some(seq) => {
                 append.put(RESULT_SEQ_KEY);
+                // The comma after the digits is the fragment's first byte.
                 append.put_decimal(seq);
-                append.put(b",");
             }
-            None => append.put(br#"","#),
+            None => append.put(b"\""),
         }
         match seq {
             Some(_) => emotion.put_into(&mut append, CLOSED_RESULT_TAIL),
@@ -1304,7 +1304,8 @@ pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
     out.push(b'}');
 }
 
-/// The longest fragment (163 bytes: the longest label dominant, every score with four decimals)
+/// The longest fragment (164 bytes with its leading comma: the longest label dominant, every
+/// score with four decimals)
 /// and the slack of the fixed eight-byte store of its last score: the most bytes
 /// [`EmotionJson::put_into`] touches.
 const EMOTION_JSON_ROOM: usize = 176;
@@ -1321,10 +1322,11 @@ pub struct EmotionJson {
     emotion: WireEmotion,
 }
 
-/// The fragment's head for one dominant label.
+/// The fragment's head for one dominant label, with the comma before it in an emotion result
+/// (one store fewer there; [`EmotionJson::append_to`] puts the byte before it back).
 macro_rules! dominant_head {
     ($label:literal) => {
-        concat!(r#""dominant":""#, $label, r#"","confidence":"#).as_bytes()
+        concat!(r#","dominant":""#, $label, r#"","confidence":"#).as_bytes()
     };
 }
 
@@ -1405,10 +1407,22 @@ impl EmotionJson {
 
     /// The fragment appended to `out`.
     pub fn append_to(&self, out: &mut Vec<u8>) {
+        // `put_into` begins with the comma an emotion result has before the fragment: it goes
+        // over `out`'s last byte, put back after.
+        let Some(before) = out.pop() else {
+            let mut fragment = Vec::with_capacity(EMOTION_JSON_ROOM);
+            fragment.push(b' ');
+            self.append_to(&mut fragment);
+            out.extend_from_slice(&fragment[1..]);
+            return;
+        };
+        let at = out.len();
         let mut append = Appender::new(out, EMOTION_JSON_ROOM);
         // SAFETY: `put_into` with one closing byte touches at most `EMOTION_JSON_ROOM` bytes.
         unsafe { self.put_into(&mut append, b"}") };
         append.finish();
+        debug_assert_eq!(out[at], b',');
+        out[at] = before;
     }
 
     /// Puts the fragment into `append`, with `closing` (the scores object's closing brace and

@@ -874,7 +874,7 @@ fn encode_with_sse2(scores: &Scores) -> EmotionJson {
         _mm_packs_epi32, _mm_set1_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_slli_si128,
     };
     let values = scores.as_array();
-    let c = std::hint::black_box(&DIGIT_CONSTANTS);
+    let c = digit_constants();
     // SAFETY: SSE2 is part of the x86-64 baseline. The two loads read the seven scores' 28
     // bytes (labels 0 to 3, and 3 to 6), the aligned ones a constant's 16. The register taken
     // as a `WireEmotion` has its size and layout (asserted below): its first byte is a label's
@@ -1180,35 +1180,35 @@ pub fn write_emotion_result(
     // (copied exactly), the longer of the two heads (the id case's is its head and room key,
     // 34 bytes), the seq key, at most `DECIMAL_ROOM` for the digits, the comma, the fragment's
     // `EMOTION_JSON_ROOM` and the longer tail.
-    let plain = unsafe {
-        let plain_id = match id {
+    let special = unsafe {
+        let special_id = match id {
             Some(id) => {
                 append.put(RESULT_HEAD);
-                let plain = append.put_plain(id.as_bytes());
+                let special = append.put_plain_bits(id.as_bytes());
                 append.put(RESULT_ROOM_KEY);
-                plain
+                special
             }
             None => {
                 append.put(PREVIEW_HEAD);
-                true
+                0
             }
         };
-        let plain_room = append.put_plain(room.as_bytes());
+        let special_room = append.put_plain_bits(room.as_bytes());
         match seq {
             Some(seq) => {
                 append.put(RESULT_SEQ_KEY);
+                // The comma after the digits is the fragment's first byte.
                 append.put_decimal(seq);
-                append.put(b",");
             }
-            None => append.put(br#"","#),
+            None => append.put(b"\""),
         }
         match seq {
             Some(_) => emotion.put_into(&mut append, CLOSED_RESULT_TAIL),
             None => emotion.put_into(&mut append, CLOSED_PREVIEW_TAIL),
         }
-        plain_id & plain_room
+        special_id | special_room
     };
-    if plain {
+    if special == 0 {
         append.finish();
     } else {
         write_escaped_emotion_result(out, id, room, seq, emotion);
@@ -1304,7 +1304,8 @@ pub fn write_message_event(out: &mut Vec<u8>, fields: MessageFields<'_>) {
     out.push(b'}');
 }
 
-/// The longest fragment (163 bytes: the longest label dominant, every score with four decimals)
+/// The longest fragment (164 bytes with its leading comma: the longest label dominant, every
+/// score with four decimals)
 /// and the slack of the fixed eight-byte store of its last score: the most bytes
 /// [`EmotionJson::put_into`] touches.
 const EMOTION_JSON_ROOM: usize = 176;
@@ -1321,11 +1322,54 @@ pub struct EmotionJson {
     emotion: WireEmotion,
 }
 
-/// The fragment's head for one dominant label, written in one constant copy.
+/// The fragment's head for one dominant label, with the comma before it in an emotion result
+/// (one store fewer there; [`EmotionJson::append_to`] puts the byte before it back).
 macro_rules! dominant_head {
     ($label:literal) => {
-        concat!(r#""dominant":""#, $label, r#"","confidence":"#).as_bytes()
+        concat!(r#","dominant":""#, $label, r#"","confidence":"#).as_bytes()
     };
+}
+
+/// How many bytes of a [`DominantHead`] row are copied: the longest head (36 bytes) rounded up
+/// to whole 16-byte stores.
+const DOMINANT_HEAD_ROOM: usize = 48;
+
+/// One dominant label's head, padded with zeros to [`DOMINANT_HEAD_ROOM`] bytes, and its
+/// length; a row is a cache line.
+#[repr(C, align(64))]
+struct DominantHead {
+    bytes: [u8; DOMINANT_HEAD_ROOM],
+    len: u8,
+}
+
+/// The heads in `Emotion::ALL` order, looked up by the label's index: a copy of fixed size
+/// from the row, where a `match` on the label jumped through a table to a copy per label.
+struct DominantHeads([DominantHead; 7]);
+
+static DOMINANT_HEADS: DominantHeads = DominantHeads([
+    DominantHead::new(dominant_head!("anger")),
+    DominantHead::new(dominant_head!("disgust")),
+    DominantHead::new(dominant_head!("fear")),
+    DominantHead::new(dominant_head!("joy")),
+    DominantHead::new(dominant_head!("sadness")),
+    DominantHead::new(dominant_head!("surprise")),
+    DominantHead::new(dominant_head!("neutral")),
+]);
+
+impl DominantHead {
+    const fn new(head: &[u8]) -> DominantHead {
+        assert!(head.len() <= DOMINANT_HEAD_ROOM);
+        let mut bytes = [0u8; DOMINANT_HEAD_ROOM];
+        let mut at = 0;
+        while at < head.len() {
+            bytes[at] = head[at];
+            at += 1;
+        }
+        DominantHead {
+            bytes,
+            len: head.len() as u8,
+        }
+    }
 }
 
 impl EmotionJson {
@@ -1363,10 +1407,22 @@ impl EmotionJson {
 
     /// The fragment appended to `out`.
     pub fn append_to(&self, out: &mut Vec<u8>) {
+        // `put_into` begins with the comma an emotion result has before the fragment: it goes
+        // over `out`'s last byte, put back after.
+        let Some(before) = out.pop() else {
+            let mut fragment = Vec::with_capacity(EMOTION_JSON_ROOM);
+            fragment.push(b' ');
+            self.append_to(&mut fragment);
+            out.extend_from_slice(&fragment[1..]);
+            return;
+        };
+        let at = out.len();
         let mut append = Appender::new(out, EMOTION_JSON_ROOM);
         // SAFETY: `put_into` with one closing byte touches at most `EMOTION_JSON_ROOM` bytes.
         unsafe { self.put_into(&mut append, b"}") };
         append.finish();
+        debug_assert_eq!(out[at], b',');
+        out[at] = before;
     }
 
     /// Puts the fragment into `append`, with `closing` (the scores object's closing brace and
@@ -1381,28 +1437,26 @@ impl EmotionJson {
         append: &mut Appender<'_>,
         closing: &[u8; CLOSING],
     ) {
-        // Every write is of a constant size, so none is a `memcpy` call.
-        match self.emotion.dominant {
-            Emotion::Anger => append.put_slice(dominant_head!("anger")),
-            Emotion::Disgust => append.put_slice(dominant_head!("disgust")),
-            Emotion::Fear => append.put_slice(dominant_head!("fear")),
-            Emotion::Joy => append.put_slice(dominant_head!("joy")),
-            Emotion::Sadness => append.put_slice(dominant_head!("sadness")),
-            Emotion::Surprise => append.put_slice(dominant_head!("surprise")),
-            Emotion::Neutral => append.put_slice(dominant_head!("neutral")),
-        }
+        // Every write is of a constant size, so none is a `memcpy` call. The head is one
+        // fixed copy of its table row (whose bytes past the head the texts overwrite), kept up
+        // to the length the row ends with: no branch on the label.
+        let row = &DOMINANT_HEADS.0[self.emotion.dominant.index()];
+        append.put_at(0, &row.bytes);
+        append.keep(usize::from(row.len));
         // The texts and their keys at the places worked out with the texts: each a store or
         // two at a known offset, with no length to add up between them.
         let texts = &self.texts;
         append.put_word_at(0, texts.words[0]);
         // The labels in `Emotion::ALL` order, each key a constant written before its score.
-        texts.put_keyed(append, SCORE_KEYS.0, 1);
-        texts.put_keyed(append, SCORE_KEYS.1, 2);
-        texts.put_keyed(append, SCORE_KEYS.2, 3);
-        texts.put_keyed(append, SCORE_KEYS.3, 4);
-        texts.put_keyed(append, SCORE_KEYS.4, 5);
-        texts.put_keyed(append, SCORE_KEYS.5, 6);
-        texts.put_keyed(append, SCORE_KEYS.6, 7);
+        // The keys of 9 to 15 bytes as one 16-byte store (a word and a smaller store as they
+        // are); the text's word stored next covers the padding.
+        texts.put_keyed::<19, 19>(append, SCORE_KEYS.0, 1);
+        texts.put_keyed::<11, 16>(append, &const { padded(SCORE_KEYS.1) }, 2);
+        texts.put_keyed::<8, 8>(append, SCORE_KEYS.2, 3);
+        texts.put_keyed::<7, 7>(append, SCORE_KEYS.3, 4);
+        texts.put_keyed::<11, 16>(append, &const { padded(SCORE_KEYS.4) }, 5);
+        texts.put_keyed::<12, 16>(append, &const { padded(SCORE_KEYS.5) }, 6);
+        texts.put_keyed::<11, 16>(append, &const { padded(SCORE_KEYS.6) }, 7);
         let end = usize::from(texts.at[7]);
         append.put_at(end, closing);
         append.keep(end + CLOSING);
@@ -1429,6 +1483,18 @@ const SCORE_KEYS: (
     br#","surprise":"#,
     br#","neutral":"#,
 );
+
+/// `key` followed by zeros up to `N` bytes.
+const fn padded<const K: usize, const N: usize>(key: &[u8; K]) -> [u8; N] {
+    assert!(K <= N);
+    let mut bytes = [0u8; N];
+    let mut at = 0;
+    while at < K {
+        bytes[at] = key[at];
+        at += 1;
+    }
+    bytes
+}
 
 /// Per lane of [`ScoreTexts`], the length of the key that follows its text (none after the
 /// last).
@@ -1463,8 +1529,8 @@ const ONE: u16 = b'1' as u16;
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
 /// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_with_sse2`],
-/// four lanes each, together in four cache lines. Read through [`std::hint::black_box`] so that
-/// the compiler loads them from here: left to itself it makes each a constant of its own, which
+/// four lanes each, together in four cache lines. Read through [`digit_constants`] so that the
+/// compiler loads them from here: left to itself it makes each a constant of its own, which
 /// the linker merges with equal constants elsewhere in the binary, one cache line apart each,
 /// all to be missed by a cold call.
 #[cfg(target_arch = "x86_64")]
@@ -1487,6 +1553,22 @@ struct DigitConstants {
     units_mask: [u32; 4],
     /// The first lane only: where the confidence goes.
     first_lane: [u32; 4],
+}
+
+/// [`DIGIT_CONSTANTS`]' address, read by [`digit_constants`].
+#[cfg(target_arch = "x86_64")]
+static DIGIT_CONSTANTS_AT: &DigitConstants = &DIGIT_CONSTANTS;
+
+/// [`DIGIT_CONSTANTS`], through a pointer the compiler cannot see the value of (a volatile
+/// read of [`DIGIT_CONSTANTS_AT`]), so the constants are loaded from the table. One load where
+/// `black_box` stored the address to the stack and loaded it back, which also gave the
+/// encoder a stack frame.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digit_constants() -> &'static DigitConstants {
+    // SAFETY: `DIGIT_CONSTANTS_AT` is a static, so valid and aligned for the read, and
+    // initialized (to a reference to a static).
+    unsafe { std::ptr::read_volatile(&DIGIT_CONSTANTS_AT) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1519,11 +1601,11 @@ impl ScoreTexts {
         use std::arch::x86_64::{__m128i, _mm_loadu_si128};
         // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the 16 bytes of `units`.
         let units = unsafe { _mm_loadu_si128(units.as_ptr().cast::<__m128i>()) };
-        ScoreTexts::from_lanes(units, std::hint::black_box(&DIGIT_CONSTANTS))
+        ScoreTexts::from_lanes(units, digit_constants())
     }
 
     /// [`ScoreTexts::new`] of the eight 16-bit lanes of a register, with the constants read
-    /// through `black_box` by the caller.
+    /// through [`digit_constants`] by the caller.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn from_lanes(units: std::arch::x86_64::__m128i, c: &DigitConstants) -> ScoreTexts {
@@ -1647,16 +1729,24 @@ impl ScoreTexts {
     /// # Safety
     /// `append` has room for the texts and keys up to this one and 8 more bytes.
     #[inline(always)]
-    unsafe fn put_keyed<const KEY: usize>(
+    unsafe fn put_keyed<const KEY: usize, const STORE: usize>(
         &self,
         append: &mut Appender<'_>,
-        key: &[u8; KEY],
+        key: &[u8; STORE],
         lane: usize,
     ) {
         let at = usize::from(self.at[lane - 1]);
         // At least `KEY`: the sum up to lane `lane - 1` includes this key's length.
         debug_assert!(at >= KEY && usize::from(KEY_LENGTHS[lane - 1]) == KEY);
-        append.put_at(at.wrapping_sub(KEY), key);
+        // The padding, if any, lies under the text's word.
+        debug_assert!(STORE >= KEY && STORE - KEY <= 8);
+        if STORE == 16 {
+            // SAFETY (of the cast): `STORE` is 16 in this branch.
+            let whole = &*key.as_ptr().cast::<[u8; 16]>();
+            append.put_whole_at(at.wrapping_sub(KEY), whole);
+        } else {
+            append.put_at(at.wrapping_sub(KEY), key);
+        }
         append.put_word_at(at, self.words[lane]);
     }
 
@@ -1763,6 +1853,21 @@ impl<'a> Appender<'a> {
             .write_unaligned(*bytes);
     }
 
+    /// [`Appender::put_at`] of 16 bytes as a volatile store: one 16-byte store even where
+    /// later stores overwrite some of its bytes, which the compiler would otherwise trim off,
+    /// splitting what is left into a word and a smaller store.
+    ///
+    /// # Safety
+    /// The reservation covers `offset + 16` more bytes.
+    #[inline(always)]
+    unsafe fn put_whole_at(&mut self, offset: usize, bytes: &[u8; 16]) {
+        // `[u8; 16]` has alignment 1, so the unaligned place is aligned for it.
+        std::ptr::write_volatile(
+            self.next(offset + 16).add(offset).cast::<[u8; 16]>(),
+            *bytes,
+        );
+    }
+
     /// Stores the eight bytes of `word` (little-endian) at `offset`, as [`Appender::put_at`].
     ///
     /// # Safety
@@ -1782,16 +1887,6 @@ impl<'a> Appender<'a> {
         self.len += len;
     }
 
-    /// Appends `bytes`, a constant slice once inlined (stores then, not a `memcpy` call).
-    ///
-    /// # Safety
-    /// The reservation covers `bytes.len()` more bytes.
-    #[inline(always)]
-    unsafe fn put_slice(&mut self, bytes: &[u8]) {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.next(bytes.len()), bytes.len());
-        self.len += bytes.len();
-    }
-
     /// Stores the eight bytes of `word` (little-endian) and keeps the first `keep` (at most 8).
     ///
     /// # Safety
@@ -1804,8 +1899,10 @@ impl<'a> Appender<'a> {
         self.len += keep;
     }
 
-    /// Appends `text` and returns whether none of its bytes needs escaping in a JSON string (a
-    /// quote, a backslash, a control character): a copy and the check in one pass instead of a
+    /// Appends `text` and returns zero when none of its bytes needs escaping in a JSON string (a
+    /// quote, a backslash, a control character), something else when one does, so that a
+    /// writer can merge the results of several texts with one OR and test them once: a copy
+    /// and the check in one pass instead of a
     /// scan then a `memcpy` call. Up to 16 bytes (ids, most room names) are two loads and two
     /// stores that overlap as needed, checked at once; longer texts go 16 bytes at a time, the
     /// last block overlapping the one before it. Exactly `text.len()` bytes are touched.
@@ -1813,7 +1910,7 @@ impl<'a> Appender<'a> {
     /// # Safety
     /// The reservation covers `text.len()` more bytes.
     #[inline(always)]
-    unsafe fn put_plain(&mut self, text: &[u8]) -> bool {
+    unsafe fn put_plain_bits(&mut self, text: &[u8]) -> u32 {
         let len = text.len();
         let to = self.next(len);
         let store = |at: usize, word: u64| {
@@ -1823,12 +1920,12 @@ impl<'a> Appender<'a> {
         };
         // The commonest lengths first, each range one comparison (ids and room names: 4 to
         // 16 bytes).
-        let plain = if len.wrapping_sub(8) <= 8 {
+        let special = if len.wrapping_sub(8) <= 8 {
             let first = read_word(&text[..8]);
             let last = read_word(&text[len - 8..]);
             store(0, first);
             store(len - 8, last);
-            !json_special_in(first, last)
+            json_special_bits(first, last)
         } else if len.wrapping_sub(4) < 4 {
             let first = read_u32(&text[..4]);
             let last = read_u32(&text[len - 4..]);
@@ -1837,9 +1934,9 @@ impl<'a> Appender<'a> {
                 .cast::<[u8; 4]>()
                 .write_unaligned(last.to_le_bytes());
             let word = u64::from(first) | u64::from(last) << 32;
-            !json_special_in(word, word)
+            json_special_bits(word, word)
         } else if len > 16 {
-            copy_plain_blocks(text, to)
+            u32::from(!copy_plain_blocks(text, to))
         } else if len > 0 {
             // One to three bytes: the first, the middle and the last cover them.
             let (first, middle, last) = (text[0], text[len / 2], text[len - 1]);
@@ -1847,12 +1944,22 @@ impl<'a> Appender<'a> {
             *to.add(len / 2) = middle;
             *to.add(len - 1) = last;
             let word = u64::from_le_bytes([first, middle, last, b' ', b' ', b' ', b' ', b' ']);
-            !json_special_in(word, word)
+            json_special_bits(word, word)
         } else {
-            true
+            0
         };
         self.len += len;
-        plain
+        special
+    }
+
+    /// [`Appender::put_plain_bits`] as whether no byte needs escaping.
+    ///
+    /// # Safety
+    /// The reservation covers `text.len()` more bytes.
+    #[inline(always)]
+    #[cfg(test)]
+    unsafe fn put_plain(&mut self, text: &[u8]) -> bool {
+        self.put_plain_bits(text) == 0
     }
 
     /// Appends `value` in decimal. Numbers below 10^16 (sequence numbers, millisecond
@@ -1950,13 +2057,20 @@ fn read_u32(bytes: &[u8]) -> u32 {
 /// Whether one of the sixteen bytes of `first` and `last` (little-endian) needs escaping in a
 /// JSON string: a quote, a backslash or a control character. With SSE2, three comparisons and
 /// one mask for both words.
+#[cfg(all(test, target_arch = "x86_64"))]
+fn json_special_in(first: u64, last: u64) -> bool {
+    json_special_bits(first, last) != 0
+}
+
+/// Whether one of the sixteen bytes of `first` and `last` needs escaping, as bits: zero when
+/// none does, the mask of those that do otherwise.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn json_special_in(first: u64, last: u64) -> bool {
+fn json_special_bits(first: u64, last: u64) -> u32 {
     use std::arch::x86_64::_mm_set_epi64x;
     // SAFETY: SSE2 is part of the x86-64 baseline.
     let bytes = unsafe { _mm_set_epi64x(last as i64, first as i64) };
-    json_special_mask(bytes) != 0
+    json_special_mask(bytes) as u32
 }
 
 /// The bytes of `block` that need escaping in a JSON string, as a 16-bit mask (see
@@ -2014,6 +2128,13 @@ unsafe fn copy_plain_blocks(text: &[u8], to: *mut u8) -> bool {
 #[inline(always)]
 fn json_special_in(first: u64, last: u64) -> bool {
     json_special_bytes(first) | json_special_bytes(last) != 0
+}
+
+/// [`json_special_in`] as bits, zero when no byte needs escaping.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn json_special_bits(first: u64, last: u64) -> u32 {
+    u32::from(json_special_in(first, last))
 }
 
 /// Copies `text` (more than 16 bytes) to `to` eight bytes at a time, the last word overlapping
@@ -3353,7 +3474,7 @@ mod tests {
             dominant: Emotion::Joy,
             scores: [1, 10, 100, 1000, 9, 90, 8790],
         });
-        // Every label dominant: each has its own constant head.
+        // Every label dominant: each has its own row of the head table.
         for dominant in Emotion::ALL {
             emotions.push(WireEmotion {
                 dominant,

@@ -100,6 +100,20 @@ impl Harness {
         sent[0].json.clone()
     }
 
+    /// Opens `conn` and authenticates it with an `auth` message as `sub`, whose token gives the
+    /// display name `name`; drains what that sends.
+    fn connect_named(&mut self, conn: ConnId, sub: &str, name: &str) {
+        let now_s = self.core.unix_seconds(self.now);
+        let token = self
+            .core
+            .authenticator()
+            .mint(sub, Some(name), 600, now_s)
+            .unwrap();
+        self.core.open(conn, None, self.now, &mut self.out);
+        self.send(conn, json!({"type": "auth", "token": token}));
+        self.drain();
+    }
+
     fn send(&mut self, conn: ConnId, message: Value) {
         self.send_text(conn, &message.to_string());
     }
@@ -585,15 +599,7 @@ fn sending_the_message_clears_typing_first() {
 #[test]
 fn a_named_senders_message_turns_typing_off_in_their_name() {
     let mut h = Harness::without_bot();
-    let now_s = h.core.unix_seconds(0);
-    let named = h
-        .core
-        .authenticator()
-        .mint("u-ann", Some("Ann"), 600, now_s)
-        .unwrap();
-    h.core.open(1, None, 0, &mut h.out);
-    h.send(1, json!({"type": "auth", "token": named}));
-    h.drain();
+    h.connect_named(1, "u-ann", "Ann");
     h.connect(2, "bob");
     h.send(1, json!({"type": "join", "room": "lobby"}));
     h.send(2, json!({"type": "join", "room": "lobby"}));
@@ -1387,15 +1393,7 @@ fn replays_after_the_ring_wrapped_many_times_are_exactly_as_sent() {
 #[test]
 fn shared_room_events_keep_sender_and_name_for_replay() {
     let mut h = Harness::without_bot();
-    let now_s = h.core.unix_seconds(0);
-    let named = h
-        .core
-        .authenticator()
-        .mint("u-ann", Some("Ann \"A\" É"), 600, now_s)
-        .unwrap();
-    h.core.open(1, None, 0, &mut h.out);
-    h.send(1, json!({"type": "auth", "token": named}));
-    h.drain();
+    h.connect_named(1, "u-ann", "Ann \"A\" É");
     h.connect(2, "bob");
     h.send(1, json!({"type": "join", "room": "lobby"}));
     h.send(2, json!({"type": "join", "room": "lobby"}));

@@ -99,7 +99,7 @@ const CANNED: [&str; 24] = [
 /// What an edit of a canned message inserts or writes over a byte: JSON's structural bytes,
 /// whitespace, escapes, control and non-ASCII characters, and whole fields, so that mutated
 /// messages land on both sides of every reader's limits.
-pub(crate) const SPLICES: [&str; 16] = [
+const SPLICES: [&str; 16] = [
     "\"",
     "\\",
     ",",
@@ -120,7 +120,7 @@ pub(crate) const SPLICES: [&str; 16] = [
 
 /// `text` after `edits`, two bytes each: a position (scaled to the text's length) and what to do
 /// there (insert a splice, write one over a byte, delete a byte or cut the text off).
-fn mutated(text: &str, edits: &[u8]) -> String {
+pub(crate) fn mutated(text: &str, edits: &[u8]) -> String {
     let mut bytes = text.as_bytes().to_vec();
     for edit in edits.chunks_exact(2) {
         let at = usize::from(edit[0]) * (bytes.len() + 1) / 256;

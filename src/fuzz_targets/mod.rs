@@ -13,7 +13,7 @@ mod ws_frames;
 
 pub use client_message::client_message;
 #[cfg(test)]
-pub(crate) use client_message::SPLICES;
+pub(crate) use client_message::mutated;
 pub use emotion::emotion;
 pub use http_head::http_head;
 pub use jwt::jwt;

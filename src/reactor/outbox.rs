@@ -85,18 +85,9 @@ pub fn start_close(
     }
 }
 
-/// The header of a text frame of 126 to 65,535 bytes, its length bytes still zero: the frame
-/// [`write_text_frame`] starts with for a hint in that range (a chat result's).
-const TEXT_HEADER_16: [u8; 4] = [0x81, 126, 0, 0];
-
-/// Appends a text frame whose payload (JSON) `write` appends, and returns the payload's length.
-/// A hint of 126 to 65,535 bytes (every chat result and most events) gets a four-byte header
-/// stored as one word before the payload and its length patched in after; one room check
-/// covers both the drained connection (no buffer: the pool supplies one) and the reserve.
-/// [`frame::write_text_with`] did the same in more steps (the header's size worked out from
-/// the hint, ten bytes of room zeroed, the header chosen by its size); it still frames the
-/// other hints, and a payload on the other side of 126 or 65,536 bytes is moved to the header
-/// its length needs.
+/// Appends a text frame whose payload (JSON) `write` appends to `output`, and returns the
+/// payload's length. One room check covers both the drained connection (no buffer: the pool
+/// supplies one) and the frame, so that [`frame::write_text_with`]'s own reserve finds room.
 #[inline(always)]
 fn write_text_frame(
     output: &mut Vec<u8>,
@@ -104,60 +95,18 @@ fn write_text_frame(
     size_hint: usize,
     write: impl FnOnce(&mut Vec<u8>),
 ) -> usize {
-    const HEADER_LEN: usize = TEXT_HEADER_16.len();
-    let start = output.len();
-    if !(126..=0xffff).contains(&size_hint) {
-        if output.capacity() == 0 {
-            pool.supply(output, frame::MAX_HEADER_LEN + size_hint);
-        }
-        return frame::write_text_with(output, size_hint, write);
-    }
-    if output.capacity() - start < HEADER_LEN + size_hint {
+    if output.capacity() - output.len() < frame::MAX_HEADER_LEN + size_hint {
         make_room(pool, output, size_hint);
     }
-    debug_assert!(output.capacity() - start >= HEADER_LEN);
-    // SAFETY: the capacity has room for `HEADER_LEN` bytes past the length (just checked or
-    // made), and they are written before the length covers them.
-    unsafe {
-        let end = output.as_mut_ptr().add(start);
-        end.cast::<[u8; HEADER_LEN]>()
-            .write_unaligned(TEXT_HEADER_16);
-        output.set_len(start + HEADER_LEN);
-    }
-    write(output);
-    // `write` only appends.
-    let payload_len = output.len().saturating_sub(start + HEADER_LEN);
-    match (
-        u16::try_from(payload_len),
-        output.get_mut(start + 2..start + HEADER_LEN),
-    ) {
-        (Ok(len16), Some(length_bytes)) if payload_len >= 126 => {
-            length_bytes.copy_from_slice(&len16.to_be_bytes());
-        }
-        _ => reframe_text(output, start, payload_len),
-    }
-    payload_len
+    frame::write_text_with(output, size_hint, write)
 }
 
-/// Gives `output` room for a frame of a `size_hint`-byte payload with a four-byte header: a
-/// buffer from the pool if it has none (its output drained), then a reserve, which seldom
-/// allocates.
+/// Gives `output` room for a frame of a `size_hint`-byte payload: a buffer from the pool if it
+/// has none (its output drained), then a reserve, which seldom allocates.
 #[inline(never)]
 fn make_room(pool: &mut OutputPool, output: &mut Vec<u8>, size_hint: usize) {
     pool.supply(output, frame::MAX_HEADER_LEN + size_hint);
-    output.reserve(TEXT_HEADER_16.len() + size_hint);
-}
-
-/// The end of [`write_text_frame`] when the `payload_len`-byte payload after the four-byte
-/// header at `start` needs another header: the shortest RFC 6455 allows, as
-/// [`frame::write_header`] writes it, in its place.
-#[cold]
-#[inline(never)]
-fn reframe_text(output: &mut Vec<u8>, start: usize, payload_len: usize) {
-    let mut header = Vec::with_capacity(frame::MAX_HEADER_LEN);
-    frame::write_header(&mut header, true, frame::OpCode::Text, payload_len);
-    let header_end = (start + TEXT_HEADER_16.len()).min(output.len());
-    output.splice(start..header_end, header);
+    output.reserve(frame::MAX_HEADER_LEN + size_hint);
 }
 
 impl ConnectionOutbox<'_> {

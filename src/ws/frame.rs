@@ -241,17 +241,24 @@ pub fn write_text(out: &mut Vec<u8>, text: &str) {
 /// The header's size depends on the payload's length, known only once it is written: room for
 /// the header a `size_hint`-byte payload needs is left first, the header written into it
 /// afterwards, and the payload moved only when the hint was on the wrong side of 126 or 65,536
-/// bytes. The room is left as one fixed-size store of zeros into the reserved capacity and the
-/// header written with fixed-size stores too: copies of a length known only at run time were
-/// `memcpy` and `memset` calls, a third of framing a chat result. Inlined into its caller, so
-/// that `write` is inlined here in turn: a chat result is framed and written in one function
-/// instead of three, each with its own register saves and argument passing.
+/// bytes. Inlined into its caller, so that `write` is inlined here in turn: a chat result is
+/// framed and written in one function instead of three, each with its own register saves and
+/// argument passing.
+///
+/// A hint of 126 to 65,535 bytes (every chat result and most room events) takes a path of its
+/// own: the four-byte header goes in as one store before the payload and its length bytes are
+/// patched in after. The other hints leave their room as one fixed-size store of zeros and
+/// write the header with fixed-size stores too: copies of a length known only at run time were
+/// `memcpy` and `memset` calls, a third of framing a chat result.
 #[inline(always)]
 pub fn write_text_with(
     out: &mut Vec<u8>,
     size_hint: usize,
     write: impl FnOnce(&mut Vec<u8>),
 ) -> usize {
+    if (126..=0xffff).contains(&size_hint) {
+        return write_text_with_header_16(out, size_hint, write);
+    }
     const LONGEST_HEADER: usize = 10;
     let start = out.len();
     let reserved = server_header_len(size_hint);
@@ -265,7 +272,6 @@ pub fn write_text_with(
     write(out);
     let payload_start = start + reserved;
     let payload_len = out.len().saturating_sub(payload_start);
-    const FIN_TEXT: u8 = 0x81;
     let header = &mut out[start..payload_start];
     match header {
         [first, second] if payload_len < 126 => {
@@ -278,6 +284,46 @@ pub fn write_text_with(
             header.copy_from_slice(&[FIN_TEXT, 126, len16[0], len16[1]]);
         }
         _ => reframe_text(out, start, reserved, payload_len),
+    }
+    payload_len
+}
+
+/// The first byte of an unfragmented text frame's header.
+const FIN_TEXT: u8 = 0x81;
+
+/// The header of a text frame of 126 to 65,535 bytes, its length bytes still zero.
+const TEXT_HEADER_16: [u8; 4] = [FIN_TEXT, 126, 0, 0];
+
+/// [`write_text_with`] for a hint of 126 to 65,535 bytes.
+#[inline(always)]
+fn write_text_with_header_16(
+    out: &mut Vec<u8>,
+    size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> usize {
+    const HEADER_LEN: usize = TEXT_HEADER_16.len();
+    let start = out.len();
+    out.reserve(HEADER_LEN + size_hint);
+    // SAFETY: the capacity has room for `HEADER_LEN` bytes past the length (just reserved),
+    // and they are written before the length covers them.
+    unsafe {
+        out.as_mut_ptr()
+            .add(start)
+            .cast::<[u8; HEADER_LEN]>()
+            .write_unaligned(TEXT_HEADER_16);
+        out.set_len(start + HEADER_LEN);
+    }
+    write(out);
+    // `write` only appends.
+    let payload_len = out.len().saturating_sub(start + HEADER_LEN);
+    match (
+        u16::try_from(payload_len),
+        out.get_mut(start + 2..start + HEADER_LEN),
+    ) {
+        (Ok(len16), Some(length_bytes)) if payload_len >= 126 => {
+            length_bytes.copy_from_slice(&len16.to_be_bytes());
+        }
+        _ => reframe_text(out, start, HEADER_LEN, payload_len),
     }
     payload_len
 }
@@ -311,7 +357,7 @@ fn reframe_text(out: &mut Vec<u8>, start: usize, reserved: usize, payload_len: u
         out.truncate(start + header_len + payload_len);
     }
     let header = &mut out[start..start + header_len];
-    header[0] = 0x81;
+    header[0] = FIN_TEXT;
     match header_len {
         // Below 126.
         2 => header[1] = payload_len as u8,

@@ -888,10 +888,9 @@ impl ChatCore {
         }
         self.start_typing(conn, key, now, out);
         if let Some(text) = text {
-            let emotion = WireEmotion::from_scores(&self.scorer.score(text));
+            let emotion_json = EmotionJson::from_scores(&self.scorer.score(text));
             let room_name = &self.rooms[key].name;
             let size_hint = wire::emotion_result_size_hint(None, room_name);
-            let emotion_json = EmotionJson::new(&emotion);
             out.send_with(conn, Delivery::Droppable, size_hint, |json| {
                 wire::write_emotion_result(json, None, room_name, None, &emotion_json)
             });

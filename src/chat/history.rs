@@ -139,19 +139,12 @@ impl HistoryRing {
         max_events: usize,
         max_bytes: usize,
     ) -> Retention {
-        if max_events != 0 {
-            if let Some(length) = record_length(event) {
-                if let Some(record) = self.place_replacing_oldest(length, max_bytes) {
-                    encode(event, record);
-                    cache_hints::demote(record);
-                    return Retention {
-                        added: 1,
-                        evicted: 1,
-                    };
-                }
-            }
-        }
-        self.push_general(*event, max_events, max_bytes)
+        self.push_encoded(
+            (max_events, max_bytes),
+            || record_length(event),
+            |record| encode(event, record),
+            || *event,
+        )
     }
 
     /// [`HistoryRing::push`] for a message, as the chat core has its fields: the way most
@@ -169,10 +162,31 @@ impl HistoryRing {
         max_events: usize,
         max_bytes: usize,
     ) -> Retention {
+        self.push_encoded(
+            (max_events, max_bytes),
+            || message_length(message),
+            #[inline(always)]
+            |record| encode_message(message, record),
+            || message.event(),
+        )
+    }
+
+    /// [`HistoryRing::push`] of an event that `length` measures and `encode` writes as a
+    /// record: in place of the oldest event when that is all it takes (see
+    /// [`HistoryRing::place_replacing_oldest`]), otherwise the general path with the event
+    /// `event` builds.
+    #[inline(always)]
+    fn push_encoded<'a>(
+        &mut self,
+        (max_events, max_bytes): (usize, usize),
+        length: impl FnOnce() -> Option<usize>,
+        encode: impl FnOnce(&mut [u8]),
+        event: impl FnOnce() -> RoomEvent<'a>,
+    ) -> Retention {
         if max_events != 0 {
-            if let Some(length) = message_length(message) {
+            if let Some(length) = length() {
                 if let Some(record) = self.place_replacing_oldest(length, max_bytes) {
-                    encode_message(message, record);
+                    encode(record);
                     cache_hints::demote(record);
                     return Retention {
                         added: 1,
@@ -181,7 +195,7 @@ impl HistoryRing {
                 }
             }
         }
-        self.push_general(message.event(), max_events, max_bytes)
+        self.push_general(event(), max_events, max_bytes)
     }
 
     /// The `length` bytes a new record takes in place of the oldest event, when the ring is

@@ -702,6 +702,27 @@ fn ratios(
         .collect()
 }
 
+/// The figure a paired comparison is reported for: what the targets are set on.
+const PAIRED_FIGURE: &str = "server_cpu_us_per_msg";
+
+/// `main / peer` of [`PAIRED_FIGURE`] run by run: run `i` of each server comes one after the
+/// other in time (see [`run_scenario`]), so a drift in the machine's load over the invocation
+/// touches both sides of a pair alike.
+fn paired_ratios(main: &[Figures], peer: &[Figures]) -> Vec<f64> {
+    let values = |runs: &[Figures]| -> Vec<f64> {
+        runs.iter()
+            .map(|figures| {
+                figures
+                    .0
+                    .iter()
+                    .find(|(name, _)| name == PAIRED_FIGURE)
+                    .map_or(f64::NAN, |(_, value)| *value)
+            })
+            .collect()
+    };
+    stats::pair_ratios(&values(main), &values(peer))
+}
+
 /// The human tables (median, min, max over runs, one per server; with peers, a side-by-side
 /// table of medians and the ratios main/peer) and one JSON line with the medians.
 fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
@@ -793,6 +814,17 @@ fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
             }
             println!("{line}");
         }
+        for peer in peers {
+            let paired = paired_ratios(&main.runs, &peer.runs);
+            let listed: Vec<String> = paired.iter().map(|ratio| format!("{ratio:.3}")).collect();
+            println!(
+                "{PAIRED_FIGURE} {}/{} run by run: {} (median {})",
+                main.kind.name(),
+                peer.kind.name(),
+                listed.join(" "),
+                format_value(stats::median(&paired)),
+            );
+        }
     }
     let mut json = serde_json::json!({
         "scenario": format!("{scenario:?}").to_lowercase(),
@@ -833,8 +865,20 @@ fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
                 (label.clone(), serde_json::Value::Object(figures))
             })
             .collect();
+        let paired_json: serde_json::Map<String, serde_json::Value> = peers
+            .iter()
+            .map(|peer| {
+                let label = format!("{}/{}", main.kind.name(), peer.kind.name());
+                let median = stats::median(&paired_ratios(&main.runs, &peer.runs));
+                (
+                    label,
+                    serde_json::json!({ PAIRED_FIGURE: json_number(median) }),
+                )
+            })
+            .collect();
         json["peers"] = serde_json::Value::Object(peer_json);
         json["ratios"] = serde_json::Value::Object(ratio_json);
+        json["paired_ratios"] = serde_json::Value::Object(paired_json);
     }
     println!("{json}");
 }
@@ -865,6 +909,7 @@ mod self_checks {
         stats::quantiles_are_nearest_rank_within_bucket_precision,
         stats::buckets_are_exact_when_small_and_monotonic_everywhere,
         stats::median_of_odd_and_even_counts,
+        stats::pair_ratios_skip_missing_and_zero_divisors,
         server::stat_cpu_ticks_skip_command_names_with_spaces,
         server::labelled_numbers_come_from_their_own_line,
         server::sample_reads_this_process,

@@ -70,6 +70,16 @@ fn bucket_middle_ns(bucket: usize) -> f64 {
 }
 
 /// The median of a run's figures (the middle one of three; the mean of the middle two when even).
+/// `a[i] / b[i]` for each `i` both have, leaving out pairs whose ratio is not finite (a
+/// missing figure is NaN, a zero divisor gives infinity).
+pub fn pair_ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| a / b)
+        .filter(|ratio| ratio.is_finite())
+        .collect()
+}
+
 pub fn median(values: &[f64]) -> f64 {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if sorted.is_empty() {
@@ -115,6 +125,11 @@ pub mod checks {
             previous = bucket;
         }
         assert!(bucket_of(u64::MAX) < BUCKETS);
+    }
+
+    pub fn pair_ratios_skip_missing_and_zero_divisors() {
+        let ratios = pair_ratios(&[2.0, 3.0, f64::NAN, 1.0, 9.0], &[1.0, 2.0, 1.0, 0.0]);
+        assert_eq!(ratios, vec![2.0, 1.5]);
     }
 
     pub fn median_of_odd_and_even_counts() {

@@ -702,25 +702,34 @@ fn ratios(
         .collect()
 }
 
-/// The figure a paired comparison is reported for: what the targets are set on.
-const PAIRED_FIGURE: &str = "server_cpu_us_per_msg";
+/// The figures a paired comparison is reported for, what the targets are set on: the server's
+/// CPU per unit of work (`server_cpu_us_per_msg`, `_per_delivery`, ...).
+const PAIRED_FIGURE_PREFIX: &str = "server_cpu_us_per_";
 
-/// `main / peer` of [`PAIRED_FIGURE`] run by run: run `i` of each server comes one after the
-/// other in time (see [`run_scenario`]), so a drift in the machine's load over the invocation
-/// touches both sides of a pair alike.
-fn paired_ratios(main: &[Figures], peer: &[Figures]) -> Vec<f64> {
+/// The name of the scenario's CPU figure, and `main / peer` of it run by run: run `i` of each
+/// server comes one after the other in time (see [`run_scenario`]), so a drift in the machine's
+/// load over the invocation touches both sides of a pair alike. `None` without such a figure.
+fn paired_ratios(main: &[Figures], peer: &[Figures]) -> Option<(String, Vec<f64>)> {
+    let name = main
+        .first()?
+        .0
+        .iter()
+        .map(|(name, _)| name)
+        .find(|name| name.starts_with(PAIRED_FIGURE_PREFIX))?
+        .clone();
     let values = |runs: &[Figures]| -> Vec<f64> {
         runs.iter()
             .map(|figures| {
                 figures
                     .0
                     .iter()
-                    .find(|(name, _)| name == PAIRED_FIGURE)
+                    .find(|(other, _)| *other == name)
                     .map_or(f64::NAN, |(_, value)| *value)
             })
             .collect()
     };
-    stats::pair_ratios(&values(main), &values(peer))
+    let ratios = stats::pair_ratios(&values(main), &values(peer));
+    Some((name, ratios))
 }
 
 /// The human tables (median, min, max over runs, one per server; with peers, a side-by-side
@@ -815,10 +824,12 @@ fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
             println!("{line}");
         }
         for peer in peers {
-            let paired = paired_ratios(&main.runs, &peer.runs);
+            let Some((figure, paired)) = paired_ratios(&main.runs, &peer.runs) else {
+                continue;
+            };
             let listed: Vec<String> = paired.iter().map(|ratio| format!("{ratio:.3}")).collect();
             println!(
-                "{PAIRED_FIGURE} {}/{} run by run: {} (median {})",
+                "{figure} {}/{} run by run: {} (median {})",
                 main.kind.name(),
                 peer.kind.name(),
                 listed.join(" "),
@@ -867,13 +878,11 @@ fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
             .collect();
         let paired_json: serde_json::Map<String, serde_json::Value> = peers
             .iter()
-            .map(|peer| {
+            .filter_map(|peer| {
                 let label = format!("{}/{}", main.kind.name(), peer.kind.name());
-                let median = stats::median(&paired_ratios(&main.runs, &peer.runs));
-                (
-                    label,
-                    serde_json::json!({ PAIRED_FIGURE: json_number(median) }),
-                )
+                let (figure, paired) = paired_ratios(&main.runs, &peer.runs)?;
+                let median = json_number(stats::median(&paired));
+                Some((label, serde_json::json!({ figure: median })))
             })
             .collect();
         json["peers"] = serde_json::Value::Object(peer_json);

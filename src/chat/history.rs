@@ -482,23 +482,9 @@ fn area_for(needed: usize, max_bytes: usize) -> usize {
 /// Bytes of `event`'s record, when its lengths fit the header.
 #[inline(always)]
 fn record_length(event: &RoomEvent<'_>) -> Option<usize> {
-    // The lengths of strings held in memory cannot overflow `usize` summed (a few at most).
     match &event.body {
-        EventBody::Message {
-            from,
-            name,
-            id,
-            text,
-            emotion,
-        } => message_length(&MessageEvent {
-            seq: event.seq,
-            ts: event.ts,
-            from: *from,
-            name: *name,
-            id,
-            text,
-            emotion: *emotion,
-        }),
+        EventBody::Message { .. } => event.as_message().and_then(|m| message_length(&m)),
+        // The lengths of strings held in memory cannot overflow `usize` summed (a few at most).
         EventBody::Reply {
             in_reply_to, text, ..
         } => fits_header(
@@ -532,24 +518,11 @@ fn fits_header(id_len: usize, length: usize) -> Option<usize> {
 /// Writes `event` into `record`, which is exactly [`record_length`] bytes.
 fn encode(event: &RoomEvent<'_>, record: &mut [u8]) {
     match &event.body {
-        EventBody::Message {
-            from,
-            name,
-            id,
-            text,
-            emotion,
-        } => encode_message(
-            &MessageEvent {
-                seq: event.seq,
-                ts: event.ts,
-                from: *from,
-                name: *name,
-                id,
-                text,
-                emotion: *emotion,
-            },
-            record,
-        ),
+        EventBody::Message { .. } => {
+            if let Some(message) = event.as_message() {
+                encode_message(&message, record);
+            }
+        }
         EventBody::Reply {
             in_reply_to,
             text,

@@ -112,6 +112,29 @@ impl<'a> MessageEvent<'a> {
 }
 
 impl<'a> RoomEvent<'a> {
+    /// The flat fields of a `message` event ([`MessageEvent::event`] undone); `None` for a reply.
+    #[inline(always)]
+    pub fn as_message(&self) -> Option<MessageEvent<'a>> {
+        match self.body {
+            EventBody::Message {
+                from,
+                name,
+                id,
+                text,
+                emotion,
+            } => Some(MessageEvent {
+                seq: self.seq,
+                ts: self.ts,
+                from,
+                name,
+                id,
+                text,
+                emotion,
+            }),
+            EventBody::Reply { .. } => None,
+        }
+    }
+
     pub fn message(
         seq: u64,
         ts: u64,

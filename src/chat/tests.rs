@@ -114,6 +114,13 @@ impl Harness {
         self.drain();
     }
 
+    /// Sends a `join` of `room` from each of `conns`.
+    fn join(&mut self, conns: &[ConnId], room: &str) {
+        for &conn in conns {
+            self.send(conn, json!({"type": "join", "room": room}));
+        }
+    }
+
     fn send(&mut self, conn: ConnId, message: Value) {
         self.send_text(conn, &message.to_string());
     }
@@ -545,8 +552,7 @@ fn lobby_with_alice_and_bob() -> Harness {
     let mut h = Harness::new();
     h.connect(1, "alice");
     h.connect(2, "bob");
-    h.send(1, json!({"type": "join", "room": "lobby"}));
-    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.join(&[1, 2], "lobby");
     h.drain();
     h
 }
@@ -601,8 +607,7 @@ fn a_named_senders_message_turns_typing_off_in_their_name() {
     let mut h = Harness::without_bot();
     h.connect_named(1, "u-ann", "Ann");
     h.connect(2, "bob");
-    h.send(1, json!({"type": "join", "room": "lobby"}));
-    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.join(&[1, 2], "lobby");
     h.send(1, json!({"type": "typing", "room": "lobby"}));
     h.drain();
     h.send(
@@ -640,8 +645,7 @@ fn a_message_turns_off_only_its_rooms_typing_each_time_it_is_on() {
     h.connect(1, "alice");
     h.connect(2, "bob");
     h.connect(3, "alice");
-    h.send(1, json!({"type": "join", "room": "lobby"}));
-    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.join(&[1, 2], "lobby");
     h.send(1, json!({"type": "typing", "room": "lobby"}));
     h.send(1, json!({"type": "typing"}));
     h.drain();
@@ -1395,8 +1399,7 @@ fn shared_room_events_keep_sender_and_name_for_replay() {
     let mut h = Harness::without_bot();
     h.connect_named(1, "u-ann", "Ann \"A\" É");
     h.connect(2, "bob");
-    h.send(1, json!({"type": "join", "room": "lobby"}));
-    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.join(&[1, 2], "lobby");
     h.send(
         1,
         json!({"type": "message", "id": "a", "text": "hi all", "room": "lobby"}),
@@ -1500,8 +1503,7 @@ fn closed_forgets_everything_and_sends_nothing_to_the_closed_connection() {
     });
     h.connect(1, "alice");
     h.connect(2, "bob");
-    h.send(1, json!({"type": "join", "room": "lobby"}));
-    h.send(2, json!({"type": "join", "room": "lobby"}));
+    h.join(&[1, 2], "lobby");
     h.send(1, json!({"type": "typing", "room": "lobby"}));
     h.drain();
     h.close(1);
@@ -1560,8 +1562,7 @@ fn compact_route_harness() -> Harness {
     h.connect(4, "bob");
     h.core.open(2, None, h.now, &mut h.out);
     h.connect(3, "alice");
-    h.send(1, json!({"type": "join", "room": "lobby"}));
-    h.send(4, json!({"type": "join", "room": "lobby"}));
+    h.join(&[1, 4], "lobby");
     h.send(3, json!({"type": "auth", "token": "not a token"}));
     h.drain();
     assert_eq!(h.drain_closes().len(), 1);

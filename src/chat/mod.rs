@@ -443,9 +443,7 @@ impl ChatCore {
 
     /// The user's sub for a live session.
     fn sub_of(&self, session: &Session) -> &str {
-        self.rooms
-            .get(session.private_room)
-            .map_or("", Room::private_sub)
+        sub_of(&self.rooms, session)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -999,15 +997,7 @@ impl ChatCore {
     // ----- typing -----
 
     fn typing_json(&self, conn: ConnId, key: RoomKey, active: bool) -> Option<String> {
-        let session = self.session(conn)?;
-        let room = self.rooms.get(key)?;
-        let sub = self.sub_of(session);
-        Some(wire::typing(
-            &room.name,
-            sub,
-            session.name.as_deref(),
-            active,
-        ))
+        typing_event(&self.rooms, self.session(conn)?, key, active)
     }
 
     /// Starts or refreshes `conn`'s indicator in the room; announces only the start.
@@ -1350,14 +1340,33 @@ fn typing_went_off(
     out: &mut impl Outbox,
 ) {
     timers.cancel(timer);
-    let Some(room) = rooms.get(key) else {
-        return;
-    };
-    let sub = rooms
+    if let (Some(json), Some(room)) = (typing_event(rooms, session, key, false), rooms.get(key)) {
+        deliver(room, &json, Some(conn), Delivery::Droppable, out);
+    }
+}
+
+/// The `typing` event of `session`'s indicator in room `key` going on or off.
+fn typing_event(
+    rooms: &Slab<Room>,
+    session: &Session,
+    key: RoomKey,
+    active: bool,
+) -> Option<String> {
+    let room = rooms.get(key)?;
+    let sub = sub_of(rooms, session);
+    Some(wire::typing(
+        &room.name,
+        sub,
+        session.name.as_deref(),
+        active,
+    ))
+}
+
+/// The user's sub for a live session: its private room's name without the prefix.
+fn sub_of<'r>(rooms: &'r Slab<Room>, session: &Session) -> &'r str {
+    rooms
         .get(session.private_room)
-        .map_or("", Room::private_sub);
-    let json = wire::typing(&room.name, sub, session.name.as_deref(), false);
-    deliver(room, &json, Some(conn), Delivery::Droppable, out);
+        .map_or("", Room::private_sub)
 }
 
 /// After an event was pushed to the room's history for resume: notes the time and arms the

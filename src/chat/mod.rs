@@ -1229,22 +1229,11 @@ const SERVER_ID_BYTES: usize = 24;
 
 /// `srv-<seq>`, the id of a message sent without one, written into `buffer`.
 fn server_id(seq: u64, buffer: &mut [u8; SERVER_ID_BYTES]) -> &str {
-    const PREFIX: &[u8] = b"srv-";
-    let (prefix, digits) = buffer.split_at_mut(PREFIX.len());
-    prefix.copy_from_slice(PREFIX);
-    // Digits from the last place back, then moved up to follow the prefix.
-    let mut rest = seq;
-    let mut start = digits.len();
-    while let Some(digit) = start.checked_sub(1).and_then(|at| digits.get_mut(at)) {
-        *digit = b'0' + (rest % 10) as u8;
-        start -= 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    digits.copy_within(start.., 0);
-    let length = PREFIX.len() + digits.len() - start;
+    use std::io::Write as _;
+    let mut rest = &mut buffer[..];
+    // Always fits: `SERVER_ID_BYTES` holds the longest.
+    let _ = write!(rest, "srv-{seq}");
+    let length = SERVER_ID_BYTES - rest.len();
     // ASCII only, so always UTF-8.
     std::str::from_utf8(buffer.get(..length).unwrap_or_default()).unwrap_or_default()
 }

@@ -238,13 +238,8 @@ impl HistoryRing {
             return None;
         }
         // The oldest event's slot is the one after the newest: it takes the new record.
-        self.set_slot_start(oldest, at);
         self.first_slot = next as u16;
-        if at != tail {
-            self.wrap_end = tail as u32;
-        }
-        // Offsets fit in `u32`: `rebuild` checks the buffer's size.
-        self.tail = (at + length) as u32;
+        self.note_placed(oldest, at, length);
         self.buffer.get_mut(at..at + length)
     }
 
@@ -308,13 +303,7 @@ impl HistoryRing {
         };
         encode(event, record);
         cache_hints::demote(record);
-        self.set_slot_start(slot, at);
-        let tail = self.tail as usize;
-        if at != tail {
-            self.wrap_end = tail as u32;
-        }
-        // Offsets fit in `u32`: `rebuild` checks the buffer's size.
-        self.tail = (at + length) as u32;
+        self.note_placed(slot, at, length);
         self.events += 1;
         Retention { added: 1, evicted }
     }
@@ -333,12 +322,18 @@ impl HistoryRing {
             .map_or(0, |bytes| u32::from_le_bytes(bytes) as usize)
     }
 
+    /// Notes the newest record, `length` bytes at `at`, in table slot `slot`. One that does not
+    /// follow the previous newest went back to the start of the area: where that one ended
+    /// becomes the wrap end.
     #[inline(always)]
-    fn set_slot_start(&mut self, slot: usize, at: usize) {
-        let at_slot = slot * SLOT_BYTES;
-        if let Some(bytes) = self.buffer.get_mut(at_slot..at_slot + SLOT_BYTES) {
-            bytes.copy_from_slice(&(at as u32).to_le_bytes());
+    fn note_placed(&mut self, slot: usize, at: usize, length: usize) {
+        set_slot_start(&mut self.buffer, slot, at);
+        let tail = self.tail as usize;
+        if at != tail {
+            self.wrap_end = tail as u32;
         }
+        // Offsets fit in `u32`: `rebuild` checks the buffer's size.
+        self.tail = (at + length) as u32;
     }
 
     /// Where the oldest record starts (the start of the area when empty).
@@ -429,10 +424,7 @@ impl HistoryRing {
         let mut at = table;
         for (index, record) in self.records().enumerate() {
             let slot = (usize::from(self.first_slot) + index) % slots;
-            let slot_at = slot * SLOT_BYTES;
-            if let Some(entry) = buffer.get_mut(slot_at..slot_at + SLOT_BYTES) {
-                entry.copy_from_slice(&(at as u32).to_le_bytes());
-            }
+            set_slot_start(&mut buffer, slot, at);
             if let Some(copy) = buffer.get_mut(at..at + record.len()) {
                 copy.copy_from_slice(record);
             }
@@ -477,6 +469,16 @@ fn area_for(needed: usize, max_bytes: usize) -> usize {
         .next_multiple_of(64)
         .min(max_bytes)
         .max(needed)
+}
+
+/// Writes into the offset table at the start of `buffer` that table slot `slot`'s record starts
+/// at `at`.
+#[inline(always)]
+fn set_slot_start(buffer: &mut [u8], slot: usize, at: usize) {
+    let at_slot = slot * SLOT_BYTES;
+    if let Some(bytes) = buffer.get_mut(at_slot..at_slot + SLOT_BYTES) {
+        bytes.copy_from_slice(&(at as u32).to_le_bytes());
+    }
 }
 
 /// Bytes of `event`'s record, when its lengths fit the header.

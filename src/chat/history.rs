@@ -217,7 +217,7 @@ impl HistoryRing {
             return None;
         }
         let oldest = usize::from(self.first_slot);
-        let next = if oldest + 1 < slots { oldest + 1 } else { 0 };
+        let next = self.slot_after(oldest);
         // With the oldest dropped, the records start at the next one.
         let head = self.slot_start(next);
         let tail = self.tail as usize;
@@ -312,6 +312,16 @@ impl HistoryRing {
         usize::from(self.slots) * SLOT_BYTES
     }
 
+    /// The table slot after `slot`, wrapping.
+    #[inline(always)]
+    fn slot_after(&self, slot: usize) -> usize {
+        if slot + 1 < usize::from(self.slots) {
+            slot + 1
+        } else {
+            0
+        }
+    }
+
     /// Where the record in table slot `slot` starts.
     #[inline(always)]
     fn slot_start(&self, slot: usize) -> usize {
@@ -371,12 +381,7 @@ impl HistoryRing {
         if self.events == 0 {
             return;
         }
-        let oldest = usize::from(self.first_slot);
-        self.first_slot = if oldest + 1 < usize::from(self.slots) {
-            oldest + 1
-        } else {
-            0
-        } as u16;
+        self.first_slot = self.slot_after(usize::from(self.first_slot)) as u16;
         self.events -= 1;
         if self.events == 0 {
             self.tail = self.area_start() as u32;

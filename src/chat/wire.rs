@@ -1358,15 +1358,8 @@ static DOMINANT_HEADS: DominantHeads = DominantHeads([
 
 impl DominantHead {
     const fn new(head: &[u8]) -> DominantHead {
-        assert!(head.len() <= DOMINANT_HEAD_ROOM);
-        let mut bytes = [0u8; DOMINANT_HEAD_ROOM];
-        let mut at = 0;
-        while at < head.len() {
-            bytes[at] = head[at];
-            at += 1;
-        }
         DominantHead {
-            bytes,
+            bytes: padded(head),
             len: head.len() as u8,
         }
     }
@@ -1484,16 +1477,16 @@ const SCORE_KEYS: (
     br#","neutral":"#,
 );
 
-/// `key` followed by zeros up to `N` bytes.
-const fn padded<const K: usize, const N: usize>(key: &[u8; K]) -> [u8; N] {
-    assert!(K <= N);
-    let mut bytes = [0u8; N];
+/// `bytes` followed by zeros up to `N` bytes.
+const fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    assert!(bytes.len() <= N);
+    let mut padded = [0u8; N];
     let mut at = 0;
-    while at < K {
-        bytes[at] = key[at];
+    while at < bytes.len() {
+        padded[at] = bytes[at];
         at += 1;
     }
-    bytes
+    padded
 }
 
 /// Per lane of [`ScoreTexts`], the length of the key that follows its text (none after the

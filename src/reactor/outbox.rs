@@ -86,8 +86,8 @@ pub fn start_close(
 }
 
 /// Appends a text frame whose payload (JSON) `write` appends to `output`, and returns the
-/// payload's length. One room check covers both the drained connection (no buffer: the pool
-/// supplies one) and the frame, so that [`frame::write_text_with`]'s own reserve finds room.
+/// payload's length. A connection whose output drained holds no buffer: the pool supplies one,
+/// and [`frame::write_text_with`] reserves the rest.
 #[inline(always)]
 fn write_text_frame(
     output: &mut Vec<u8>,
@@ -95,18 +95,10 @@ fn write_text_frame(
     size_hint: usize,
     write: impl FnOnce(&mut Vec<u8>),
 ) -> usize {
-    if output.capacity() - output.len() < frame::MAX_HEADER_LEN + size_hint {
-        make_room(pool, output, size_hint);
+    if output.capacity() == 0 {
+        pool.supply(output, frame::MAX_HEADER_LEN + size_hint);
     }
     frame::write_text_with(output, size_hint, write)
-}
-
-/// Gives `output` room for a frame of a `size_hint`-byte payload: a buffer from the pool if it
-/// has none (its output drained), then a reserve, which seldom allocates.
-#[inline(never)]
-fn make_room(pool: &mut OutputPool, output: &mut Vec<u8>, size_hint: usize) {
-    pool.supply(output, frame::MAX_HEADER_LEN + size_hint);
-    output.reserve(frame::MAX_HEADER_LEN + size_hint);
 }
 
 impl ConnectionOutbox<'_> {

@@ -583,16 +583,22 @@ fn typing_starts_once_refreshes_and_expires() {
     );
 }
 
-#[test]
-fn sending_the_message_clears_typing_first() {
-    let mut h = lobby_with_alice_and_bob();
+/// Connection 1 starts typing in the lobby, then sends a message there; what that message
+/// sends.
+fn typing_then_message_in_lobby(h: &mut Harness) -> Vec<Sent> {
     h.send(1, json!({"type": "typing", "room": "lobby"}));
     h.drain();
     h.send(
         1,
         json!({"type": "message", "id": "m1", "text": "done", "room": "lobby"}),
     );
-    let sent = h.drain();
+    h.drain()
+}
+
+#[test]
+fn sending_the_message_clears_typing_first() {
+    let mut h = lobby_with_alice_and_bob();
+    let sent = typing_then_message_in_lobby(&mut h);
     assert_eq!(types(&sent, 2), vec!["typing", "message"]);
     assert_eq!(of_type(&sent, 2, "typing")[0]["active"], false);
     h.advance(5000);
@@ -608,13 +614,7 @@ fn a_named_senders_message_turns_typing_off_in_their_name() {
     h.connect_named(1, "u-ann", "Ann");
     h.connect(2, "bob");
     h.join(&[1, 2], "lobby");
-    h.send(1, json!({"type": "typing", "room": "lobby"}));
-    h.drain();
-    h.send(
-        1,
-        json!({"type": "message", "id": "m1", "text": "done", "room": "lobby"}),
-    );
-    let sent = h.drain();
+    let sent = typing_then_message_in_lobby(&mut h);
     assert_eq!(types(&sent, 2), vec!["typing", "message"]);
     assert_eq!(
         of_type(&sent, 2, "typing")[0],

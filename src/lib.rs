@@ -14,6 +14,7 @@
 mod cache_hints;
 pub mod chat;
 pub mod config;
+mod constant_table;
 pub mod emotion;
 #[doc(hidden)]
 pub mod fuzz_targets;

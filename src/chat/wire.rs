@@ -1522,10 +1522,7 @@ const ONE: u16 = b'1' as u16;
 const ASCII_ZERO_PAIR: u16 = u16::from_le_bytes(*b"00");
 
 /// The constants of [`ScoreTexts::new`], eight lanes each, and of [`encode_with_sse2`],
-/// four lanes each, together in four cache lines. Read through [`digit_constants`] so that the
-/// compiler loads them from here: left to itself it makes each a constant of its own, which
-/// the linker merges with equal constants elsewhere in the binary, one cache line apart each,
-/// all to be missed by a cold call.
+/// four lanes each, together in four cache lines, read through [`digit_constants`].
 #[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct DigitConstants {
@@ -1552,16 +1549,11 @@ struct DigitConstants {
 #[cfg(target_arch = "x86_64")]
 static DIGIT_CONSTANTS_AT: &DigitConstants = &DIGIT_CONSTANTS;
 
-/// [`DIGIT_CONSTANTS`], through a pointer the compiler cannot see the value of (a volatile
-/// read of [`DIGIT_CONSTANTS_AT`]), so the constants are loaded from the table. One load where
-/// `black_box` stored the address to the stack and loaded it back, which also gave the
-/// encoder a stack frame.
+/// [`DIGIT_CONSTANTS`], loaded from the table (see [`crate::constant_table`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn digit_constants() -> &'static DigitConstants {
-    // SAFETY: `DIGIT_CONSTANTS_AT` is a static, so valid and aligned for the read, and
-    // initialized (to a reference to a static).
-    unsafe { std::ptr::read_volatile(&DIGIT_CONSTANTS_AT) }
+    crate::constant_table::opaque(&DIGIT_CONSTANTS_AT)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -22,10 +22,9 @@ const fn quad(value: f32) -> Quad {
     [value; 4]
 }
 
-/// The exponential's constants, each as four lanes, together in four cache lines. Read through
-/// [`exp_constants`] (see [`exp_lanes`]) so that the compiler loads them from here: left
-/// to itself it makes each a constant of its own, which the linker merges with equal constants
-/// elsewhere in the binary, and a cold call then missed eleven lines instead of four.
+/// The exponential's constants, each as four lanes, together in four cache lines, read through
+/// [`exp_constants`]: as constants of their own, a cold call missed eleven lines instead of
+/// four.
 #[repr(C, align(64))]
 struct ExpConstants {
     /// `log2(e)`: `x * log2_e` is the power of two the result lies near.
@@ -53,14 +52,10 @@ struct ExpConstants {
 /// [`EXP_CONSTANTS`]' address, read by [`exp_constants`].
 static EXP_CONSTANTS_AT: &ExpConstants = &EXP_CONSTANTS;
 
-/// [`EXP_CONSTANTS`], through a pointer the compiler cannot see the value of (a volatile read
-/// of [`EXP_CONSTANTS_AT`]): one load, where `black_box` stored the address to the stack and
-/// loaded it back.
+/// [`EXP_CONSTANTS`], loaded from the table (see [`crate::constant_table`]).
 #[inline(always)]
 fn exp_constants() -> &'static ExpConstants {
-    // SAFETY: `EXP_CONSTANTS_AT` is a static, so valid and aligned for the read, and
-    // initialized (to a reference to a static).
-    unsafe { std::ptr::read_volatile(&EXP_CONSTANTS_AT) }
+    crate::constant_table::opaque(&EXP_CONSTANTS_AT)
 }
 
 static EXP_CONSTANTS: ExpConstants = ExpConstants {

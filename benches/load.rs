@@ -192,6 +192,11 @@ struct Options {
     /// Shorthand for `--peer tokio`.
     #[arg(long)]
     tokio: bool,
+    /// Also measure this EmotiBot binary (e.g. a build of an earlier commit) as the peer
+    /// `baseline`, with the main server's settings, interleaved with it run by run: a change's
+    /// effect as paired ratios, with the machine's drift shared by both. Chat scenarios only.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Internal: be the tokio-tungstenite peer (started by `--peer tokio` on the server's core).
     #[arg(long, hide = true)]
     serve_tokio: bool,
@@ -234,6 +239,8 @@ enum ServerKind {
     ScoringFloor,
     /// The generator's tokio-tungstenite server, doing EmotiBot's `--bot off` work.
     Tokio,
+    /// [`ServerKind::Chat`] served by the `--baseline` binary.
+    Baseline,
 }
 
 impl ServerKind {
@@ -244,11 +251,15 @@ impl ServerKind {
             ServerKind::Floor => "floor",
             ServerKind::ScoringFloor => "scoring-floor",
             ServerKind::Tokio => "tokio",
+            ServerKind::Baseline => "baseline",
         }
     }
 
     fn waits_for_ready(self) -> bool {
-        matches!(self, ServerKind::Chat | ServerKind::Tokio)
+        matches!(
+            self,
+            ServerKind::Chat | ServerKind::Tokio | ServerKind::Baseline
+        )
     }
 
     /// Whether any text frame answers a message (rather than only `emotion`).
@@ -269,7 +280,7 @@ impl ServerKind {
 
     fn path(self) -> &'static str {
         match self {
-            ServerKind::Chat | ServerKind::Tokio => "/ws",
+            ServerKind::Chat | ServerKind::Tokio | ServerKind::Baseline => "/ws",
             // The server's echo endpoint lives next to the chat one.
             ServerKind::Echo => "/echo",
             ServerKind::Floor | ServerKind::ScoringFloor => "/floor",
@@ -292,7 +303,9 @@ impl Options {
     fn servers(&self) -> Vec<ServerKind> {
         let mut servers = vec![self.server_kind()];
         let peers = self.peers.iter().map(|peer| peer.kind());
-        for kind in peers.chain(self.tokio.then_some(ServerKind::Tokio)) {
+        let named = self.tokio.then_some(ServerKind::Tokio);
+        let baseline = self.baseline.is_some().then_some(ServerKind::Baseline);
+        for kind in peers.chain(named).chain(baseline) {
             if !servers.contains(&kind) {
                 servers.push(kind);
             }
@@ -339,7 +352,7 @@ impl Options {
                     self.secret.clone(),
                 ]
             }
-            ServerKind::Chat | ServerKind::Echo => {}
+            ServerKind::Chat | ServerKind::Echo | ServerKind::Baseline => {}
         }
         let mut args: Vec<String> = vec!["serve".into()];
         if kind == ServerKind::Echo {
@@ -447,6 +460,9 @@ fn run_scenario(options: &Options, scenario: Scenario) -> Result<(), BoxError> {
     if scenario == Scenario::Fanout && servers.contains(&ServerKind::Echo) {
         return Err("the echo server has no rooms: no fanout against it".into());
     }
+    if servers.contains(&ServerKind::Baseline) && servers[0] != ServerKind::Chat {
+        return Err("--baseline is a chat server: compare it with the chat server".into());
+    }
     let tokens = tokens::mint_for_users(&options.secret, options.users_needed(scenario))?;
     let mut results: Vec<ServerRuns> = servers
         .into_iter()
@@ -493,6 +509,7 @@ fn run_once(
         None => {
             let binary = match &options.server {
                 _ if kind.is_built_in() => std::env::current_exe()?,
+                _ if kind == ServerKind::Baseline => options.baseline.clone().unwrap_or_default(),
                 Some(path) => path.clone(),
                 None => server::default_binary().ok_or(
                     "no target/release/emotibot next to the bench; run `cargo build --release` \
@@ -703,33 +720,39 @@ fn ratios(
 }
 
 /// The figures a paired comparison is reported for, what the targets are set on: the server's
-/// CPU per unit of work (`server_cpu_us_per_msg`, `_per_delivery`, ...).
-const PAIRED_FIGURE_PREFIX: &str = "server_cpu_us_per_";
+/// CPU per unit of work (`server_cpu_us_per_msg`, `_per_delivery`, ...), and its user-space
+/// part (`server_user_us_per_msg`, ...): the server's own code, without the kernel time that
+/// dominates the total and most of its noise.
+const PAIRED_FIGURE_PREFIXES: [&str; 2] = ["server_cpu_us_per_", "server_user_us_per_"];
 
-/// The name of the scenario's CPU figure, and `main / peer` of it run by run: run `i` of each
-/// server comes one after the other in time (see [`run_scenario`]), so a drift in the machine's
-/// load over the invocation touches both sides of a pair alike. `None` without such a figure.
-fn paired_ratios(main: &[Figures], peer: &[Figures]) -> Option<(String, Vec<f64>)> {
-    let name = main
-        .first()?
-        .0
-        .iter()
-        .map(|(name, _)| name)
-        .find(|name| name.starts_with(PAIRED_FIGURE_PREFIX))?
-        .clone();
-    let values = |runs: &[Figures]| -> Vec<f64> {
+/// The scenario's CPU figures, each with `main / peer` of it run by run: run `i` of each server
+/// comes one after the other in time (see [`run_scenario`]), so a drift in the machine's load
+/// over the invocation touches both sides of a pair alike. Empty without such figures.
+fn paired_ratios(main: &[Figures], peer: &[Figures]) -> Vec<(String, Vec<f64>)> {
+    let Some(first) = main.first() else {
+        return Vec::new();
+    };
+    let values = |runs: &[Figures], name: &str| -> Vec<f64> {
         runs.iter()
             .map(|figures| {
                 figures
                     .0
                     .iter()
-                    .find(|(other, _)| *other == name)
+                    .find(|(other, _)| other == name)
                     .map_or(f64::NAN, |(_, value)| *value)
             })
             .collect()
     };
-    let ratios = stats::pair_ratios(&values(main), &values(peer));
-    Some((name, ratios))
+    first
+        .0
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| PAIRED_FIGURE_PREFIXES.iter().any(|p| name.starts_with(p)))
+        .map(|name| {
+            let ratios = stats::pair_ratios(&values(main, name), &values(peer, name));
+            (name.clone(), ratios)
+        })
+        .collect()
 }
 
 /// The human tables (median, min, max over runs, one per server; with peers, a side-by-side
@@ -824,17 +847,17 @@ fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
             println!("{line}");
         }
         for peer in peers {
-            let Some((figure, paired)) = paired_ratios(&main.runs, &peer.runs) else {
-                continue;
-            };
-            let listed: Vec<String> = paired.iter().map(|ratio| format!("{ratio:.3}")).collect();
-            println!(
-                "{figure} {}/{} run by run: {} (median {})",
-                main.kind.name(),
-                peer.kind.name(),
-                listed.join(" "),
-                format_value(stats::median(&paired)),
-            );
+            for (figure, paired) in paired_ratios(&main.runs, &peer.runs) {
+                let listed: Vec<String> =
+                    paired.iter().map(|ratio| format!("{ratio:.3}")).collect();
+                println!(
+                    "{figure} {}/{} run by run: {} (median {})",
+                    main.kind.name(),
+                    peer.kind.name(),
+                    listed.join(" "),
+                    format_value(stats::median(&paired)),
+                );
+            }
         }
     }
     let mut json = serde_json::json!({
@@ -878,11 +901,14 @@ fn report(options: &Options, scenario: Scenario, results: &[ServerRuns]) {
             .collect();
         let paired_json: serde_json::Map<String, serde_json::Value> = peers
             .iter()
-            .filter_map(|peer| {
+            .map(|peer| {
                 let label = format!("{}/{}", main.kind.name(), peer.kind.name());
-                let (figure, paired) = paired_ratios(&main.runs, &peer.runs)?;
-                let median = json_number(stats::median(&paired));
-                Some((label, serde_json::json!({ figure: median })))
+                let figures: serde_json::Map<String, serde_json::Value> =
+                    paired_ratios(&main.runs, &peer.runs)
+                        .into_iter()
+                        .map(|(figure, paired)| (figure, json_number(stats::median(&paired))))
+                        .collect();
+                (label, serde_json::Value::Object(figures))
             })
             .collect();
         json["peers"] = serde_json::Value::Object(peer_json);
@@ -935,6 +961,7 @@ mod self_checks {
         cli::parse_url_accepts_ipv4_ws_urls,
         cli::peers_follow_the_main_server_once_each,
         cli::ratios_skip_figures_a_peer_lacks_or_zeroes,
+        cli::paired_ratios_cover_total_and_user_cpu,
         tokio_server::tokio_peer_answers_a_message_like_emotibot,
         tokio_server::tokio_peer_refuses_a_token_signed_with_another_secret,
         tokio_server::tokio_peer_delivers_a_room_message_to_the_other_members,
@@ -978,7 +1005,7 @@ mod cli {
         }
 
         pub fn peers_follow_the_main_server_once_each() {
-            use crate::ServerKind::{Chat, Echo, Floor, ScoringFloor, Tokio};
+            use crate::ServerKind::{Baseline, Chat, Echo, Floor, ScoringFloor, Tokio};
             let parse = |args: &[&str]| {
                 let options = <crate::Options as clap::Parser>::try_parse_from(args).unwrap();
                 options.servers()
@@ -997,6 +1024,31 @@ mod cli {
             assert_eq!(
                 parse(&["load", "chat", "--peer", "tokio", "--tokio"]),
                 [Chat, Tokio]
+            );
+            assert_eq!(
+                parse(&[
+                    "load",
+                    "chat",
+                    "--baseline",
+                    "old/emotibot",
+                    "--peer",
+                    "echo"
+                ]),
+                [Chat, Echo, Baseline]
+            );
+            // The baseline runs with the main server's arguments.
+            let options = <crate::Options as clap::Parser>::try_parse_from([
+                "load",
+                "chat",
+                "--bot",
+                "off",
+                "--baseline",
+                "old/emotibot",
+            ])
+            .unwrap();
+            assert_eq!(
+                options.server_command(Baseline),
+                options.server_command(Chat)
             );
             let command = <crate::Options as clap::Parser>::try_parse_from(["load", "chat"])
                 .unwrap()
@@ -1018,6 +1070,27 @@ mod cli {
             ];
             let peer = [figure("cpu", 6.0), figure("errors", 0.0)];
             assert_eq!(crate::ratios(&main, &peer), [("cpu".to_string(), 0.5)]);
+        }
+
+        pub fn paired_ratios_cover_total_and_user_cpu() {
+            use crate::measure::Figures;
+            let run = |cpu: f64, user: f64| {
+                let mut figures = Figures::default();
+                figures.add("msgs_per_s", 1000.0);
+                figures.add("server_cpu_us_per_msg", cpu);
+                figures.add("server_user_us_per_msg", user);
+                figures
+            };
+            let main = [run(2.0, 0.75), run(3.0, 0.5)];
+            let peer = [run(1.0, 0.25), run(2.0, 0.5)];
+            assert_eq!(
+                crate::paired_ratios(&main, &peer),
+                [
+                    ("server_cpu_us_per_msg".to_string(), vec![2.0, 1.5]),
+                    ("server_user_us_per_msg".to_string(), vec![3.0, 1.0]),
+                ]
+            );
+            assert!(crate::paired_ratios(&[], &peer).is_empty());
         }
     }
 }

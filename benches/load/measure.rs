@@ -27,6 +27,10 @@ impl Figures {
         let per_unit = |total: u64| total as f64 / count as f64;
         self.add(format!("server_cpu_us_per_{unit}"), per_unit(delta.cpu_us));
         self.add(
+            format!("server_user_us_per_{unit}"),
+            per_unit(delta.user_us),
+        );
+        self.add(
             "server_cpu_percent",
             delta.cpu_us as f64 / window.seconds() / 1e4,
         );
@@ -196,6 +200,7 @@ impl Window {
             (Some((_, Some(start))), Some((_, Some(end)))) => Some(ProcSample {
                 rss_kib: end.rss_kib,
                 cpu_us: end.cpu_us.saturating_sub(start.cpu_us),
+                user_us: end.user_us.saturating_sub(start.user_us),
                 voluntary_switches: end
                     .voluntary_switches
                     .saturating_sub(start.voluntary_switches),

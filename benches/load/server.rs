@@ -15,6 +15,9 @@ pub struct ProcSample {
     pub rss_kib: u64,
     /// utime + stime of the whole process, in microseconds.
     pub cpu_us: u64,
+    /// utime alone: the time spent in the server's own code (the rest is the kernel's, mostly
+    /// in its socket calls).
+    pub user_us: u64,
     /// Times the process blocked (for a server: `epoll_wait` that had to sleep).
     pub voluntary_switches: u64,
     /// Time its main thread was runnable but waiting for a CPU (`/proc/PID/schedstat`), in µs:
@@ -28,8 +31,9 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
         .ok_or_else(|| io::Error::other("no VmRSS in /proc/PID/status"))?;
     let voluntary_switches = labelled_number(&status, "voluntary_ctxt_switches:").unwrap_or(0);
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let cpu_ticks =
+    let (user_ticks, system_ticks) =
         cpu_ticks_from_stat(&stat).ok_or_else(|| io::Error::other("unparsable /proc/PID/stat"))?;
+    let ticks_to_us = |ticks: u64| ticks * 1_000_000 / clock_ticks_per_second();
     let schedstat = fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap_or_default();
     let runqueue_wait_ns: u64 = schedstat
         .split_whitespace()
@@ -39,7 +43,8 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     Ok(ProcSample {
         rss_kib,
         runqueue_wait_us: runqueue_wait_ns / 1000,
-        cpu_us: cpu_ticks * 1_000_000 / clock_ticks_per_second(),
+        cpu_us: ticks_to_us(user_ticks + system_ticks),
+        user_us: ticks_to_us(user_ticks),
         voluntary_switches,
     })
 }
@@ -52,14 +57,14 @@ fn labelled_number(text: &str, label: &str) -> Option<u64> {
         .and_then(|number| number.parse().ok())
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name in field 2 may
-/// hold spaces and parentheses, so counting starts after its last `)`.
-fn cpu_ticks_from_stat(stat: &str) -> Option<u64> {
+/// utime and stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name in field 2
+/// may hold spaces and parentheses, so counting starts after its last `)`.
+fn cpu_ticks_from_stat(stat: &str) -> Option<(u64, u64)> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 fn clock_ticks_per_second() -> u64 {
@@ -238,7 +243,7 @@ pub mod checks {
 
     pub fn stat_cpu_ticks_skip_command_names_with_spaces() {
         let stat = "4242 (emoti bot) S 1 4242 4242 0 -1 4194560 300 0 0 0 1250 375 0 0 20 0 1 0 99 1000 200";
-        assert_eq!(cpu_ticks_from_stat(stat), Some(1625));
+        assert_eq!(cpu_ticks_from_stat(stat), Some((1250, 375)));
         assert_eq!(cpu_ticks_from_stat("4242 (x) S 1"), None);
     }
 

@@ -56,9 +56,8 @@ impl Churn {
                 Ok(_) => self.in_progress += 1,
                 Err(error) => {
                     self.failures += 1;
-                    if self.first_error.is_none() {
-                        self.first_error = Some(format!("connect: {error}"));
-                    }
+                    self.first_error
+                        .get_or_insert_with(|| format!("connect: {error}"));
                     // Out of ports or descriptors: retry on a later turn rather than spin.
                     break;
                 }
@@ -113,9 +112,8 @@ impl Workload for Churn {
             Some(b"emotion") => self.on_answer(io, key, now),
             Some(b"error") => {
                 self.failures += 1;
-                if self.first_error.is_none() {
-                    self.first_error = Some(String::from_utf8_lossy(text).into_owned());
-                }
+                self.first_error
+                    .get_or_insert_with(|| String::from_utf8_lossy(text).into_owned());
                 io.close(key);
                 self.in_progress -= 1;
                 self.refill(io, now);
@@ -126,9 +124,8 @@ impl Workload for Churn {
 
     fn on_lost(&mut self, io: &mut Io, _key: usize, loss: Loss, _was_open: bool, now: Instant) {
         self.failures += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(format!("connection ended before its answer: {loss:?}"));
-        }
+        self.first_error
+            .get_or_insert_with(|| format!("connection ended before its answer: {loss:?}"));
         self.in_progress -= 1;
         self.refill(io, now);
     }

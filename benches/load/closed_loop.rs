@@ -142,9 +142,8 @@ impl Workload for ClosedLoop {
             }
             Some(b"error") => {
                 self.error_frames += 1;
-                if self.first_error.is_none() {
-                    self.first_error = Some(String::from_utf8_lossy(text).into_owned());
-                }
+                self.first_error
+                    .get_or_insert_with(|| String::from_utf8_lossy(text).into_owned());
                 // An error about one of our messages (e.g. rate_limited) still answers it.
                 if wire::string_field(text, "id").is_some() {
                     if let Some(conn) = io.conns.get_mut(key) {
@@ -165,9 +164,8 @@ impl Workload for ClosedLoop {
             self.lost_while_running += 1;
         } else {
             self.dialer.on_failed_while_dialling();
-            if self.first_error.is_none() {
-                self.first_error = Some(format!("connection failed while dialling: {loss:?}"));
-            }
+            self.first_error
+                .get_or_insert_with(|| format!("connection failed while dialling: {loss:?}"));
         }
         if self.dialer.is_settled() && self.window.is_none() && !self.open_keys.is_empty() {
             self.start_sending(io, now);

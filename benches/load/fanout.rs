@@ -198,9 +198,8 @@ impl Workload for Fanout {
             }
             Some(b"error") => {
                 self.error_frames += 1;
-                if self.first_error.is_none() {
-                    self.first_error = Some(String::from_utf8_lossy(text).into_owned());
-                }
+                self.first_error
+                    .get_or_insert_with(|| String::from_utf8_lossy(text).into_owned());
             }
             _ => self.other_frames += 1,
         }
@@ -212,9 +211,8 @@ impl Workload for Fanout {
         } else {
             self.dialer.on_failed_while_dialling();
         }
-        if self.first_error.is_none() {
-            self.first_error = Some(format!("a member's connection ended: {loss:?}"));
-        }
+        self.first_error
+            .get_or_insert_with(|| format!("a member's connection ended: {loss:?}"));
     }
 
     fn on_turn(&mut self, io: &mut Io, now: Instant) {

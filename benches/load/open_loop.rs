@@ -119,9 +119,8 @@ impl Workload for OpenLoop {
             Some(b"emotion") => self.on_answer(io, key, now),
             Some(b"error") => {
                 self.error_frames += 1;
-                if self.first_error.is_none() {
-                    self.first_error = Some(String::from_utf8_lossy(text).into_owned());
-                }
+                self.first_error
+                    .get_or_insert_with(|| String::from_utf8_lossy(text).into_owned());
                 if wire::string_field(text, "id").is_some() {
                     if let Some(conn) = io.conns.get_mut(key) {
                         conn.awaiting.pop_front();
@@ -140,9 +139,8 @@ impl Workload for OpenLoop {
         } else {
             self.dialer.on_failed_while_dialling();
         }
-        if self.first_error.is_none() {
-            self.first_error = Some(format!("a connection ended: {loss:?}"));
-        }
+        self.first_error
+            .get_or_insert_with(|| format!("a connection ended: {loss:?}"));
     }
 
     fn on_turn(&mut self, io: &mut Io, now: Instant) {

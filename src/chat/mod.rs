@@ -997,7 +997,8 @@ impl ChatCore {
     // ----- typing -----
 
     fn typing_json(&self, conn: ConnId, key: RoomKey, active: bool) -> Option<String> {
-        typing_event(&self.rooms, self.session(conn)?, key, active)
+        let room = self.rooms.get(key)?;
+        Some(typing_event(&self.rooms, self.session(conn)?, room, active))
     }
 
     /// Starts or refreshes `conn`'s indicator in the room; announces only the start.
@@ -1329,26 +1330,16 @@ fn typing_went_off(
     out: &mut impl Outbox,
 ) {
     timers.cancel(timer);
-    if let (Some(json), Some(room)) = (typing_event(rooms, session, key, false), rooms.get(key)) {
+    if let Some(room) = rooms.get(key) {
+        let json = typing_event(rooms, session, room, false);
         deliver(room, &json, Some(conn), Delivery::Droppable, out);
     }
 }
 
-/// The `typing` event of `session`'s indicator in room `key` going on or off.
-fn typing_event(
-    rooms: &Slab<Room>,
-    session: &Session,
-    key: RoomKey,
-    active: bool,
-) -> Option<String> {
-    let room = rooms.get(key)?;
+/// The `typing` event of `session`'s indicator in `room` going on or off.
+fn typing_event(rooms: &Slab<Room>, session: &Session, room: &Room, active: bool) -> String {
     let sub = sub_of(rooms, session);
-    Some(wire::typing(
-        &room.name,
-        sub,
-        session.name.as_deref(),
-        active,
-    ))
+    wire::typing(&room.name, sub, session.name.as_deref(), active)
 }
 
 /// The user's sub for a live session: its private room's name without the prefix.

@@ -441,11 +441,6 @@ impl ChatCore {
         self.session_mut(conn).filter(|s| s.serial == serial)
     }
 
-    /// The user's sub for a live session.
-    fn sub_of(&self, session: &Session) -> &str {
-        sub_of(&self.rooms, session)
-    }
-
     fn next_random(&mut self) -> u64 {
         // xorshift64*: plenty for picking reply variants.
         self.rng ^= self.rng >> 12;
@@ -541,7 +536,7 @@ impl ChatCore {
         };
         let same_user = self
             .live_session(conn)
-            .is_some_and(|s| self.sub_of(s) == claims.sub);
+            .is_some_and(|s| sub_of(&self.rooms, s) == claims.sub);
         if !same_user {
             let reason = "the new token is for a different user";
             return self.close(conn, CLOSE_TOKEN_INVALID, reason, out);
